@@ -1,0 +1,1 @@
+"""HTTP layer: FastAPI app, routes per resource, KFP JSON conversion, errors -> HTTP."""

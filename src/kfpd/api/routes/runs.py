@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from kfpd.api.convert import run_out
+from kfpd.api.deps import Db, Listing, opt_str, parse_view
+from kfpd.domain.enums import StorageState, ViewMode
+from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
+from kfpd.services import artifacts as artifacts_svc
+from kfpd.services import runs as svc
+
+router = APIRouter(prefix="/apis/v2beta1/runs", tags=["runs"])
+Q = Annotated[str | None, Query()]
+
+
+@router.post("", response_model=Run, response_model_exclude_none=True)
+def create_run(body: RunCreate, db: Db) -> Run:
+    with db.write_session() as s:
+        run = svc.create_run(s, body)
+        return run_out(svc.RunView(run))
+
+
+@router.get("/{run_id}", response_model=Run, response_model_exclude_none=True)
+def get_run(run_id: str, db: Db, view: Q = None) -> Run:
+    mode = parse_view(view)
+    with db.read_session() as s:
+        found = svc.get_run(s, run_id, mode)
+        hydration = artifacts_svc.hydrate(s, [t.id for t in found.tasks]) if found.full else None
+        return run_out(found, hydration)
+
+
+@router.get("", response_model=ListRunsResponse, response_model_exclude_none=True)
+def list_runs(
+    db: Db, listing: Listing, namespace: Q = None, experiment_id: Q = None, view: Q = None
+) -> ListRunsResponse:
+    mode = parse_view(view)
+    with db.read_session() as s:
+        page = svc.list_runs(
+            s,
+            namespace=opt_str(namespace) or "",
+            experiment_id=opt_str(experiment_id),
+            request=listing,
+            view=mode,
+        )
+        hydration = None
+        if mode == ViewMode.FULL:
+            hydration = artifacts_svc.hydrate(s, [t.id for v in page.items for t in v.tasks])
+        return ListRunsResponse(
+            runs=[run_out(v, hydration, with_spec=mode == ViewMode.FULL) for v in page.items],
+            total_size=page.total_size,
+            next_page_token=page.next_page_token or None,
+        )
+
+
+@router.post("/{run_id}:archive")
+def archive_run(run_id: str, db: Db) -> dict[str, Any]:
+    with db.write_session() as s:
+        svc.set_storage_state(s, run_id, StorageState.ARCHIVED)
+    return {}
+
+
+@router.post("/{run_id}:unarchive")
+def unarchive_run(run_id: str, db: Db) -> dict[str, Any]:
+    with db.write_session() as s:
+        svc.set_storage_state(s, run_id, StorageState.AVAILABLE)
+    return {}
+
+
+@router.delete("/{run_id}")
+def delete_run(run_id: str, db: Db) -> dict[str, Any]:
+    with db.write_session() as s:
+        svc.delete_run(s, run_id)
+    return {}
+
+
+@router.post("/{run_id}:terminate")
+def terminate_run(run_id: str, db: Db) -> dict[str, Any]:
+    with db.write_session() as s:
+        svc.terminate_run(s, run_id)
+    return {}
+
+
+@router.post("/{run_id}:retry")
+def retry_run(run_id: str, db: Db) -> dict[str, Any]:
+    with db.write_session() as s:
+        svc.retry_run(s, run_id)
+    return {}

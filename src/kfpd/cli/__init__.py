@@ -1,0 +1,1 @@
+"""The ``kfpd`` command line."""

@@ -1,0 +1,71 @@
+"""``kfpd`` commands: server, version, migrate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kfpd import __version__
+from kfpd.config import Settings, default_data_dir
+
+app = typer.Typer(
+    help="kfpd: a Kubeflow Pipelines backend in one Python server.", no_args_is_help=True
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the kfpd version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8888,
+    db_url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir; env KFPD_DB_URL)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where kfpd keeps its database and artifacts (~/.kfpd).")
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 32
+    * 1024
+    * 1024,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the kfpd server (REST API)."""
+    import uvicorn
+
+    from kfpd.api.app import create_app
+
+    settings = Settings(
+        data_dir=data_dir or default_data_dir(),
+        db_url=db_url,
+        host=host,
+        port=port,
+        max_body_bytes=max_body_bytes,
+    )
+    typer.echo(f"kfpd {__version__}: database {settings.database_url}, data in {settings.data_dir}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def migrate(
+    db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL to upgrade.")] = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database schema (the server also does this at start-up)."""
+    from kfpd.db.migrate import upgrade
+
+    settings = Settings(db_url=db_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,34 @@
+"""Server settings, from CLI flags or KFPD_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("KFPD_DATA_DIR") or Path.home() / ".kfpd")
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    db_url: str | None = None  # default: SQLite in data_dir
+    host: str = "127.0.0.1"
+    port: int = 8888
+    max_body_bytes: int = int(os.environ.get("KFPD_MAX_BODY_BYTES", 32 * 1024 * 1024))
+    migrate: bool = True  # upgrade the schema to head at start-up
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        env = os.environ.get("KFPD_DB_URL")
+        if env:
+            return env
+        return f"sqlite:///{self.data_dir / 'kfpd.sqlite'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.data_dir / "artifacts"

@@ -1,0 +1,1 @@
+"""Persistence: tables, engines, sessions, lists. Queries never commit."""

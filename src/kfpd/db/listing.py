@@ -1,0 +1,237 @@
+"""Filtered, sorted, keyset-paginated lists (no OFFSET scans).
+
+A page token is opaque base64 JSON holding the sort field and direction, the sort value
+and id of the first row of the next page, the filter and the list's context (namespace,
+run, ...). A token reused with another sort, filter or context is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from kfpd.domain.enums import WireEnum
+from kfpd.domain.errors import InvalidArgument
+from kfpd.domain.filtering import Filter, Op, Predicate, parse_filter
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Field:
+    """A list field: the column it maps to and how filter values convert to it."""
+
+    column: InstrumentedAttribute[Any]
+    kind: str = "str"  # str | int | float | timestamp | enum
+    enum: type[WireEnum] | None = None
+    sortable: bool = True
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    page_size: int | None = None
+    page_token: str | None = None
+    sort_by: str | None = None
+    filter: str | None = None
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str = ""
+    total_size: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Sort:
+    key: str
+    desc: bool
+
+
+def _parse_sort(sort_by: str | None, fields: dict[str, Field], default: str) -> _Sort:
+    if not sort_by or not sort_by.strip():
+        return _Sort(default, False)
+    parts = sort_by.split()
+    if len(parts) > 2 or (len(parts) == 2 and parts[1].lower() not in {"asc", "desc"}):
+        raise InvalidArgument(
+            f"invalid sort_by {sort_by!r}; use 'field', 'field asc' or 'field desc'"
+        )
+    key = parts[0]
+    spec = fields.get(key)
+    if spec is None or not spec.sortable:
+        sortable = sorted(k for k, f in fields.items() if f.sortable)
+        raise InvalidArgument(f"cannot sort by {key!r}; sortable fields: {sortable}")
+    return _Sort(key, len(parts) == 2 and parts[1].lower() == "desc")
+
+
+def _convert(spec: Field, pred: Predicate, value: Any) -> Any:
+    if spec.kind == "enum":
+        assert spec.enum is not None
+        try:
+            return int(spec.enum.parse(value))
+        except ValueError as exc:
+            raise InvalidArgument(f"filter on {pred.key!r}: {exc}") from exc
+    if spec.kind in {"int", "timestamp", "float"}:
+        if isinstance(value, str):
+            try:
+                return float(value) if spec.kind == "float" else int(value)
+            except ValueError as exc:
+                raise InvalidArgument(f"filter on {pred.key!r} needs a number") from exc
+        if spec.kind == "timestamp" and not pred.is_timestamp and isinstance(value, int):
+            return value * 1_000_000  # int values on time fields are Unix seconds
+        return value
+    if not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_COMPARE: dict[Op, Any] = {
+    Op.EQUALS: operator.eq,
+    Op.NOT_EQUALS: operator.ne,
+    Op.GREATER_THAN: operator.gt,
+    Op.GREATER_THAN_EQUALS: operator.ge,
+    Op.LESS_THAN: operator.lt,
+    Op.LESS_THAN_EQUALS: operator.le,
+}
+
+
+def compile_filter(flt: Filter, fields: dict[str, Field]) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    for pred in flt.predicates:
+        spec = fields.get(pred.key)
+        if spec is None:
+            raise InvalidArgument(
+                f"no support for filtering on unrecognized field {pred.key!r}; "
+                f"known fields: {sorted(fields)}"
+            )
+        col = spec.column
+        if pred.op == Op.IN:
+            clauses.append(col.in_([_convert(spec, pred, v) for v in pred.value]))
+            continue
+        if pred.op == Op.IS_SUBSTRING:
+            if spec.kind != "str":
+                raise InvalidArgument(f"IS_SUBSTRING needs a text field, not {pred.key!r}")
+            clauses.append(col.like(f"%{_like_escape(pred.value)}%", escape="\\"))
+            continue
+        value = _convert(spec, pred, pred.value)
+        clauses.append(_COMPARE[pred.op](col, value))
+    return clauses
+
+
+def _encode_token(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument("invalid page_token: not a token this server issued") from exc
+    if not isinstance(payload, dict) or not {"s", "d", "v", "k", "f", "c"} <= set(payload):
+        raise InvalidArgument("invalid page_token: not a token this server issued")
+    return payload
+
+
+def list_page(
+    session: Session,
+    stmt: Select[Any],
+    *,
+    fields: dict[str, Field],
+    id_field: str,
+    default_sort: str,
+    request: ListRequest,
+    context: Sequence[Any] = (),
+    count: bool = True,
+) -> Page[Any]:
+    """Run one page of ``stmt`` (a select of one ORM entity with its fixed clauses)."""
+    size = request.page_size or DEFAULT_PAGE_SIZE
+    if size < 0:
+        raise InvalidArgument("page_size must not be negative")
+    size = min(size, MAX_PAGE_SIZE)
+    ctx = list(context)
+
+    flt = parse_filter(request.filter)
+    sort = _parse_sort(request.sort_by, fields, default_sort)
+    cursor: tuple[Any, Any] | None = None
+    if request.page_token:
+        token = _decode_token(request.page_token)
+        if token["c"] != ctx:
+            raise InvalidArgument("page_token belongs to another list (namespace, run or parent)")
+        if request.sort_by and (token["s"], token["d"]) != (sort.key, sort.desc):
+            raise InvalidArgument("page_token was issued for another sort_by")
+        token_filter = parse_filter(token["f"])
+        if request.filter and token_filter.canonical != flt.canonical:
+            raise InvalidArgument("page_token was issued for another filter")
+        flt = token_filter
+        if token["s"] not in fields:
+            raise InvalidArgument("invalid page_token: unknown sort field")
+        sort = _Sort(token["s"], bool(token["d"]))
+        cursor = (token["v"], token["k"])
+
+    clauses = compile_filter(flt, fields)
+    sort_col = fields[sort.key].column
+    id_col = fields[id_field].column
+    filtered = stmt.where(*clauses) if clauses else stmt
+
+    page_stmt = filtered
+    if cursor is not None:
+        value, key = cursor
+        if sort.key == id_field:
+            page_stmt = page_stmt.where(id_col <= key if sort.desc else id_col >= key)
+        elif sort.desc:
+            page_stmt = page_stmt.where(
+                sort_col <= value, or_(sort_col < value, and_(sort_col == value, id_col <= key))
+            )
+        else:
+            page_stmt = page_stmt.where(
+                sort_col >= value, or_(sort_col > value, and_(sort_col == value, id_col >= key))
+            )
+    if sort.key == id_field:
+        order = [id_col.desc() if sort.desc else id_col.asc()]
+    else:
+        order = [sort_col.desc(), id_col.desc()] if sort.desc else [sort_col.asc(), id_col.asc()]
+    rows = list(session.scalars(page_stmt.order_by(*order).limit(size + 1)))
+
+    next_token = ""
+    if len(rows) > size:
+        extra = rows.pop()
+        next_token = _encode_token(
+            {
+                "s": sort.key,
+                "d": sort.desc,
+                "v": getattr(extra, sort_col.key),
+                "k": getattr(extra, id_col.key),
+                "f": request.filter or (token_filter_text(request) if cursor else ""),
+                "c": ctx,
+            }
+        )
+    total = 0
+    if count:
+        count_stmt = filtered.with_only_columns(func.count(), maintain_column_froms=True)
+        total = int(session.scalar(count_stmt.order_by(None)) or 0)
+    return Page(items=rows, next_page_token=next_token, total_size=total)
+
+
+def token_filter_text(request: ListRequest) -> str:
+    """The filter text a continuing token carries forward."""
+    if not request.page_token:
+        return request.filter or ""
+    return str(_decode_token(request.page_token)["f"])

@@ -1,0 +1,213 @@
+"""SQLAlchemy 2 tables. Times are BIGINT microseconds since the epoch; enums are stored as ints.
+
+The layout follows upstream's native-metadata schema (tasks, artifacts, artifact_tasks) with
+indexes planned for keyset pagination at 200k+ rows per namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(36)
+NAME = String(255)
+NAMESPACE = String(63)
+JSONType = JSON().with_variant(JSON(none_as_null=True), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    namespace: Mapped[str] = mapped_column(NAMESPACE, default="")
+    display_name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    storage_state: Mapped[int] = mapped_column(Integer)
+    last_run_created_at: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("namespace", "display_name"),
+        Index(None, "namespace", "created_at", "id"),
+    )
+
+
+class Pipeline(Base):
+    __tablename__ = "pipelines"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    namespace: Mapped[str] = mapped_column(NAMESPACE, default="")
+    name: Mapped[str] = mapped_column(NAME)
+    display_name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    tags: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("namespace", "name"),
+        Index(None, "namespace", "created_at", "id"),
+    )
+
+
+class PipelineVersion(Base):
+    __tablename__ = "pipeline_versions"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(ID, ForeignKey("pipelines.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(NAME)
+    display_name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    pipeline_spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    platform_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    code_source_url: Mapped[str] = mapped_column(Text, default="")
+    package_url: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "name"),
+        Index(None, "pipeline_id", "created_at", "id"),
+    )
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    namespace: Mapped[str] = mapped_column(NAMESPACE, default="")
+    experiment_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("experiments.id", ondelete="SET NULL"), nullable=True
+    )
+    display_name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str] = mapped_column(Text, default="")
+    pipeline_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    pipeline_version_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    pipeline_name: Mapped[str] = mapped_column(NAME, default="")
+    # The spec the run executes: always stored, so the server can resolve scope paths.
+    pipeline_spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    platform_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    spec_inline: Mapped[int] = mapped_column(Integer, default=1)
+    runtime_config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    service_account: Mapped[str] = mapped_column(NAME, default="")
+    storage_state: Mapped[int] = mapped_column(Integer)
+    state: Mapped[int] = mapped_column(Integer)
+    state_history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    scheduled_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    finished_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    recurring_run_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+
+    __table_args__ = (
+        Index(None, "namespace", "created_at", "id"),
+        Index(None, "namespace", "state", "created_at", "id"),
+        Index(None, "namespace", "display_name", "id"),
+        Index(None, "namespace", "finished_at", "id"),
+        Index(None, "experiment_id", "created_at", "id"),
+        # Single-user lists span namespaces.
+        Index(None, "created_at", "id"),
+        Index(None, "state", "created_at", "id"),
+    )
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ID, ForeignKey("runs.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(NAMESPACE, default="")
+    parent_task_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=True
+    )
+    name: Mapped[str] = mapped_column(NAME, default="")
+    display_name: Mapped[str] = mapped_column(NAME, default="")
+    scope_path: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[int] = mapped_column(Integer)
+    state: Mapped[int] = mapped_column(Integer)
+    state_history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    status_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    type_attributes: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    iteration_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    pods: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    cache_fingerprint: Mapped[str] = mapped_column(String(255), default="")
+    input_parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    output_parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    finished_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    logical_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+
+    __table_args__ = (
+        UniqueConstraint("id", "run_id"),
+        Index(None, "run_id", "parent_task_id", "created_at", "id"),
+        Index(None, "run_id", "created_at", "id"),
+        Index(None, "parent_task_id"),
+        Index("ix_tasks_cache_lookup", "cache_fingerprint", "namespace", "state", "created_at"),
+    )
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    namespace: Mapped[str] = mapped_column(NAMESPACE, default="")
+    type: Mapped[int] = mapped_column(Integer)
+    uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    uri_hash: Mapped[str] = mapped_column(String(64), default="")
+    name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_update: Mapped[int] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, nullable=True)
+    number_value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    identity_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("namespace", "identity_key"),
+        Index(None, "namespace", "created_at", "id"),
+        Index(None, "namespace", "type", "created_at", "id"),
+        Index(None, "namespace", "uri_hash"),
+        Index(None, "namespace", "name", "id"),
+    )
+
+
+class ArtifactTask(Base):
+    __tablename__ = "artifact_tasks"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    artifact_id: Mapped[str] = mapped_column(ID, ForeignKey("artifacts.id", ondelete="CASCADE"))
+    task_id: Mapped[str] = mapped_column(ID)
+    run_id: Mapped[str] = mapped_column(ID, ForeignKey("runs.id", ondelete="CASCADE"))
+    type: Mapped[int] = mapped_column(Integer)
+    iteration: Mapped[int] = mapped_column(BigInteger, default=-1)
+    producer: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    key: Mapped[str] = mapped_column(String(191), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["task_id", "run_id"], ["tasks.id", "tasks.run_id"], ondelete="CASCADE"
+        ),
+        UniqueConstraint("artifact_id", "task_id", "type", "iteration", "key"),
+        Index(None, "task_id", "type"),
+        Index(None, "run_id", "type"),
+        Index(None, "artifact_id"),
+    )

@@ -1,0 +1,1 @@
+"""Pure domain: enums, errors, value rules. Imports nothing else from kfpd."""

@@ -1,0 +1,58 @@
+"""The kfpd exception tree. Services raise these; the API turns them into HTTP at one place.
+
+KfpdError
+├── InvalidArgument      400  bad input (malformed body, filter, spec, page token)
+├── NotFound             404  unknown id
+├── AlreadyExists        409  unique name taken
+├── FailedPrecondition   400  the resource is in the wrong state for the call
+│   └── RunIsTerminal    409  writes to a finished run's tasks or links
+├── PayloadTooLarge      413  body over the configured limit
+└── Unauthenticated      401
+"""
+
+from __future__ import annotations
+
+
+class KfpdError(Exception):
+    """Base of every error kfpd reports to a caller."""
+
+    http_status = 500
+    grpc_code = 13  # INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(KfpdError):
+    http_status = 400
+    grpc_code = 3
+
+
+class NotFound(KfpdError):
+    http_status = 404
+    grpc_code = 5
+
+
+class AlreadyExists(KfpdError):
+    http_status = 409
+    grpc_code = 6
+
+
+class FailedPrecondition(KfpdError):
+    http_status = 400
+    grpc_code = 9
+
+
+class RunIsTerminal(FailedPrecondition):
+    http_status = 409
+
+
+class PayloadTooLarge(KfpdError):
+    http_status = 413
+    grpc_code = 8  # RESOURCE_EXHAUSTED
+
+
+class Unauthenticated(KfpdError):
+    http_status = 401
+    grpc_code = 16

@@ -1,0 +1,59 @@
+"""Field types for KFP's protojson conventions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+
+from kfpd.domain.enums import WireEnum
+
+E = TypeVar("E", bound=WireEnum)
+
+
+class WireModel(BaseModel):
+    """Base of every wire message: unknown fields are an error, None means unset."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def wire_enum(enum: type[E]) -> Any:
+    """An enum field: accepted by name or number, emitted by name."""
+
+    def parse(value: Any) -> Any:
+        try:
+            return enum.parse(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from exc
+
+    return Annotated[
+        enum,
+        BeforeValidator(parse),
+        PlainSerializer(lambda e: e.name, return_type=str),
+        WithJsonSchema({"type": "string", "enum": [m.name for m in enum]}),
+    ]
+
+
+def _int64(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# int64: accepted as number or decimal string, emitted as a string like protojson does.
+Int64 = Annotated[
+    int,
+    BeforeValidator(_int64),
+    PlainSerializer(lambda v: str(v), return_type=str),
+    WithJsonSchema({"type": "string", "format": "int64"}),
+]
+# int32 values: accepted as number or string, emitted as a number.
+Int32 = Annotated[int, BeforeValidator(_int64)]

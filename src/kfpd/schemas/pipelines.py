@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Any
+
+from kfpd.schemas.base import Int32, WireModel
+from kfpd.schemas.common import Status
+
+
+class Url(WireModel):
+    pipeline_url: str | None = None
+
+
+class PipelineCreate(WireModel):
+    display_name: str | None = None
+    name: str | None = None
+    description: str | None = None
+    namespace: str | None = None
+    tags: dict[str, str] | None = None
+    pipeline_id: str | None = None
+    created_at: str | None = None
+    error: Status | None = None
+
+
+class Pipeline(WireModel):
+    pipeline_id: str
+    display_name: str | None = None
+    name: str | None = None
+    description: str | None = None
+    created_at: str | None = None
+    namespace: str | None = None
+    tags: dict[str, str] | None = None
+    error: Status | None = None
+
+
+class PipelineVersionCreate(WireModel):
+    display_name: str | None = None
+    name: str | None = None
+    description: str | None = None
+    pipeline_id: str | None = None
+    package_url: Url | None = None
+    code_source_url: str | None = None
+    pipeline_spec: dict[str, Any] | None = None
+    pipeline_version_id: str | None = None
+    created_at: str | None = None
+    error: Status | None = None
+    tags: dict[str, str] | None = None
+
+
+class PipelineVersion(WireModel):
+    pipeline_id: str
+    pipeline_version_id: str
+    display_name: str | None = None
+    name: str | None = None
+    description: str | None = None
+    created_at: str | None = None
+    package_url: Url | None = None
+    code_source_url: str | None = None
+    pipeline_spec: dict[str, Any] | None = None
+    error: Status | None = None
+
+
+class CreatePipelineAndVersionRequest(WireModel):
+    pipeline: PipelineCreate
+    pipeline_version: PipelineVersionCreate
+
+
+class ListPipelinesResponse(WireModel):
+    pipelines: list[Pipeline] = []
+    total_size: Int32 = 0
+    next_page_token: str | None = None
+
+
+class ListPipelineVersionsResponse(WireModel):
+    pipeline_versions: list[PipelineVersion] = []
+    total_size: Int32 = 0
+    next_page_token: str | None = None

@@ -1,0 +1,351 @@
+"""Artifacts and artifact-task links (the lineage edges). Artifacts outlive runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kfpd.db.listing import Field, ListRequest, Page, list_page
+from kfpd.db.models import Artifact, ArtifactTask, Task
+from kfpd.domain.enums import ArtifactType, IOType
+from kfpd.domain.errors import InvalidArgument, NotFound
+from kfpd.domain.filtering import Op, parse_filter
+from kfpd.domain.timeutil import now_us
+from kfpd.schemas.artifacts import ArtifactTask as ArtifactTaskBody
+from kfpd.schemas.artifacts import CreateArtifactRequest
+from kfpd.services.common import lock_writable_run, new_id, require
+
+ARTIFACT_FIELDS: dict[str, Field] = {
+    "artifact_id": Field(Artifact.id),
+    "id": Field(Artifact.id),
+    "namespace": Field(Artifact.namespace, sortable=False),
+    "type": Field(Artifact.type, "enum", ArtifactType),
+    "uri": Field(Artifact.uri, sortable=False),
+    "name": Field(Artifact.name),
+    "display_name": Field(Artifact.name),
+    "description": Field(Artifact.description, sortable=False),
+    "created_at": Field(Artifact.created_at, "timestamp"),
+    "last_update": Field(Artifact.last_update, "timestamp"),
+    "number_value": Field(Artifact.number_value, "float"),
+}
+
+LINK_FIELDS: dict[str, Field] = {
+    "id": Field(ArtifactTask.id),
+    "artifact_id": Field(ArtifactTask.artifact_id, sortable=False),
+    "task_id": Field(ArtifactTask.task_id, sortable=False),
+    "run_id": Field(ArtifactTask.run_id, sortable=False),
+    "type": Field(ArtifactTask.type, "enum", IOType),
+    "key": Field(ArtifactTask.key),
+    "created_at": Field(ArtifactTask.created_at, "timestamp"),
+}
+
+
+def uri_hash(uri: str | None) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest() if uri else ""
+
+
+def _canonical_metadata(metadata: dict[str, Any] | None) -> str:
+    return json.dumps(metadata or {}, sort_keys=True, separators=(",", ":"))
+
+
+def identity_key(atype: int, uri: str, name: str, description: str, metadata: Any) -> str:
+    """Identity of an artifact for find-or-create (importer with reimport=false)."""
+    h = hashlib.sha256(struct.pack(">i", atype))
+    for part in (uri, name, description, _canonical_metadata(metadata)):
+        raw = part.encode()
+        h.update(struct.pack(">I", len(raw)) + raw)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Checked:
+    request: CreateArtifactRequest
+    atype: ArtifactType
+    link_type: IOType
+
+
+def _check_create(req: CreateArtifactRequest) -> _Checked:
+    art = req.artifact
+    if art is None:
+        raise InvalidArgument("artifact is required")
+    if art.artifact_id:
+        raise InvalidArgument("artifact.artifact_id is assigned by the server; leave it empty")
+    atype = art.type or ArtifactType.TYPE_UNSPECIFIED
+    if atype == ArtifactType.TYPE_UNSPECIFIED:
+        raise InvalidArgument("artifact.type is required")
+    require(art.name, "artifact.name")
+    require(req.run_id, "run_id")
+    require(req.task_id, "task_id")
+    require(req.producer_key, "producer_key")
+    if atype == ArtifactType.Metric and art.number_value is None:
+        raise InvalidArgument("a Metric artifact needs number_value")
+    if (
+        atype in {ArtifactType.ClassificationMetric, ArtifactType.SlicedClassificationMetric}
+        and art.metadata is None
+    ):
+        raise InvalidArgument(f"a {atype.name} artifact needs metadata")
+    link_type = req.type or IOType.OUTPUT
+    if link_type == IOType.UNSPECIFIED:
+        raise InvalidArgument("type must not be UNSPECIFIED")
+    return _Checked(req, atype, link_type)
+
+
+def _producer(task_name: str, iteration: int | None) -> dict[str, Any]:
+    producer: dict[str, Any] = {"task_name": task_name}
+    if iteration is not None:
+        producer["iteration"] = str(iteration)
+    return producer
+
+
+def _insert_one(session: Session, checked: _Checked, task: Task, now: int) -> Artifact:
+    req = checked.request
+    art = req.artifact
+    assert art is not None
+    if art.namespace and task.namespace and art.namespace != task.namespace:
+        raise InvalidArgument(
+            f"artifact namespace {art.namespace!r} differs from its run's {task.namespace!r}"
+        )
+    namespace = task.namespace
+    row: Artifact | None = None
+    ident = None
+    if req.reuse_if_exists:
+        ident = identity_key(
+            int(checked.atype), art.uri or "", art.name or "", art.description or "", art.metadata
+        )
+        row = session.scalars(
+            select(Artifact).where(Artifact.namespace == namespace, Artifact.identity_key == ident)
+        ).first()
+    if row is None:
+        row = Artifact(
+            id=new_id(),
+            namespace=namespace,
+            type=int(checked.atype),
+            uri=art.uri or None,
+            uri_hash=uri_hash(art.uri),
+            name=art.name or "",
+            description=art.description or "",
+            created_at=now,
+            last_update=now,
+            metadata_=art.metadata,
+            number_value=art.number_value,
+            identity_key=ident,
+        )
+        session.add(row)
+        session.flush()
+    _ensure_link(
+        session,
+        artifact_id=row.id,
+        task=task,
+        io_type=checked.link_type,
+        producer=_producer(task.name, req.iteration_index),
+        key=req.producer_key or "",
+        now=now,
+    )
+    return row
+
+
+def _ensure_link(
+    session: Session,
+    *,
+    artifact_id: str,
+    task: Task,
+    io_type: IOType,
+    producer: dict[str, Any] | None,
+    key: str,
+    now: int,
+) -> ArtifactTask:
+    """Insert a link; an identical link already present is returned (idempotent retries)."""
+    iteration = -1
+    if producer and producer.get("iteration") is not None:
+        iteration = int(producer["iteration"])
+    existing = session.scalars(
+        select(ArtifactTask).where(
+            ArtifactTask.artifact_id == artifact_id,
+            ArtifactTask.task_id == task.id,
+            ArtifactTask.type == int(io_type),
+            ArtifactTask.iteration == iteration,
+            ArtifactTask.key == key,
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    link = ArtifactTask(
+        id=new_id(),
+        artifact_id=artifact_id,
+        task_id=task.id,
+        run_id=task.run_id,
+        type=int(io_type),
+        iteration=iteration,
+        producer=producer,
+        key=key,
+        created_at=now,
+    )
+    session.add(link)
+    return link
+
+
+def _tasks_for(session: Session, pairs: set[tuple[str, str]]) -> dict[str, Task]:
+    """Load tasks by id and check each belongs to the run named with it."""
+    ids = [t for t, _ in pairs]
+    tasks = {t.id: t for t in session.scalars(select(Task).where(Task.id.in_(ids)))}
+    for task_id, run_id in pairs:
+        task = tasks.get(task_id)
+        if task is None or task.run_id != run_id:
+            raise NotFound(f"task {task_id!r} not found in run {run_id}")
+    return tasks
+
+
+def create_artifacts(session: Session, requests: list[CreateArtifactRequest]) -> list[Artifact]:
+    """Create artifacts with their producer links, all in the caller's transaction."""
+    if not requests:
+        raise InvalidArgument("artifacts must not be empty")
+    checked = [_check_create(r) for r in requests]
+    for run_id in sorted({c.request.run_id or "" for c in checked}):
+        lock_writable_run(session, run_id)
+    tasks = _tasks_for(
+        session, {(c.request.task_id or "", c.request.run_id or "") for c in checked}
+    )
+    now = now_us()
+    rows = [_insert_one(session, c, tasks[c.request.task_id or ""], now) for c in checked]
+    session.flush()
+    return rows
+
+
+def get_artifact(session: Session, artifact_id: str) -> Artifact:
+    row = session.get(Artifact, require(artifact_id, "artifact_id"))
+    if row is None:
+        raise NotFound(f"artifact {artifact_id!r} not found")
+    return row
+
+
+def list_artifacts(session: Session, namespace: str, request: ListRequest) -> Page[Artifact]:
+    stmt = select(Artifact)
+    if namespace:
+        stmt = stmt.where(Artifact.namespace == namespace)
+    # Exact-URI lookups go through the hashed, indexed column.
+    for pred in parse_filter(request.filter).predicates:
+        if pred.key == "uri" and pred.op == Op.EQUALS and isinstance(pred.value, str):
+            stmt = stmt.where(Artifact.uri_hash == uri_hash(pred.value))
+    return list_page(
+        session,
+        stmt,
+        fields=ARTIFACT_FIELDS,
+        id_field="artifact_id",
+        default_sort="created_at",
+        request=request,
+        context=[namespace],
+    )
+
+
+def _check_link(body: ArtifactTaskBody) -> None:
+    require(body.artifact_id, "artifact_task.artifact_id")
+    require(body.task_id, "artifact_task.task_id")
+    require(body.run_id, "artifact_task.run_id")
+    require(body.key, "artifact_task.key")
+    if body.type is None or body.type == IOType.UNSPECIFIED:
+        raise InvalidArgument("artifact_task.type is required and must not be UNSPECIFIED")
+    if body.producer is None:
+        raise InvalidArgument("artifact_task.producer is required")
+
+
+def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> list[ArtifactTask]:
+    if not bodies:
+        raise InvalidArgument("artifact_tasks must not be empty")
+    for body in bodies:
+        _check_link(body)
+    for run_id in sorted({b.run_id or "" for b in bodies}):
+        lock_writable_run(session, run_id)
+    tasks = _tasks_for(session, {(b.task_id or "", b.run_id or "") for b in bodies})
+    artifact_ids = {b.artifact_id for b in bodies}
+    found = set(session.scalars(select(Artifact.id).where(Artifact.id.in_(artifact_ids))))
+    missing = artifact_ids - found
+    if missing:
+        raise NotFound(f"artifact(s) not found: {sorted(x or '' for x in missing)}")
+    now = now_us()
+    links = []
+    for body in bodies:
+        assert body.producer is not None and body.type is not None
+        links.append(
+            _ensure_link(
+                session,
+                artifact_id=body.artifact_id or "",
+                task=tasks[body.task_id or ""],
+                io_type=body.type,
+                producer=body.producer.dump(),
+                key=body.key or "",
+                now=now,
+            )
+        )
+        session.flush()
+    return links
+
+
+def list_artifact_tasks(
+    session: Session,
+    *,
+    task_ids: list[str],
+    run_ids: list[str],
+    artifact_ids: list[str],
+    io_type: IOType | None,
+    request: ListRequest,
+) -> Page[ArtifactTask]:
+    if not (task_ids or run_ids or artifact_ids):
+        raise InvalidArgument("give at least one of task_ids, run_ids or artifact_ids")
+    if any(not x for x in [*task_ids, *run_ids, *artifact_ids]):
+        raise InvalidArgument("task_ids, run_ids and artifact_ids must not contain empty strings")
+    stmt = select(ArtifactTask)
+    if task_ids:
+        stmt = stmt.where(ArtifactTask.task_id.in_(task_ids))
+    if run_ids:
+        stmt = stmt.where(ArtifactTask.run_id.in_(run_ids))
+    if artifact_ids:
+        stmt = stmt.where(ArtifactTask.artifact_id.in_(artifact_ids))
+    if io_type and io_type != IOType.UNSPECIFIED:
+        stmt = stmt.where(ArtifactTask.type == int(io_type))
+    return list_page(
+        session,
+        stmt,
+        fields=LINK_FIELDS,
+        id_field="id",
+        default_sort="created_at",
+        request=request,
+        context=[sorted(task_ids), sorted(run_ids), sorted(artifact_ids), int(io_type or 0)],
+    )
+
+
+@dataclass
+class Hydration:
+    """Links with their artifacts, and child tasks, for a set of tasks (no query per task)."""
+
+    links: dict[str, list[tuple[ArtifactTask, Artifact]]]
+    children: dict[str, list[tuple[str, str]]]
+
+
+def hydrate(session: Session, task_ids: list[str]) -> Hydration:
+    links: dict[str, list[tuple[ArtifactTask, Artifact]]] = defaultdict(list)
+    children: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for chunk_start in range(0, len(task_ids), 500):
+        chunk = task_ids[chunk_start : chunk_start + 500]
+        rows = session.execute(
+            select(ArtifactTask, Artifact)
+            .join(Artifact, Artifact.id == ArtifactTask.artifact_id)
+            .where(ArtifactTask.task_id.in_(chunk))
+            .order_by(ArtifactTask.task_id, ArtifactTask.type, ArtifactTask.key, ArtifactTask.id)
+        )
+        for link, artifact in rows:
+            links[link.task_id].append((link, artifact))
+        kids = session.execute(
+            select(Task.parent_task_id, Task.id, Task.name)
+            .where(Task.parent_task_id.in_(chunk))
+            .order_by(Task.created_at, Task.id)
+        )
+        for parent_id, child_id, name in kids:
+            children[parent_id or ""].append((child_id, name))
+    return Hydration(links=links, children=children)

@@ -1,0 +1,80 @@
+"""Helpers shared by services: ids, row lookup, row locks, unique-violation handling."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kfpd.db.errors import is_unique_violation
+from kfpd.db.models import Run
+from kfpd.domain.enums import RunState
+from kfpd.domain.errors import AlreadyExists, InvalidArgument, NotFound, RunIsTerminal
+
+T = TypeVar("T")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def require(value: str | None, what: str) -> str:
+    if value is None or not str(value).strip():
+        raise InvalidArgument(f"{what} is required")
+    return str(value)
+
+
+def get_or_404(session: Session, model: type[T], ident: str | None, what: str) -> T:
+    if not ident:
+        raise InvalidArgument(f"{what} id is required")
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(f"{what} {ident!r} not found")
+    return row
+
+
+def lock_run(session: Session, run_id: str | None) -> Run:
+    """Lock the run row: every write to a run's tasks and links is serialized on it.
+
+    This is what makes status roll-up safe when many tasks of one run finish at once.
+    """
+    if not run_id:
+        raise InvalidArgument("run_id is required")
+    run = session.scalars(select(Run).where(Run.id == run_id).with_for_update()).first()
+    if run is None:
+        raise NotFound(f"run {run_id!r} not found")
+    return run
+
+
+def lock_writable_run(session: Session, run_id: str | None) -> Run:
+    run = lock_run(session, run_id)
+    state = RunState(run.state)
+    if state.is_terminal:
+        raise RunIsTerminal(
+            f"run {run.id} is {state.name}; its tasks and artifact links can no longer change"
+        )
+    return run
+
+
+def flush_unique(session: Session, what: Callable[[], str]) -> None:
+    """Flush, turning a unique-constraint violation into AlreadyExists."""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            raise AlreadyExists(what()) from exc
+        raise
+
+
+def history_entry(
+    update_time: str, state: Any, error: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"update_time": update_time, "state": state}
+    if error:
+        entry["error"] = error
+    return entry

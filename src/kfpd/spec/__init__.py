@@ -1,0 +1,1 @@
+"""Reading KFP IR (PipelineSpec): loading packages, validation, scope paths."""

@@ -1,0 +1,163 @@
+"""Validation of PipelineSpec IR at submission: everything that can be checked before running.
+
+Uses the kfp-pipeline-spec protobufs for the schema (unknown fields, wrong types), then checks
+what the schema cannot: supported IR version, component and executor references, task
+references inside each DAG, dependency cycles, CEL conditions, and runtime parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import celpy
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kfpd.domain.errors import InvalidArgument
+from kfpd.spec.loader import LoadedSpec
+
+SUPPORTED_SCHEMA_VERSIONS = {"2.0.0", "2.1.0"}
+
+_PARAM_TYPES = {
+    "STRING": (str,),
+    "NUMBER_INTEGER": (int,),
+    "NUMBER_DOUBLE": (int, float),
+    "BOOLEAN": (bool,),
+    "LIST": (list,),
+    "STRUCT": (dict,),
+}
+
+_cel_env = celpy.Environment()
+
+
+def _parse_proto(value: dict[str, Any], message: Any, what: str) -> None:
+    try:
+        json_format.ParseDict(value, message, ignore_unknown_fields=False)
+    except json_format.ParseError as exc:
+        raise InvalidArgument(f"invalid {what}: {exc}") from exc
+
+
+def _check_dag(comp_name: str, dag: dict[str, Any], components: dict[str, Any]) -> None:
+    tasks: dict[str, Any] = dag.get("tasks") or {}
+    for task_name, task in tasks.items():
+        where = f"task {task_name!r} in {comp_name!r}"
+        ref = (task.get("componentRef") or {}).get("name")
+        if not ref or ref not in components:
+            raise InvalidArgument(f"{where} refers to unknown component {ref!r}")
+        for dep in task.get("dependentTasks") or []:
+            if dep not in tasks:
+                raise InvalidArgument(f"{where} depends on unknown task {dep!r}")
+        inputs = task.get("inputs") or {}
+        for kind in ("parameters", "artifacts"):
+            for in_name, spec in (inputs.get(kind) or {}).items():
+                for src in ("taskOutputParameter", "taskOutputArtifact", "taskFinalStatus"):
+                    producer = (spec.get(src) or {}).get("producerTask")
+                    if producer is not None and producer not in tasks:
+                        raise InvalidArgument(
+                            f"{where}: input {in_name!r} comes from unknown task {producer!r}"
+                        )
+        condition = (task.get("triggerPolicy") or {}).get("condition")
+        if condition:
+            try:
+                _cel_env.compile(condition)
+            except Exception as exc:  # celpy raises CELParseError and lark errors
+                raise InvalidArgument(
+                    f"{where}: invalid CEL condition {condition!r}: {exc}"
+                ) from exc
+    _check_acyclic(comp_name, tasks)
+
+
+def _check_acyclic(comp_name: str, tasks: dict[str, Any]) -> None:
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join([*path[path.index(name) :], name])
+            raise InvalidArgument(f"dependency cycle in {comp_name!r}: {cycle}")
+        state[name] = 1
+        for dep in tasks[name].get("dependentTasks") or []:
+            visit(dep, [*path, name])
+        state[name] = 2
+
+    for name in tasks:
+        visit(name, [])
+
+
+def validate_spec(loaded: LoadedSpec) -> None:
+    """Raise InvalidArgument with a precise message if the IR cannot run."""
+    spec = loaded.pipeline_spec
+    _parse_proto(spec, pipeline_spec_pb2.PipelineSpec(), "pipeline spec")
+    if loaded.platform_spec is not None:
+        _parse_proto(loaded.platform_spec, pipeline_spec_pb2.PlatformSpec(), "platform spec")
+    version = spec.get("schemaVersion")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise InvalidArgument(
+            f"unsupported IR schemaVersion {version!r}; "
+            f"supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
+        )
+    if not (spec.get("pipelineInfo") or {}).get("name"):
+        raise InvalidArgument("pipeline spec has no pipelineInfo.name")
+    root = spec.get("root")
+    if not isinstance(root, dict) or "dag" not in root:
+        raise InvalidArgument("pipeline spec has no root DAG")
+    components: dict[str, Any] = spec.get("components") or {}
+    executors = ((spec.get("deploymentSpec") or {}).get("executors")) or {}
+    for comp_name, comp in components.items():
+        label = comp.get("executorLabel")
+        if label and label not in executors:
+            raise InvalidArgument(f"component {comp_name!r} uses unknown executor {label!r}")
+        if not label and "dag" not in comp:
+            raise InvalidArgument(f"component {comp_name!r} has neither an executor nor a DAG")
+        if "dag" in comp:
+            _check_dag(comp_name, comp["dag"], components)
+    _check_dag("root", root["dag"], components)
+
+
+def resolve_runtime_parameters(
+    spec: dict[str, Any], given: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Check run parameters against the root inputs; return them with defaults filled in."""
+    given = dict(given or {})
+    definitions = ((spec.get("root") or {}).get("inputDefinitions") or {}).get("parameters") or {}
+    unknown = sorted(set(given) - set(definitions))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown pipeline parameter(s) {unknown}; the pipeline takes {sorted(definitions)}"
+        )
+    resolved: dict[str, Any] = {}
+    missing: list[str] = []
+    for name, definition in definitions.items():
+        ptype = definition.get("parameterType", "")
+        if name in given and given[name] is not None:
+            value = given[name]
+            resolved[name] = _coerce(name, ptype, value)
+        elif "defaultValue" in definition:
+            resolved[name] = _coerce(name, ptype, definition["defaultValue"])
+        elif definition.get("isOptional") or ptype == "TASK_FINAL_STATUS":
+            resolved[name] = None
+        else:
+            missing.append(name)
+    if missing:
+        raise InvalidArgument(f"missing required pipeline parameter(s): {missing}")
+    return resolved
+
+
+def _coerce(name: str, ptype: str, value: Any) -> Any:
+    """Normalise JSON numbers: integer parameters stay integers (the SDK sends 3.0 for 3)."""
+    if ptype == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if ptype == "NUMBER_INTEGER" and isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    expected = _PARAM_TYPES.get(ptype)
+    if expected is None:
+        return value
+    ok = isinstance(value, expected) and not (
+        ptype in {"NUMBER_INTEGER", "NUMBER_DOUBLE"} and isinstance(value, bool)
+    )
+    if not ok:
+        raise InvalidArgument(
+            f"pipeline parameter {name!r} must be {ptype}, got {type(value).__name__} {value!r}"
+        )
+    return value
