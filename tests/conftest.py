@@ -1,0 +1,136 @@
+"""Fixtures: a real database per dialect (SQLite, PostgreSQL, MariaDB), the app, a live server.
+
+Set KFPD_TEST_REQUIRE_DBS=1 (CI does) to make an unreachable PostgreSQL or MariaDB fail the
+run instead of skipping its tests. KFPD_TEST_PG_URL / KFPD_TEST_MYSQL_URL point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, delete, text, update
+from sqlalchemy.engine import make_url
+
+from kfpd.api.app import create_app
+from kfpd.config import Settings
+from kfpd.db.engine import Database
+from kfpd.db.migrate import upgrade
+from kfpd.db.models import (
+    Artifact,
+    ArtifactTask,
+    Experiment,
+    Pipeline,
+    PipelineVersion,
+    Run,
+    Task,
+)
+
+PG_URL = os.environ.get("KFPD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MYSQL_URL = os.environ.get("KFPD_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql")
+REQUIRE = os.environ.get("KFPD_TEST_REQUIRE_DBS") == "1"
+DIALECTS = ["sqlite", "postgresql", "mariadb"]
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "kfp-corpus"
+if not CORPUS.exists():
+    CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "kfp-corpus"
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if REQUIRE:
+        pytest.fail(message + " (KFPD_TEST_REQUIRE_DBS=1)", pytrace=False)
+    pytest.skip(message)
+
+
+def _server_database(admin_url: str, name: str) -> str:
+    """Create a fresh database ``name`` on the server behind ``admin_url``; return its URL."""
+    url = make_url(admin_url)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if url.get_backend_name() == "postgresql":
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+                conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    finally:
+        engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def fresh_database_url(dialect: str, tmp_dir: Path, name: str) -> str:
+    if dialect == "sqlite":
+        return f"sqlite:///{tmp_dir / (name + '.sqlite')}"
+    admin = PG_URL if dialect == "postgresql" else MYSQL_URL
+    try:
+        return _server_database(admin, name)
+    except Exception as exc:
+        _unavailable(dialect, exc)
+        raise
+
+
+@pytest.fixture(scope="session", params=DIALECTS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> str:
+    dialect = request.param
+    url = fresh_database_url(dialect, tmp_path_factory.mktemp(dialect), f"kfpd_test_{worker_id}")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def _session_db(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def db(_session_db: Database) -> Database:
+    """The dialect's database, emptied before each test."""
+    with _session_db.write_session() as s:
+        s.execute(delete(ArtifactTask))
+        s.execute(update(Task).values(parent_task_id=None))
+        for model in (Task, Artifact, Run, PipelineVersion, Pipeline, Experiment):
+            s.execute(delete(model))
+    return _session_db
+
+
+@pytest.fixture
+def api(db: Database, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(data_dir=tmp_path, max_body_bytes=2 * 1024 * 1024), database=db)
+    with TestClient(app) as client:
+        yield client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(db: Database, tmp_path: Path) -> Iterator[str]:
+    """A real HTTP server (uvicorn in a thread) for clients such as kfp.Client."""
+    port = _free_port()
+    app = create_app(Settings(data_dir=tmp_path), database=db)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

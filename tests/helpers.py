@@ -1,0 +1,32 @@
+"""Test helpers: compiled pipelines and request shorthands."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).parent
+
+
+@functools.cache
+def compiled(name: str) -> dict[str, Any]:
+    """Compile tests/pipelines/<name>.py's pipeline function with the real kfp SDK."""
+    import importlib
+    import tempfile
+
+    from kfp import compiler
+
+    module = importlib.import_module(f"tests.pipelines.{name}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(getattr(module, name), str(path))
+        spec: dict[str, Any] = yaml.safe_load(path.read_text())
+        return spec
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
