@@ -6,11 +6,11 @@ from sqlalchemy.exc import IntegrityError
 
 
 def is_unique_violation(exc: IntegrityError) -> bool:
+    """True when the error is a unique-constraint violation, on any supported dialect."""
     orig = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if sqlstate is not None:
-        return bool(sqlstate == "23505")
     args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int):  # MySQL/MariaDB: ER_DUP_ENTRY
-        return args[0] == 1062
-    return "UNIQUE constraint failed" in str(orig)
+    if args and isinstance(args[0], int):  # MySQL/MariaDB (sqlstate is the generic 23000)
+        return args[0] == 1062  # ER_DUP_ENTRY
+    if getattr(orig, "sqlstate", None) is not None:  # PostgreSQL
+        return bool(orig.sqlstate == "23505")  # type: ignore[union-attr]
+    return "UNIQUE constraint failed" in str(orig)  # SQLite

@@ -408,6 +408,7 @@ def _apply_update(writer: _Writer, task: Task, body: PipelineTask, now: int) -> 
         task.output_parameters = merge_parameters(
             task.output_parameters, _check_parameters(body.outputs.parameters, "outputs")
         )
+    _time_or_none(body.create_time, "create_time")  # validated, never changed
     end = _time_or_none(body.end_time, "end_time")
     if end:
         task.finished_at = end
