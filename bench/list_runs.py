@@ -787,6 +787,7 @@ def main() -> int:
         log(f"dropped database {url.database}")
 
     missed = [r for r in results if not r.summary()["meets_target"]]
+    load = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         print(
             json.dumps(
@@ -797,6 +798,8 @@ def main() -> int:
                     "namespace": NAMESPACE,
                     "sort_by": SORT_BY,
                     "seed_seconds": round(seed_s, 1),
+                    "loadavg_1_5_15": load,
+                    "cpus": os.cpu_count(),
                     "upstream_anchor_ms": UPSTREAM_ANCHOR_MS,
                     "target_p95_ms": TARGET_P95_MS,
                     "cases": [r.summary() for r in results],
@@ -809,6 +812,7 @@ def main() -> int:
         )
     else:
         print_table(backend, args.runs, results)
+        print(f"host: {os.cpu_count()} CPUs, load average {load} (client and server share it)")
         print()
         print("correctness: " + ("all checks passed" if not errors else "FAILED"))
         for e in errors:

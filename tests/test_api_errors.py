@@ -46,7 +46,10 @@ def _upload(api: TestClient, data: bytes, name: str = "p", filename: str = "p.ya
         (b"\xff\xfe\x00garbage", "not UTF-8"),
         (b"PK\x03\x04broken", "invalid zip"),
         (b"just a string", "must be a non-empty JSON object"),
-        (ADD.replace(b"schemaVersion: 2.1.0", b"schemaVersion: 9.9.9"), "unsupported IR schemaVersion"),
+        (
+            ADD.replace(b"schemaVersion: 2.1.0", b"schemaVersion: 9.9.9"),
+            "unsupported IR schemaVersion",
+        ),
         (ADD.replace(b"name: comp-add-numbers", b"name: comp-nope"), "unknown component"),
         (ADD.replace(b"pipelineInfo:", b"pipelineInfoo:"), "invalid pipeline spec"),
     ],
@@ -72,15 +75,27 @@ def _bad_cel(spec: dict[str, Any]) -> None:
 
 def _bad_producer(spec: dict[str, Any]) -> None:
     task = spec["root"]["dag"]["tasks"]["for-loop-2"]
-    task["inputs"]["artifacts"]["pipelinechannel--make-data-data"]["taskOutputArtifact"]["producerTask"] = "ghost"
+    task["inputs"]["artifacts"]["pipelinechannel--make-data-data"]["taskOutputArtifact"][
+        "producerTask"
+    ] = "ghost"
 
 
 @pytest.mark.parametrize(
     ("mutate", "fragment"),
-    [(_cycle, "dependency cycle"), (_bad_cel, "invalid CEL"), (_bad_producer, "unknown task 'ghost'")],
+    [
+        (_cycle, "dependency cycle"),
+        (_bad_cel, "invalid CEL"),
+        (_bad_producer, "unknown task 'ghost'"),
+    ],
 )
-def test_broken_pipelines_are_rejected_at_submission(api: TestClient, mutate: Any, fragment: str) -> None:
-    _err(api.post(f"{API}/runs", json={"display_name": "x", "pipeline_spec": _spec_with(mutate)}), 400, fragment)
+def test_broken_pipelines_are_rejected_at_submission(
+    api: TestClient, mutate: Any, fragment: str
+) -> None:
+    _err(
+        api.post(f"{API}/runs", json={"display_name": "x", "pipeline_spec": _spec_with(mutate)}),
+        400,
+        fragment,
+    )
     assert _counts(api) == (0, 0, 0)
 
 
@@ -99,9 +114,17 @@ def test_run_parameters_are_checked(api: TestClient) -> None:
 
 def test_malformed_json_and_unknown_fields(api: TestClient) -> None:
     _err(api.post(f"{API}/experiments", content=b"{nope"), 400, "malformed JSON")
-    _err(api.post(f"{API}/experiments", json={"display_name": "e", "colour": "red"}), 400, "unknown field")
+    _err(
+        api.post(f"{API}/experiments", json={"display_name": "e", "colour": "red"}),
+        400,
+        "unknown field",
+    )
     _err(api.post(f"{API}/experiments", json={"description": "no name"}), 400, "display_name")
-    _err(api.post(f"{API}/runs", json={"display_name": "r", "pipeline_spec": {}, "zzz": 1}), 400, "unknown field")
+    _err(
+        api.post(f"{API}/runs", json={"display_name": "r", "pipeline_spec": {}, "zzz": 1}),
+        400,
+        "unknown field",
+    )
     _err(api.post(f"{API}/runs", json={"display_name": "r"}), 400, "needs pipeline_spec")
     assert _counts(api) == (0, 0, 0)
 
@@ -145,8 +168,22 @@ def test_unknown_ids_in_writes(api: TestClient) -> None:
     ("params", "fragment"),
     [
         ({"filter": "{bad"}, "not valid JSON"),
-        ({"filter": json.dumps({"predicates": [{"operation": 1, "key": "colour", "stringValue": "x"}]})}, "unrecognized field"),
-        ({"filter": json.dumps({"predicates": [{"operation": 1, "key": "state", "stringValue": "HAPPY"}]})}, "invalid RunState"),
+        (
+            {
+                "filter": json.dumps(
+                    {"predicates": [{"operation": 1, "key": "colour", "stringValue": "x"}]}
+                )
+            },
+            "unrecognized field",
+        ),
+        (
+            {
+                "filter": json.dumps(
+                    {"predicates": [{"operation": 1, "key": "state", "stringValue": "HAPPY"}]}
+                )
+            },
+            "invalid RunState",
+        ),
         ({"sort_by": "colour"}, "cannot sort by"),
         ({"sort_by": "created_at sideways"}, "invalid sort_by"),
         ({"page_size": "-1"}, "must not be negative"),
@@ -164,10 +201,24 @@ def test_page_token_bound_to_its_filter_and_sort(api: TestClient) -> None:
         ok(api.post(f"{API}/experiments", json={"display_name": f"e{i}"}))
     first = ok(api.get(f"{API}/experiments", params={"page_size": 1, "sort_by": "display_name"}))
     token = first["next_page_token"]
-    other_filter = json.dumps({"predicates": [{"operation": 9, "key": "display_name", "stringValue": "e"}]})
-    _err(api.get(f"{API}/experiments", params={"page_token": token, "filter": other_filter}), 400, "another filter")
-    _err(api.get(f"{API}/experiments", params={"page_token": token, "sort_by": "created_at"}), 400, "another sort_by")
-    _err(api.get(f"{API}/experiments", params={"page_token": token, "namespace": "other"}), 400, "another list")
+    other_filter = json.dumps(
+        {"predicates": [{"operation": 9, "key": "display_name", "stringValue": "e"}]}
+    )
+    _err(
+        api.get(f"{API}/experiments", params={"page_token": token, "filter": other_filter}),
+        400,
+        "another filter",
+    )
+    _err(
+        api.get(f"{API}/experiments", params={"page_token": token, "sort_by": "created_at"}),
+        400,
+        "another sort_by",
+    )
+    _err(
+        api.get(f"{API}/experiments", params={"page_token": token, "namespace": "other"}),
+        400,
+        "another list",
+    )
     nxt = ok(api.get(f"{API}/experiments", params={"page_token": token, "page_size": 5}))
     assert [e["display_name"] for e in nxt["experiments"]] == ["e1", "e2"]
 
@@ -190,35 +241,108 @@ def test_duplicate_names_conflict(api: TestClient) -> None:
 def test_task_and_artifact_validation(api: TestClient) -> None:
     run = ok(api.post(f"{API}/runs", json={"pipeline_spec": compiled("graph_demo")}))
     rid = run["run_id"]
-    task = ok(api.post(f"{API}/runs/{rid}/tasks", json={"name": "ROOT", "type": "ROOT", "scope_path": "root"}))
+    task = ok(
+        api.post(
+            f"{API}/runs/{rid}/tasks", json={"name": "ROOT", "type": "ROOT", "scope_path": "root"}
+        )
+    )
     tid = task["task_id"]
-    _err(api.post(f"{API}/runs/{rid}/tasks", json={"name": "x", "state": "DANCING"}), 400, "invalid TaskState")
-    _err(api.post(f"{API}/runs/{rid}/tasks", json={"name": "x", "parent_task_id": "ghost"}), 400, "does not exist")
-    _err(api.post(f"{API}/runs/{rid}/tasks", json={"name": "x", "run_id": "other"}), 400, "does not match")
-    _err(api.post(f"{API}/runs/{rid}/tasks", json={"name": "x", "inputs": {"parameters": [{"value": 1}]}}), 400, "parameter_key")
-    _err(api.patch(f"{API}/runs/{rid}/tasks/{tid}", json={"create_time": "nonsense"}), 400, "RFC 3339")
-    _err(api.post(f"{API}/runs/{rid}/tasks:batchUpdate", json={"tasks": {}}), 400, "must not be empty")
-    _err(api.post(f"{API}/runs/{rid}/tasks:batchUpdate", json={"tasks": {tid: {"state": "SUCCEEDED"}, "ghost": {}}}), 404, "not found")
-    assert ok(api.get(f"{API}/runs/{rid}/tasks/{tid}"))["state"] == "RUNNING", "bulk is all-or-nothing"
+    _err(
+        api.post(f"{API}/runs/{rid}/tasks", json={"name": "x", "state": "DANCING"}),
+        400,
+        "invalid TaskState",
+    )
+    _err(
+        api.post(f"{API}/runs/{rid}/tasks", json={"name": "x", "parent_task_id": "ghost"}),
+        400,
+        "does not exist",
+    )
+    _err(
+        api.post(f"{API}/runs/{rid}/tasks", json={"name": "x", "run_id": "other"}),
+        400,
+        "does not match",
+    )
+    _err(
+        api.post(
+            f"{API}/runs/{rid}/tasks", json={"name": "x", "inputs": {"parameters": [{"value": 1}]}}
+        ),
+        400,
+        "parameter_key",
+    )
+    _err(
+        api.patch(f"{API}/runs/{rid}/tasks/{tid}", json={"create_time": "nonsense"}),
+        400,
+        "RFC 3339",
+    )
+    _err(
+        api.post(f"{API}/runs/{rid}/tasks:batchUpdate", json={"tasks": {}}),
+        400,
+        "must not be empty",
+    )
+    _err(
+        api.post(
+            f"{API}/runs/{rid}/tasks:batchUpdate",
+            json={"tasks": {tid: {"state": "SUCCEEDED"}, "ghost": {}}},
+        ),
+        404,
+        "not found",
+    )
+    assert ok(api.get(f"{API}/runs/{rid}/tasks/{tid}"))["state"] == "RUNNING", (
+        "bulk is all-or-nothing"
+    )
 
     def art(**over: Any) -> dict[str, Any]:
-        base: dict[str, Any] = {"run_id": rid, "task_id": tid, "producer_key": "o", "artifact": {"name": "a", "type": "Dataset"}}
+        base: dict[str, Any] = {
+            "run_id": rid,
+            "task_id": tid,
+            "producer_key": "o",
+            "artifact": {"name": "a", "type": "Dataset"},
+        }
         base.update(over)
         return base
 
     _err(api.post(f"{API}/artifacts", json=art(artifact=None)), 400, "artifact is required")
     _err(api.post(f"{API}/artifacts", json=art(artifact={"name": "a"})), 400, "type is required")
-    _err(api.post(f"{API}/artifacts", json=art(artifact={"name": "m", "type": "Metric"})), 400, "number_value")
-    _err(api.post(f"{API}/artifacts", json=art(artifact={"name": "c", "type": "ClassificationMetric"})), 400, "metadata")
+    _err(
+        api.post(f"{API}/artifacts", json=art(artifact={"name": "m", "type": "Metric"})),
+        400,
+        "number_value",
+    )
+    _err(
+        api.post(
+            f"{API}/artifacts", json=art(artifact={"name": "c", "type": "ClassificationMetric"})
+        ),
+        400,
+        "metadata",
+    )
     _err(api.post(f"{API}/artifacts", json=art(producer_key="")), 400, "producer_key")
     _err(api.post(f"{API}/artifacts", json=art(task_id="ghost")), 404, "not found")
-    _err(api.post(f"{API}/artifacts:batchCreate", json={"artifacts": [art(), art(task_id="ghost")]}), 404, "not found")
+    _err(
+        api.post(f"{API}/artifacts:batchCreate", json={"artifacts": [art(), art(task_id="ghost")]}),
+        404,
+        "not found",
+    )
     assert ok(api.get(f"{API}/artifacts"))["total_size"] == 0, "bulk create is all-or-nothing"
     _err(api.get(f"{API}/artifact_tasks"), 400, "at least one")
-    _err(api.get(f"{API}/artifact_tasks", params={"run_ids": rid, "type": "SIDEWAYS"}), 400, "invalid IOType")
-    link = {"artifact_id": "ghost", "task_id": tid, "run_id": rid, "type": "OUTPUT", "producer": {"task_name": "x"}, "key": "k"}
+    _err(
+        api.get(f"{API}/artifact_tasks", params={"run_ids": rid, "type": "SIDEWAYS"}),
+        400,
+        "invalid IOType",
+    )
+    link = {
+        "artifact_id": "ghost",
+        "task_id": tid,
+        "run_id": rid,
+        "type": "OUTPUT",
+        "producer": {"task_name": "x"},
+        "key": "k",
+    }
     _err(api.post(f"{API}/artifact_tasks", json={"artifact_task": link}), 404, "artifact")
-    _err(api.post(f"{API}/artifact_tasks", json={"artifact_task": {**link, "type": "UNSPECIFIED"}}), 400, "type")
+    _err(
+        api.post(f"{API}/artifact_tasks", json={"artifact_task": {**link, "type": "UNSPECIFIED"}}),
+        400,
+        "type",
+    )
     _err(api.post(f"{API}/tasks:findCached", json={}), 400, "cache_fingerprint")
 
 

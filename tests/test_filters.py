@@ -24,7 +24,11 @@ def test_integer_and_named_operations_are_the_same() -> None:
 def test_values_of_every_kind() -> None:
     flt = parse_filter(
         _f(
-            {"operation": "GREATER_THAN", "key": "created_at", "timestamp_value": "2024-01-01T00:00:00Z"},
+            {
+                "operation": "GREATER_THAN",
+                "key": "created_at",
+                "timestamp_value": "2024-01-01T00:00:00Z",
+            },
             {"operation": "IN", "key": "state", "stringValues": {"values": ["A", "B"]}},
             {"operation": "LESS_THAN", "key": "n", "longValue": "7"},
             {"operation": "IS_SUBSTRING", "key": "name", "stringValue": "ab"},

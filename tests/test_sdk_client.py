@@ -34,7 +34,10 @@ def test_experiments(client: kfp.Client) -> None:
     listed = client.list_experiments(page_size=1)
     assert listed.total_size == 2 and len(listed.experiments) == 1 and listed.next_page_token
     rest = client.list_experiments(page_token=listed.next_page_token, page_size=1)
-    assert {listed.experiments[0].display_name, rest.experiments[0].display_name} == {"exp-a", "exp-b"}
+    assert {listed.experiments[0].display_name, rest.experiments[0].display_name} == {
+        "exp-a",
+        "exp-b",
+    }
     client.archive_experiment(exp.experiment_id)
     assert client.get_experiment(experiment_id=exp.experiment_id).storage_state == "ARCHIVED"
     client.unarchive_experiment(exp.experiment_id)
@@ -101,23 +104,32 @@ def test_runs(client: kfp.Client) -> None:
     assert run.experiment_id == exp_id
     for i in range(4):
         client.create_run_from_pipeline_package(
-            str(ADD_NUMBERS), arguments={"a": i, "b": 1}, run_name=f"other-{i}", experiment_id=exp_id
+            str(ADD_NUMBERS),
+            arguments={"a": i, "b": 1},
+            run_name=f"other-{i}",
+            experiment_id=exp_id,
         )
     assert client.list_runs().total_size == 5
     assert client.list_runs(experiment_id=exp_id).total_size == 5
     first = client.list_runs(page_size=2, sort_by="created_at desc")
-    second = client.list_runs(page_size=2, sort_by="created_at desc", page_token=first.next_page_token)
+    second = client.list_runs(
+        page_size=2, sort_by="created_at desc", page_token=first.next_page_token
+    )
     names = [r.display_name for r in first.runs + second.runs]
     assert names == ["other-3", "other-2", "other-1", "other-0"]
     flt = json.dumps({"predicates": [{"operation": 1, "key": "display_name", "stringValue": "r1"}]})
     filtered = client.list_runs(filter=flt)
     assert [r.run_id for r in filtered.runs] == [result.run_id] and filtered.total_size == 1
-    substr = json.dumps({"predicates": [{"operation": "IS_SUBSTRING", "key": "name", "string_value": "other"}]})
+    substr = json.dumps(
+        {"predicates": [{"operation": "IS_SUBSTRING", "key": "name", "string_value": "other"}]}
+    )
     assert client.list_runs(filter=substr).total_size == 4
 
     client.archive_run(result.run_id)
     assert client.get_run(result.run_id).storage_state == "ARCHIVED"
-    archived = json.dumps({"predicates": [{"operation": 1, "key": "storage_state", "stringValue": "ARCHIVED"}]})
+    archived = json.dumps(
+        {"predicates": [{"operation": 1, "key": "storage_state", "stringValue": "ARCHIVED"}]}
+    )
     assert client.list_runs(filter=archived).total_size == 1
     client.unarchive_run(result.run_id)
     client.terminate_run(result.run_id)
@@ -142,5 +154,11 @@ def test_run_from_pipeline_version(client: kfp.Client) -> None:
     got = client.get_run(run.run_id)
     assert got.pipeline_version_reference.pipeline_version_id == version.pipeline_version_id
     with pytest.raises(ApiException) as err:
-        client.run_pipeline(experiment_id=exp.experiment_id, job_name="bad", params={"a": 1}, pipeline_id=pipeline.pipeline_id, version_id=version.pipeline_version_id)
+        client.run_pipeline(
+            experiment_id=exp.experiment_id,
+            job_name="bad",
+            params={"a": 1},
+            pipeline_id=pipeline.pipeline_id,
+            version_id=version.pipeline_version_id,
+        )
     assert err.value.status == 400 and "missing required pipeline parameter" in err.value.body

@@ -78,11 +78,9 @@ class Database:
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
+        """A session for reads; closing it ends its transaction and keeps loaded rows usable."""
         with self._read() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Float,
+    Double,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -178,7 +178,7 @@ class Artifact(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_update: Mapped[int] = mapped_column(BigInteger)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, nullable=True)
-    number_value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    number_value: Mapped[float | None] = mapped_column(Double(), nullable=True)
     identity_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
