@@ -7,15 +7,15 @@ Usage::
 
 What is measured (wall clock, tasks/s = N / seconds):
 
-* kfpd: a real ``kfpd server`` subprocess (SQLite in a fresh data dir under /tmp unless
-  ``--db-url``), driven by one ``KfpdClient`` (one keep-alive connection, sequential requests,
-  like one launcher). Untimed: experiment, run with an inline IR of N chained tasks
-  ``step-i`` (which the server validates). Timed: the ROOT task and a seed artifact, then per
-  task the launcher's four calls: CreateTask (RUNNING, one input parameter),
-  CreateArtifactsBulk (two Dataset outputs), CreateArtifactTask (input link to the previous
-  task's ``out-a``) and UpdateTask (SUCCEEDED, one output parameter). After the last task the
-  server's roll-up must have made the run SUCCEEDED; that and the task, artifact and link
-  counts are asserted.
+* kfpd: a real ``kfpd server --log-level warning`` subprocess (SQLite in a fresh data dir
+  under /tmp unless ``--db-url``), driven by one ``KfpdClient`` (one keep-alive connection,
+  sequential requests, like one launcher). Untimed: experiment, run with an inline IR of N
+  chained tasks ``step-i`` (which the server validates). Timed: the ROOT task and a seed
+  artifact, then per task the launcher's four calls: CreateTask (RUNNING, one input
+  parameter), CreateArtifactsBulk (two Dataset outputs), CreateArtifactTask (input link to
+  the previous task's ``out-a``) and UpdateTask (SUCCEEDED, one output parameter). After the
+  last task the server's roll-up must have made the run SUCCEEDED; that and the task,
+  artifact and link counts are asserted.
 * MLMD: ``bench/mlmd_workload.py`` with the same N in the side venv of ``bench/mlmd_env.py``
   (13 in-process MLMD calls per task on a fresh SQLite file under /tmp).
 
@@ -93,7 +93,7 @@ def ensure_database(url: str) -> None:
     name, backend = parsed.database, parsed.get_backend_name()
     if backend == "sqlite" or not name:
         return
-    admin = parsed.set(database="postgres" if backend == "postgresql" else None)
+    admin = parsed.set(database="postgres" if backend == "postgresql" else "mysql")
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -114,12 +114,11 @@ def start_server(data_dir: Path, port: int, db_url: str | None) -> subprocess.Po
     cmd += ["--log-level", "warning"]  # no per-request access log line
     if db_url:
         cmd += ["--db-url", db_url]
-    log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log = data_dir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"kfpd server exited ({proc.returncode}); see {log.name}")
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/apis/v2beta1/healthz").status_code == 200:
                 return proc
@@ -127,7 +126,9 @@ def start_server(data_dir: Path, port: int, db_url: str | None) -> subprocess.Po
             pass
         time.sleep(0.1)
     proc.terminate()
-    raise RuntimeError(f"kfpd server not healthy after 60s; see {log.name}")
+    proc.wait(timeout=30)
+    tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"kfpd server did not become healthy (exit {proc.returncode}):\n{tail}")
 
 
 def kfpd_workload(client: KfpdClient, n: int) -> float:
@@ -257,10 +258,10 @@ def main() -> None:
             )
         )
         return
-    print(f"{'system':<16}{'tasks':>7}{'seconds':>10}{'tasks/s':>10}")
+    print(f"{'system':<20}{'tasks':>7}{'seconds':>10}{'tasks/s':>10}")
     for r in (kfpd, mlmd):
         label = f"{r.system} ({r.backend})"
-        print(f"{label:<16}{r.tasks:>7}{r.seconds:>10.2f}{r.tasks_per_s:>10.1f}")
+        print(f"{label:<20}{r.tasks:>7}{r.seconds:>10.2f}{r.tasks_per_s:>10.1f}")
     target = f"target >= {TARGET:g}x on SQLite"
     print(f"ratio kfpd/mlmd: {ratio:.2f}x ({target}): {verdict}")
 

@@ -292,3 +292,23 @@ def test_exit_handler_keeps_the_run_open_after_a_failure(db: Database) -> None:
     with db.read_session() as s:
         run = runs.get_run(s, run_id).run
         assert run.error is not None and "user code raised" in run.error["message"]
+
+
+def _chain_spec(length: int) -> dict[str, Any]:
+    spec = _fan_spec(length)
+    tasks_ = spec["root"]["dag"]["tasks"]
+    for i in range(1, length):
+        tasks_[f"t{i}"]["dependentTasks"] = [f"t{i - 1}"]
+    # Downstream-first order, the worst case for a recursive walk.
+    spec["root"]["dag"]["tasks"] = dict(reversed(list(tasks_.items())))
+    return spec
+
+
+@pytest.mark.parametrize("length", [3, 3000])
+def test_a_failure_early_in_a_chain_fails_the_run(db: Database, length: int) -> None:
+    run_id = _run(db, _chain_spec(length))
+    root = _task(db, run_id, name="ROOT", type="ROOT", scope_path="root")
+    first = _task(db, run_id, name="t0", type="RUNTIME", scope_path="root.t0", parent_task_id=root)
+    with db.write_session() as s:
+        tasks.update_task(s, run_id, first, PipelineTask(state=TaskState.FAILED))
+    assert _state(db, run_id) == RunState.FAILED, "downstream tasks can never start"

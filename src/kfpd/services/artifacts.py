@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import Artifact, ArtifactTask, Task
-from kfpd.domain.enums import ArtifactType, IOType
+from kfpd.domain.enums import GROUP_TASK_TYPES, ArtifactType, IOType
 from kfpd.domain.errors import InvalidArgument, NotFound
 from kfpd.domain.filtering import Op, parse_filter
 from kfpd.domain.timeutil import now_us
@@ -138,7 +138,6 @@ def _insert_one(session: Session, checked: _Checked, task: Task, now: int) -> Ar
             identity_key=ident,
         )
         session.add(row)
-        session.flush()
     _ensure_link(
         session,
         artifact_id=row.id,
@@ -147,6 +146,7 @@ def _insert_one(session: Session, checked: _Checked, task: Task, now: int) -> Ar
         producer=_producer(task.name, req.iteration_index),
         key=req.producer_key or "",
         now=now,
+        new_artifact=ident is None,
     )
     return row
 
@@ -160,20 +160,25 @@ def _ensure_link(
     producer: dict[str, Any] | None,
     key: str,
     now: int,
+    new_artifact: bool = False,
 ) -> ArtifactTask:
     """Insert a link; an identical link already present is returned (idempotent retries)."""
     iteration = -1
     if producer and producer.get("iteration") is not None:
         iteration = int(producer["iteration"])
-    existing = session.scalars(
-        select(ArtifactTask).where(
-            ArtifactTask.artifact_id == artifact_id,
-            ArtifactTask.task_id == task.id,
-            ArtifactTask.type == int(io_type),
-            ArtifactTask.iteration == iteration,
-            ArtifactTask.key == key,
-        )
-    ).first()
+    existing = (
+        None
+        if new_artifact
+        else session.scalars(
+            select(ArtifactTask).where(
+                ArtifactTask.artifact_id == artifact_id,
+                ArtifactTask.task_id == task.id,
+                ArtifactTask.type == int(io_type),
+                ArtifactTask.iteration == iteration,
+                ArtifactTask.key == key,
+            )
+        ).first()
+    )
     if existing is not None:
         return existing
     link = ArtifactTask(
@@ -283,7 +288,7 @@ def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> l
                 now=now,
             )
         )
-        session.flush()
+    session.flush()
     return links
 
 
@@ -320,6 +325,9 @@ def list_artifact_tasks(
     )
 
 
+GROUP_TYPE_NUMBERS = frozenset(int(t) for t in GROUP_TASK_TYPES)
+
+
 @dataclass
 class Hydration:
     """Links with their artifacts, and child tasks, for a set of tasks (no query per task)."""
@@ -328,22 +336,30 @@ class Hydration:
     children: dict[str, list[tuple[str, str]]]
 
 
-def hydrate(session: Session, task_ids: list[str]) -> Hydration:
+def hydrate(session: Session, tasks: list[Task]) -> Hydration:
     links: dict[str, list[tuple[ArtifactTask, Artifact]]] = defaultdict(list)
     children: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for chunk_start in range(0, len(task_ids), 500):
-        chunk = task_ids[chunk_start : chunk_start + 500]
+    for start in range(0, len(tasks), 500):
+        chunk = tasks[start : start + 500]
+        ids = [t.id for t in chunk]
+        id_clause = (
+            ArtifactTask.task_id == ids[0] if len(ids) == 1 else ArtifactTask.task_id.in_(ids)
+        )
         rows = session.execute(
             select(ArtifactTask, Artifact)
             .join(Artifact, Artifact.id == ArtifactTask.artifact_id)
-            .where(ArtifactTask.task_id.in_(chunk))
+            .where(id_clause)
             .order_by(ArtifactTask.task_id, ArtifactTask.type, ArtifactTask.key, ArtifactTask.id)
         )
         for link, artifact in rows:
             links[link.task_id].append((link, artifact))
+        # Only group tasks have children: runtime tasks skip the query.
+        groups = [t.id for t in chunk if t.type in GROUP_TYPE_NUMBERS]
+        if not groups:
+            continue
         kids = session.execute(
             select(Task.parent_task_id, Task.id, Task.name)
-            .where(Task.parent_task_id.in_(chunk))
+            .where(Task.parent_task_id.in_(groups))
             .order_by(Task.created_at, Task.id)
         )
         for parent_id, child_id, name in kids:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from kfpd.db.errors import is_unique_violation
 from kfpd.db.models import Run
@@ -44,7 +44,14 @@ def lock_run(session: Session, run_id: str | None) -> Run:
     """
     if not run_id:
         raise InvalidArgument("run_id is required")
-    run = session.scalars(select(Run).where(Run.id == run_id).with_for_update()).first()
+    # The spec columns are large and immutable: never load them on the write path.
+    stmt = (
+        select(Run)
+        .options(defer(Run.pipeline_spec), defer(Run.platform_spec), defer(Run.runtime_config))
+        .where(Run.id == run_id)
+        .with_for_update()
+    )
+    run = session.scalars(stmt).first()
     if run is None:
         raise NotFound(f"run {run_id!r} not found")
     return run

@@ -6,16 +6,19 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import Run, Task
 from kfpd.domain.enums import (
     GROUP_TASK_TYPES,
+    TERMINAL_TASK_STATES,
     IOType,
     RunState,
     TaskState,
@@ -31,7 +34,7 @@ from kfpd.domain.transitions import (
 )
 from kfpd.schemas.tasks import IOParameter, PipelineTask
 from kfpd.services.common import history_entry, lock_run, lock_writable_run, new_id, require
-from kfpd.spec.scope import dag_tasks
+from kfpd.spec.scope import dag_tasks, topological_order
 
 TASK_FIELDS: dict[str, Field] = {
     "task_id": Field(Task.id),
@@ -228,6 +231,32 @@ class _Writer:
 
     def _evaluate_group(self, parent: Task) -> TaskState | None:
         """The rolled-up state of a group task, or None while it can still change."""
+        # One aggregate first: most finishes leave siblings still to come (O(1) per finish).
+        total, unfinished, blocking = self.session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((Task.state.notin_(_FINAL), 1), else_=0)), 0),
+                func.coalesce(
+                    func.sum(case((Task.state.in_([int(s) for s in _BLOCKING]), 1), else_=0)), 0
+                ),
+            ).where(Task.parent_task_id == parent.id)
+        ).one()
+        if unfinished:
+            return None
+        ptype = TaskType(parent.type)
+        if ptype not in GROUP_TASK_TYPES:
+            return None
+        dag = dag_of(self.session, self.run.id, parent.scope_path)
+        count = None
+        if ptype == TaskType.LOOP:
+            count = _int_or_none((parent.type_attributes or {}).get("iteration_count"))
+            if count is None:
+                return None
+            if count == 0:
+                return TaskState.SKIPPED
+        expected = count if ptype == TaskType.LOOP else (len(dag.order) if dag else 0)
+        if not blocking and total < expected:
+            return None
         children = list(
             self.session.execute(
                 select(Task.name, Task.state, Task.type, Task.iteration_index).where(
@@ -236,75 +265,80 @@ class _Writer:
             )
         )
         states = [TaskState(c.state) for c in children]
-        if any(not s.is_terminal for s in states):
-            return None
-        ptype = TaskType(parent.type)
         if ptype == TaskType.LOOP:
-            count = _int_or_none((parent.type_attributes or {}).get("iteration_count"))
-            if count is None:
-                return None
-            if count == 0:
-                return TaskState.SKIPPED
+            assert count is not None
             iteration_rows = [c for c in children if c.type == TaskType.LOOP_ITERATION]
             if iteration_rows or not children:
-                indexes = {c.iteration_index for c in iteration_rows}
-                if len(indexes) < count:
+                if len({c.iteration_index for c in iteration_rows}) < count:
                     return None
                 return rolled_up_state(states)
             # Upstream layout: an iteration's tasks hang directly under the LOOP task.
-            specs = dag_tasks(self.run.pipeline_spec, parent.scope_path)
-            if specs is None:
+            if dag is None:
                 return None
             for i in range(count):
                 rows = {c.name: TaskState(c.state) for c in children if c.iteration_index == i}
-                if not _dag_complete(specs, rows):
+                if not dag.complete(rows):
                     return None
             return rolled_up_state(states)
-        if ptype not in GROUP_TASK_TYPES:
+        if dag is None:
             return None
-        specs = dag_tasks(self.run.pipeline_spec, parent.scope_path)
-        if specs is None:
-            return None
-        rows = {c.name: TaskState(c.state) for c in children}
-        if not _dag_complete(specs, rows):
+        if not dag.complete({c.name: TaskState(c.state) for c in children}):
             return None
         return rolled_up_state(states)
 
 
 _BLOCKING = {TaskState.FAILED, TaskState.CANCELED}
+_FINAL = [int(s) for s in TERMINAL_TASK_STATES]
 
 
-def _dag_complete(specs: dict[str, Any], rows: dict[str, TaskState]) -> bool:
-    """True when no task of the DAG can still start: each has a final row or never will.
+@dataclass(frozen=True)
+class _Dag:
+    """The tasks of one DAG component, in dependency order."""
 
-    A task without a row never starts when one of its upstream tasks failed (or never
-    started) unless its trigger strategy is ALL_UPSTREAM_TASKS_COMPLETED (exit handlers).
-    """
-    status: dict[str, str] = {}
+    specs: dict[str, Any]
+    order: tuple[str, ...]
 
-    def resolve(name: str, seen: frozenset[str]) -> str:
-        if name in status:
-            return status[name]
-        if name in rows:
-            result = "dead" if rows[name] in _BLOCKING else "done"
-        elif name in seen or name not in specs:
-            result = "done"
-        else:
-            spec = specs[name]
-            deps = [resolve(d, seen | {name}) for d in spec.get("dependentTasks") or []]
+    def complete(self, rows: dict[str, TaskState]) -> bool:
+        """True when no task of the DAG can still start: each has a final row or never will.
+
+        A task without a row never starts when an upstream task failed or will never start,
+        unless its trigger strategy is ALL_UPSTREAM_TASKS_COMPLETED (exit handlers).
+        """
+        status: dict[str, str] = {}
+        for name in self.order:
+            if name in rows:
+                status[name] = "blocked" if rows[name] in _BLOCKING else "done"
+                continue
+            spec = self.specs[name]
             strategy = (spec.get("triggerPolicy") or {}).get("strategy", "")
-            if (
-                "waiting" in deps
-                or strategy == "ALL_UPSTREAM_TASKS_COMPLETED"
-                or "dead" not in deps
-            ):
-                result = "waiting"
+            deps = [status.get(d, "done") for d in spec.get("dependentTasks") or []]
+            if strategy != "ALL_UPSTREAM_TASKS_COMPLETED" and "blocked" in deps:
+                status[name] = "blocked"  # will never start
             else:
-                result = "never"
-        status[name] = result
-        return result
+                return False  # it can (or will) still start
+        return True
 
-    return all(resolve(n, frozenset()) != "waiting" for n in specs)
+
+_DAG_CACHE: OrderedDict[tuple[str, str], _Dag | None] = OrderedDict()
+_DAG_CACHE_SIZE = 4096
+_DAG_LOCK = threading.Lock()
+
+
+def dag_of(session: Session, run_id: str, scope_path: str) -> _Dag | None:
+    """The DAG a scope path names in a run's spec. Specs never change, so this is cached."""
+    key = (run_id, scope_path)
+    with _DAG_LOCK:
+        if key in _DAG_CACHE:
+            _DAG_CACHE.move_to_end(key)
+            return _DAG_CACHE[key]
+    spec = session.scalar(select(Run.pipeline_spec).where(Run.id == run_id))
+    specs = dag_tasks(spec or {}, scope_path)
+    dag = _Dag(specs, tuple(topological_order(specs)[0])) if specs is not None else None
+    with _DAG_LOCK:
+        _DAG_CACHE[key] = dag
+        while len(_DAG_CACHE) > _DAG_CACHE_SIZE:
+            _DAG_CACHE.popitem(last=False)
+    return dag
 
 
 # ---------------------------------------------------------------------------- use cases

@@ -29,3 +29,24 @@ def dag_tasks(spec: dict[str, Any], scope_path: str) -> dict[str, Any] | None:
     if component is None or "dag" not in component:
         return None
     return dict(component["dag"].get("tasks") or {})
+
+
+def topological_order(tasks: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Task names in dependency order (iteratively, so deep chains are fine), plus the
+    names left over because they sit on or behind a dependency cycle."""
+    pending = {n: set(t.get("dependentTasks") or []) & set(tasks) for n, t in tasks.items()}
+    dependents: dict[str, list[str]] = {n: [] for n in tasks}
+    for name, deps in pending.items():
+        for dep in deps:
+            dependents[dep].append(name)
+    ready = sorted((n for n, deps in pending.items() if not deps), reverse=True)
+    order: list[str] = []
+    while ready:
+        name = ready.pop()
+        order.append(name)
+        for nxt in dependents[name]:
+            pending[nxt].discard(name)
+            if not pending[nxt]:
+                ready.append(nxt)
+    placed = set(order)
+    return order, [n for n in tasks if n not in placed]

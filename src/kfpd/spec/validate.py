@@ -15,6 +15,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kfpd.domain.errors import InvalidArgument
 from kfpd.spec.loader import LoadedSpec
+from kfpd.spec.scope import topological_order
 
 SUPPORTED_SCHEMA_VERSIONS = {"2.0.0", "2.1.0"}
 
@@ -68,21 +69,9 @@ def _check_dag(comp_name: str, dag: dict[str, Any], components: dict[str, Any]) 
 
 
 def _check_acyclic(comp_name: str, tasks: dict[str, Any]) -> None:
-    state: dict[str, int] = {}  # 1 = visiting, 2 = done
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = " -> ".join([*path[path.index(name) :], name])
-            raise InvalidArgument(f"dependency cycle in {comp_name!r}: {cycle}")
-        state[name] = 1
-        for dep in tasks[name].get("dependentTasks") or []:
-            visit(dep, [*path, name])
-        state[name] = 2
-
-    for name in tasks:
-        visit(name, [])
+    _order, stuck = topological_order(tasks)
+    if stuck:
+        raise InvalidArgument(f"dependency cycle in {comp_name!r} among tasks {sorted(stuck)}")
 
 
 def validate_spec(loaded: LoadedSpec) -> None:

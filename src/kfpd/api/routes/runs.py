@@ -27,7 +27,7 @@ def get_run(run_id: str, db: Db, view: Q = None) -> Run:
     mode = parse_view(view)
     with db.read_session() as s:
         found = svc.get_run(s, run_id, mode)
-        hydration = artifacts_svc.hydrate(s, [t.id for t in found.tasks]) if found.full else None
+        hydration = artifacts_svc.hydrate(s, found.tasks) if found.full else None
         return run_out(found, hydration)
 
 
@@ -46,7 +46,7 @@ def list_runs(
         )
         hydration = None
         if mode == ViewMode.FULL:
-            hydration = artifacts_svc.hydrate(s, [t.id for v in page.items for t in v.tasks])
+            hydration = artifacts_svc.hydrate(s, [t for v in page.items for t in v.tasks])
         return ListRunsResponse(
             runs=[run_out(v, hydration, with_spec=mode == ViewMode.FULL) for v in page.items],
             total_size=page.total_size,

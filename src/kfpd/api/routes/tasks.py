@@ -34,7 +34,7 @@ def create_task(run_id: str, body: PipelineTask, db: Db) -> PipelineTask:
 def update_task(run_id: str, task_id: str, body: PipelineTask, db: Db) -> PipelineTask:
     with db.write_session() as s:
         task = svc.update_task(s, run_id, task_id, body)
-        return task_out(task, artifacts_svc.hydrate(s, [task.id]))
+        return task_out(task, artifacts_svc.hydrate(s, [task]))
 
 
 @router.post(
@@ -47,7 +47,7 @@ def update_tasks_bulk(run_id: str, body: UpdateTasksBulkRequest, db: Db) -> Upda
         raise InvalidArgument("run_id in the body does not match the path")
     with db.write_session() as s:
         tasks = svc.update_tasks_bulk(s, run_id, body.tasks)
-        hydration = artifacts_svc.hydrate(s, [t.id for t in tasks])
+        hydration = artifacts_svc.hydrate(s, tasks)
         return UpdateTasksBulkResponse(tasks={t.id: task_out(t, hydration) for t in tasks})
 
 
@@ -57,7 +57,7 @@ def update_tasks_bulk(run_id: str, body: UpdateTasksBulkRequest, db: Db) -> Upda
 def get_task(run_id: str, task_id: str, db: Db) -> PipelineTask:
     with db.read_session() as s:
         task = svc.get_task(s, run_id, task_id)
-        return task_out(task, artifacts_svc.hydrate(s, [task.id]))
+        return task_out(task, artifacts_svc.hydrate(s, [task]))
 
 
 @router.get(
@@ -78,7 +78,7 @@ def list_tasks(
     )
     with db.read_session() as s:
         page = svc.list_tasks(s, run_id, opt_str(parent_id), base)
-        hydration = artifacts_svc.hydrate(s, [t.id for t in page.items])
+        hydration = artifacts_svc.hydrate(s, page.items)
         return ListTasksResponse(
             tasks=[task_out(t, hydration) for t in page.items],
             total_size=page.total_size,
@@ -94,4 +94,4 @@ def find_cached_task(body: FindCachedTaskRequest, db: Db) -> FindCachedTaskRespo
         task = svc.find_cached_task(s, body.namespace or "", body.cache_fingerprint)
         if task is None:
             return FindCachedTaskResponse()
-        return FindCachedTaskResponse(task=task_out(task, artifacts_svc.hydrate(s, [task.id])))
+        return FindCachedTaskResponse(task=task_out(task, artifacts_svc.hydrate(s, [task])))
