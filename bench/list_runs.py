@@ -16,11 +16,14 @@ What it does:
    kfpd never runs one (``--sqlite-analyze`` to try it).
 2. Starts ``kfpd server`` as a subprocess on that database, waits for /apis/v2beta1/healthz.
 3. Over HTTP (httpx, keep-alive), ``namespace=team-a``, ``sort_by=created_at desc``, for
-   page_size 20 and 100, and for no filter, ``state EQUALS SUCCEEDED`` and
-   ``display_name IS_SUBSTRING "etl"`` (about 10 % of runs): times page 1, and page 100
-   (reached by following next_page_token 99 times; its token is then replayed). Each case
-   runs ``--warmup`` times untimed, then ``--repeats`` times; p50/p95/max in ms.
-   Every ListRuns response carries ``total_size``, i.e. a COUNT(*) over all the matches.
+   page_size 20 and 100, and for four filters: none, ``state EQUALS SUCCEEDED``,
+   ``display_name IS_SUBSTRING "etl"`` (about 10 % of runs, the harder case) and
+   ``storage_state NOT_EQUALS ARCHIVED`` (what the KFP UI's run list sends): times page 1,
+   and page 100 (reached by following next_page_token 99 times; its token is then
+   replayed). Each case runs ``--warmup`` times untimed, then ``--repeats`` times;
+   p50/p95/max in ms, client-side, so HTTP and JSON are included. Every ListRuns response
+   carries ``total_size``, i.e. a COUNT(*) over all the matches; ``--skip-count`` sends
+   ``skip_count=true`` as the current KFP UI does (kfpd may ignore it).
 4. Checks correctness against ground truth computed in Python from the table's rows:
    pages don't overlap, order is (created_at, run_id) descending, every run matches the
    filter, pages 1 and 100 hold exactly the expected ids, total_size == number of matches.
@@ -37,7 +40,8 @@ Usage::
         --db-url postgresql+psycopg://postgres@127.0.0.1:5432/kfpd_bench_runs
     .venv/bin/python bench/list_runs.py \\
         --db-url mariadb+pymysql://root@127.0.0.1:3306/kfpd_bench_runs
-    .venv/bin/python bench/list_runs.py --json --explain
+    .venv/bin/python bench/list_runs.py --reuse --json --explain
+    .venv/bin/python bench/list_runs.py --runs 20000 --repeats 10   # quick smoke run
 
 Exit status: 1 if a correctness check fails; with ``--strict`` also 2 if a case misses the
 p95 target.
@@ -46,6 +50,7 @@ p95 target.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import math
@@ -89,18 +94,56 @@ API = "/apis/v2beta1"
 ROOT = Path(__file__).resolve().parent.parent
 KFPD_BIN = Path(sys.executable).with_name("kfpd")
 
-FILTERS: dict[str, str | None] = {
-    "none": None,
-    "state=SUCCEEDED": json.dumps(
-        {"predicates": [{"operation": "EQUALS", "key": "state", "string_value": "SUCCEEDED"}]}
-    ),
-    f"name~{SUBSTRING!r}": json.dumps(
-        {
-            "predicates": [
-                {"operation": "IS_SUBSTRING", "key": "display_name", "string_value": SUBSTRING}
-            ]
-        }
-    ),
+
+def _pred(op: str, key: str, value: str) -> dict[str, str]:
+    return {"operation": op, "key": key, "string_value": value}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One run of the namespace, as the ground truth sees it."""
+
+    created_at: int
+    id: str
+    state: int
+    storage_state: int
+    display_name: str
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """A KFP filter the bench sends, and the same predicate evaluated in Python."""
+
+    name: str
+    predicates: tuple[dict[str, str], ...]
+
+    @property
+    def json(self) -> str | None:
+        return json.dumps({"predicates": list(self.predicates)}) if self.predicates else None
+
+    def matches(self, row: Row) -> bool:
+        for p in self.predicates:
+            key, value = p["key"], p["string_value"]
+            if key == "state" and row.state != int(RunState[value]):
+                return False
+            if key == "storage_state":
+                equal = row.storage_state == int(StorageState[value])
+                if equal != (p["operation"] == "EQUALS"):
+                    return False
+            if key == "display_name" and value not in row.display_name:
+                return False
+        return True
+
+
+FILTERS: dict[str, ListFilter] = {
+    f.name: f
+    for f in (
+        ListFilter("none", ()),
+        ListFilter("state=SUCCEEDED", (_pred("EQUALS", "state", "SUCCEEDED"),)),
+        ListFilter(f"name~{SUBSTRING!r}", (_pred("IS_SUBSTRING", "display_name", SUBSTRING),)),
+        # What the KFP UI's run list sends ("Active" runs tab).
+        ListFilter("storage!=ARCHIVED", (_pred("NOT_EQUALS", "storage_state", "ARCHIVED"),)),
+    )
 }
 
 # (pipeline name, weight, experiment); only "nightly-etl" contains SUBSTRING.
@@ -303,9 +346,11 @@ def _counts(engine: Engine) -> dict[str, int]:
 
 
 def _admin_url(url: URL) -> URL:
-    if url.get_backend_name() == "postgresql":
-        return url.set(database="postgres")
-    return url.set(database=None)
+    database = "postgres" if url.get_backend_name() == "postgresql" else None
+    # URL.set(database=None) would keep the database, so build the URL afresh.
+    return URL.create(
+        url.drivername, url.username, url.password, url.host, url.port, database, url.query
+    )
 
 
 def _server_db_exists(url: URL) -> bool:
@@ -492,40 +537,39 @@ class CaseResult:
 
 @dataclass
 class Truth:
-    """Rows of the namespace as (created_at, id, state, display_name), newest first."""
+    """The namespace's runs, newest first (created_at desc, id desc)."""
 
-    rows: list[tuple[int, str, int, str]]
+    rows: list[Row]
 
     def matching(self, flt: str) -> list[str]:
-        if flt == "none":
-            return [r[1] for r in self.rows]
-        if flt == "state=SUCCEEDED":
-            return [r[1] for r in self.rows if r[2] == int(RunState.SUCCEEDED)]
-        return [r[1] for r in self.rows if SUBSTRING in r[3]]
+        f = FILTERS[flt]
+        return [r.id for r in self.rows if f.matches(r)]
+
+    def by_id(self) -> dict[str, Row]:
+        return {r.id: r for r in self.rows}
 
 
 def load_truth(url: URL) -> Truth:
     engine = create_engine(url)
+    cols = (Run.created_at, Run.id, Run.state, Run.storage_state, Run.display_name)
     with engine.connect() as conn:
         rows = [
-            (int(c), str(i), int(s), str(d))
-            for c, i, s, d in conn.execute(
-                select(Run.created_at, Run.id, Run.state, Run.display_name).where(
-                    Run.namespace == NAMESPACE
-                )
-            )
+            Row(int(c), str(i), int(s), int(ss), str(d))
+            for c, i, s, ss, d in conn.execute(select(*cols).where(Run.namespace == NAMESPACE))
         ]
     engine.dispose()
-    rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
     return Truth(rows)
 
 
-def _params(size: int, flt: str, token: str | None) -> dict[str, Any]:
+def _params(size: int, flt: str, token: str | None, skip_count: bool) -> dict[str, Any]:
     params: dict[str, Any] = {"namespace": NAMESPACE, "page_size": size, "sort_by": SORT_BY}
-    if FILTERS[flt]:
-        params["filter"] = FILTERS[flt]
+    if FILTERS[flt].json:
+        params["filter"] = FILTERS[flt].json
     if token:
         params["page_token"] = token
+    if skip_count:
+        params["skip_count"] = "true"
     return params
 
 
@@ -546,12 +590,12 @@ class Walk:
     totals: list[int]
 
 
-def walk(client: httpx.Client, size: int, flt: str, depth: int) -> Walk:
+def walk(client: httpx.Client, size: int, flt: str, depth: int, skip_count: bool) -> Walk:
     pages: list[list[dict[str, Any]]] = []
     tokens: list[str | None] = [None]
     totals: list[int] = []
     while len(pages) < depth:
-        _, body = _get(client, _params(size, flt, tokens[-1]))
+        _, body = _get(client, _params(size, flt, tokens[-1], skip_count))
         pages.append(body.get("runs", []))
         totals.append(int(body.get("total_size", 0)))
         nxt = body.get("next_page_token")
@@ -561,7 +605,7 @@ def walk(client: httpx.Client, size: int, flt: str, depth: int) -> Walk:
     return Walk(pages, tokens[: len(pages)], totals)
 
 
-def check_walk(w: Walk, size: int, flt: str, truth: Truth) -> list[str]:
+def check_walk(w: Walk, size: int, flt: str, truth: Truth, skip_count: bool) -> list[str]:
     """Return the failed checks of one walk (empty when all pass)."""
     errors: list[str] = []
     label = f"size {size} filter {flt}"
@@ -572,15 +616,25 @@ def check_walk(w: Walk, size: int, flt: str, truth: Truth) -> list[str]:
     keys = [(parse_rfc3339(r["created_at"]), r["run_id"]) for p in w.pages for r in p]
     if any(a <= b for a, b in itertools.pairwise(keys)):
         errors.append(f"{label}: runs not in (created_at, run_id) descending order")
-    for p in w.pages:
-        for r in p:
-            if flt == "state=SUCCEEDED" and r.get("state") != "SUCCEEDED":
-                errors.append(f"{label}: run {r['run_id']} has state {r.get('state')}")
-                break
-            if flt.startswith("name~") and SUBSTRING not in r["display_name"]:
-                errors.append(f"{label}: run {r['run_id']} name {r['display_name']!r}")
-                break
-    if any(t != len(expected) for t in w.totals):
+    known = truth.by_id()
+    for r in (r for p in w.pages for r in p):
+        row = known.get(r["run_id"])
+        if row is None:
+            errors.append(f"{label}: run {r['run_id']} is not in namespace {NAMESPACE!r}")
+            break
+        seen = Row(
+            parse_rfc3339(r["created_at"]),
+            r["run_id"],
+            int(RunState[r["state"]]),
+            int(StorageState[r["storage_state"]]),
+            r["display_name"],
+        )
+        if seen != row or not FILTERS[flt].matches(seen):
+            errors.append(f"{label}: run {r['run_id']} is {seen}, expected a match like {row}")
+            break
+    # With --skip-count a server that honours skip_count may answer total_size 0.
+    ok_totals = {len(expected), 0} if skip_count else {len(expected)}
+    if any(t not in ok_totals for t in w.totals):
         errors.append(f"{label}: total_size {sorted(set(w.totals))} != {len(expected)} matches")
     n = len(w.pages)
     want_pages = min(DEEP_PAGE, max(1, math.ceil(len(expected) / size)))
@@ -595,28 +649,35 @@ def check_walk(w: Walk, size: int, flt: str, truth: Truth) -> list[str]:
     last = [r["run_id"] for r in w.pages[-1]]
     if last != expected[(n - 1) * size : n * size]:
         errors.append(f"{label}: page {n} holds the wrong runs")
-    if any(r.get("namespace", NAMESPACE) != NAMESPACE for p in w.pages for r in p):
-        errors.append(f"{label}: runs from another namespace")
     return errors
 
 
 def time_case(
     client: httpx.Client, params: dict[str, Any], warmup: int, repeats: int
 ) -> tuple[list[float], list[str]]:
-    """Time one request; return the samples and the run ids of every response's page."""
+    """Time one request; return the samples and whether every response held the same page.
+
+    The client's own garbage collector is paused while timing, so that its pauses are not
+    charged to the server.
+    """
     for _ in range(warmup):
         _get(client, params)
     samples: list[float] = []
     first_ids: list[str] | None = None
     changed = False
-    for _ in range(repeats):
-        ms, body = _get(client, params)
-        samples.append(ms)
-        ids = [r["run_id"] for r in body.get("runs", [])]
-        if first_ids is None:
-            first_ids = ids
-        elif ids != first_ids:
-            changed = True
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            ms, body = _get(client, params)
+            samples.append(ms)
+            ids = [r["run_id"] for r in body.get("runs", [])]
+            if first_ids is None:
+                first_ids = ids
+            elif ids != first_ids:
+                changed = True
+    finally:
+        gc.enable()
     return samples, ["response changed between repeats"] if changed else []
 
 
@@ -645,7 +706,7 @@ def explain(url: URL, walks: dict[tuple[int, str], Walk]) -> list[dict[str, Any]
                         s,
                         namespace=NAMESPACE,
                         experiment_id=None,
-                        request=ListRequest(size, token, SORT_BY, FILTERS[flt]),
+                        request=ListRequest(size, token, SORT_BY, FILTERS[flt].json),
                     )
             finally:
                 event.remove(db.engine, "before_cursor_execute", _capture)
@@ -698,18 +759,18 @@ def _default_sqlite_url(runs: int, other: int) -> str:
     return f"sqlite:///{base / f'runs-{runs}-{other}-v{SEED_VERSION}.sqlite'}"
 
 
-def print_table(backend: str, runs: int, results: list[CaseResult]) -> None:
+def print_table(backend: str, runs: int, results: list[CaseResult], skip_count: bool) -> None:
     print()
     print(
         f"ListRuns over HTTP, {backend}, {runs:,} runs in namespace {NAMESPACE!r}, "
-        f"sort_by={SORT_BY!r}"
+        f"sort_by={SORT_BY!r}" + (", skip_count=true" if skip_count else "")
     )
     print(
         f"upstream KFP anchor: {UPSTREAM_ANCHOR_MS:,.0f} ms (1 min 46 s) for one ListRuns at "
         f"200,000 runs; kfpd target: p95 < {TARGET_P95_MS:.0f} ms"
     )
     head = (
-        f"{'page_size':>9} {'page':>4}  {'filter':<16} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'page_size':>9} {'page':>4}  {'filter':<18} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'max ms':>8}  {'target':>8}  {'upstream':>10}  {'x faster':>8}"
     )
     print(head)
@@ -718,10 +779,13 @@ def print_table(backend: str, runs: int, results: list[CaseResult]) -> None:
         s = r.summary()
         ok = "ok" if s["meets_target"] else "MISS"
         print(
-            f"{r.page_size:>9} {r.page:>4}  {r.filter:<16} {s['n']:>3} {s['p50_ms']:>8.1f} "
+            f"{r.page_size:>9} {r.page:>4}  {r.filter:<18} {s['n']:>3} {s['p50_ms']:>8.1f} "
             f"{s['p95_ms']:>8.1f} {s['max_ms']:>8.1f}  <50 {ok:>4}  "
             f"{UPSTREAM_ANCHOR_MS:>10,.0f}  {s['speedup_vs_upstream_p95']:>8,}"
         )
+    print("filters:")
+    for name in dict.fromkeys(r.filter for r in results):
+        print(f"  {name:<18} {FILTERS[name].json or '(none)'}")
 
 
 def main() -> int:
@@ -736,6 +800,16 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--page-sizes", default="20,100")
+    ap.add_argument(
+        "--filters",
+        default=",".join(FILTERS),
+        help=f"comma-separated subset of: {', '.join(FILTERS)}",
+    )
+    ap.add_argument(
+        "--skip-count",
+        action="store_true",
+        help="send skip_count=true, as the current KFP UI does (upstream PR #13951)",
+    )
     ap.add_argument("--sqlite-analyze", action="store_true", help="run ANALYZE on SQLite too")
     ap.add_argument("--explain", action="store_true", help="print the plans of kfpd's SQL")
     ap.add_argument("--json", action="store_true", help="print results as JSON on stdout")
@@ -745,14 +819,32 @@ def main() -> int:
     url = normalize_url(args.db_url or _default_sqlite_url(args.runs, args.other_runs))
     backend = url.get_backend_name()
     sizes = [int(x) for x in args.page_sizes.split(",") if x.strip()]
+    filters = [x.strip() for x in args.filters.split(",") if x.strip()]
+    unknown = sorted(set(filters) - set(FILTERS))
+    if unknown:
+        ap.error(f"unknown filters {unknown}; choose from {list(FILTERS)}")
     seed_s = seed(
         url, args.runs, args.other_runs, reuse=args.reuse, sqlite_analyze=args.sqlite_analyze
     )
-    truth = load_truth(url)
+    try:
+        return _measure(args, url, sizes, filters, seed_s)
+    finally:
+        if backend != "sqlite" and not (args.keep or args.reuse):
+            _recreate_server_db(url, drop_only=True)
+            log(f"dropped database {url.database}")
 
+
+def _measure(
+    args: argparse.Namespace, url: URL, sizes: list[int], filters: list[str], seed_s: float
+) -> int:
+    backend = url.get_backend_name()
+    truth = load_truth(url)
+    gc.collect()
+    gc.freeze()  # the ground truth's 200k rows stay out of the client's GC passes
     results: list[CaseResult] = []
     errors: list[str] = []
     walks: dict[tuple[int, str], Walk] = {}
+    load_before = [round(x, 2) for x in os.getloadavg()]
     data_dir = Path(tempfile.mkdtemp(prefix="kfpd-bench-runs-"))
     try:
         with (
@@ -760,11 +852,11 @@ def main() -> int:
             httpx.Client(base_url=base, timeout=600) as client,
         ):
             for size in sizes:
-                for flt in FILTERS:
+                for flt in filters:
                     t0 = time.perf_counter()
-                    w = walk(client, size, flt, DEEP_PAGE)
+                    w = walk(client, size, flt, DEEP_PAGE, args.skip_count)
                     walks[(size, flt)] = w
-                    errors += check_walk(w, size, flt, truth)
+                    errors += check_walk(w, size, flt, truth, args.skip_count)
                     log(
                         f"walked {len(w.pages)} pages of size {size} filter {flt} in "
                         f"{time.perf_counter() - t0:.1f} s"
@@ -772,7 +864,10 @@ def main() -> int:
                     for page_no, token in ((1, None), (len(w.pages), w.tokens[-1])):
                         res = CaseResult(size, flt, page_no)
                         res.samples_ms, errs = time_case(
-                            client, _params(size, flt, token), args.warmup, args.repeats
+                            client,
+                            _params(size, flt, token, args.skip_count),
+                            args.warmup,
+                            args.repeats,
                         )
                         errors += [f"size {size} page {page_no} filter {flt}: {e}" for e in errs]
                         results.append(res)
@@ -782,10 +877,6 @@ def main() -> int:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     plans = explain(url, walks) if args.explain else []
-    if backend != "sqlite" and not (args.keep or args.reuse):
-        _recreate_server_db(url, drop_only=True)
-        log(f"dropped database {url.database}")
-
     missed = [r for r in results if not r.summary()["meets_target"]]
     load = [round(x, 2) for x in os.getloadavg()]
     if args.json:
@@ -798,7 +889,10 @@ def main() -> int:
                     "namespace": NAMESPACE,
                     "sort_by": SORT_BY,
                     "seed_seconds": round(seed_s, 1),
-                    "loadavg_1_5_15": load,
+                    "skip_count": args.skip_count,
+                    "filters": {n: FILTERS[n].json for n in filters},
+                    "loadavg_before": load_before,
+                    "loadavg_after": load,
                     "cpus": os.cpu_count(),
                     "upstream_anchor_ms": UPSTREAM_ANCHOR_MS,
                     "target_p95_ms": TARGET_P95_MS,
@@ -811,8 +905,11 @@ def main() -> int:
             )
         )
     else:
-        print_table(backend, args.runs, results)
-        print(f"host: {os.cpu_count()} CPUs, load average {load} (client and server share it)")
+        print_table(backend, args.runs, results, args.skip_count)
+        print(
+            f"host: {os.cpu_count()} CPUs, 1-min load average {load_before[0]} before, "
+            f"{load[0]} after (client and server share the host)"
+        )
         print()
         print("correctness: " + ("all checks passed" if not errors else "FAILED"))
         for e in errors:
