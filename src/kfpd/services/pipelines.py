@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import fsspec
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -293,7 +291,3 @@ def list_versions(
 
 def delete_version(session: Session, pipeline_id: str, version_id: str) -> None:
     session.delete(get_version(session, pipeline_id, version_id))
-
-
-def spec_of(version: PipelineVersion) -> dict[str, Any]:
-    return version.pipeline_spec
