@@ -92,7 +92,7 @@ DEEP_PAGE = 100
 SUBSTRING = "etl"
 API = "/apis/v2beta1"
 ROOT = Path(__file__).resolve().parent.parent
-KFPD_BIN = Path(sys.executable).with_name("kfpd")
+KFPD_BIN = Path(sys.executable).with_name("kfpd")  # the venv's console script
 
 
 def _pred(op: str, key: str, value: str) -> dict[str, str]:
@@ -461,8 +461,9 @@ def _free_port() -> int:
 def kfpd_server(url: URL, data_dir: Path) -> Iterator[str]:
     port = _free_port()
     logfile = data_dir / "server.log"
+    launcher = [str(KFPD_BIN)] if KFPD_BIN.exists() else [sys.executable, "-m", "kfpd.cli.main"]
     cmd = [
-        str(KFPD_BIN),
+        *launcher,
         "server",
         "--db-url",
         url.render_as_string(hide_password=False),
@@ -795,7 +796,11 @@ def main() -> int:
         "--other-runs", type=int, default=1_000, help="runs in team-b (must stay invisible)"
     )
     ap.add_argument("--db-url", help="SQLAlchemy URL (default: a SQLite file under /tmp)")
-    ap.add_argument("--reuse", action="store_true", help="reuse an already seeded database")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse an already seeded database (and keep a server database afterwards)",
+    )
     ap.add_argument("--keep", action="store_true", help="don't drop the server database")
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
