@@ -15,7 +15,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
-from kfpd.db.models import Run, Task
+from kfpd.db.models import ArtifactTask, Run, Task
 from kfpd.domain.enums import (
     GROUP_TASK_TYPES,
     TERMINAL_TASK_STATES,
@@ -545,8 +545,6 @@ def cancel_run_tasks(session: Session, run: Run, message: str) -> None:
 
 def reset_unfinished_tasks(session: Session, run: Run) -> int:
     """Prepare a retry: tasks that did not finish well go back to RUNNING without outputs."""
-    from kfpd.db.models import ArtifactTask
-
     now = now_us()
     keep = [int(TaskState.SUCCEEDED), int(TaskState.CACHED), int(TaskState.SKIPPED)]
     tasks = session.scalars(
@@ -573,8 +571,6 @@ def reset_unfinished_tasks(session: Session, run: Run) -> int:
 
 def delete_run_tasks(session: Session, run_id: str) -> None:
     """Delete a run's tasks; unlinking parents first keeps MySQL's cascade depth shallow."""
-    from kfpd.db.models import ArtifactTask
-
     session.execute(delete(ArtifactTask).where(ArtifactTask.run_id == run_id))
     session.execute(update(Task).where(Task.run_id == run_id).values(parent_task_id=None))
     session.execute(delete(Task).where(Task.run_id == run_id))
