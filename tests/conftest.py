@@ -36,6 +36,8 @@ from kfpd.db.models import (
 PG_URL = os.environ.get("KFPD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_URL = os.environ.get("KFPD_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql")
 REQUIRE = os.environ.get("KFPD_TEST_REQUIRE_DBS") == "1"
+# Lets several checkouts run their suites at once on the same database servers.
+DB_PREFIX = os.environ.get("KFPD_TEST_DB_PREFIX", "kfpd_test")
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "kfp-corpus"
 if not CORPUS.exists():
@@ -82,7 +84,7 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> str:
     dialect = request.param
-    url = fresh_database_url(dialect, tmp_path_factory.mktemp(dialect), f"kfpd_test_{worker_id}")
+    url = fresh_database_url(dialect, tmp_path_factory.mktemp(dialect), f"{DB_PREFIX}_{worker_id}")
     upgrade(url)
     return url
 

@@ -1,0 +1,120 @@
+"""The contract between the orchestrator (in the server) and a launcher process (anywhere).
+
+The orchestrator resolves a task's inputs, provisions its outputs and hands the launcher a
+``LaunchSpec``; the launcher runs the executor and reports back with one ``FinishTaskRequest``
+over HTTP (``POST /apis/v2beta1/runs/{run_id}/tasks/{task_id}:finish``), streaming its log with
+``POST /apis/v2beta1/runs/{run_id}/tasks/{task_id}/logs`` meanwhile. Both calls carry the run
+token (``Authorization: Bearer …``) from the spec; the launcher never touches the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from kfpd.schemas.base import WireModel
+
+
+class RuntimeArtifactSpec(WireModel):
+    """An input artifact, already resolved to a stored artifact."""
+
+    artifact_id: str | None = None
+    name: str = ""
+    uri: str = ""
+    schema_title: str = "system.Artifact"
+    schema_version: str = "0.0.1"
+    metadata: dict[str, Any] = {}
+
+
+class OutputArtifactSpec(WireModel):
+    """An output artifact slot; ``uri`` is provisioned by the orchestrator."""
+
+    name: str
+    uri: str
+    schema_title: str = "system.Artifact"
+    schema_version: str = "0.0.1"
+    metadata: dict[str, Any] = {}
+
+
+class EnvVar(WireModel):
+    name: str
+    value: str = ""
+
+
+class ContainerSpec(WireModel):
+    image: str = ""
+    command: list[str] = []
+    args: list[str] = []
+    env: list[EnvVar] = []
+
+
+class ImporterSpec(WireModel):
+    """What the importer brings in; ``uri`` is already resolved (constant or runtime value)."""
+
+    uri: str
+    schema_title: str = "system.Artifact"
+    schema_version: str = "0.0.1"
+    metadata: dict[str, Any] = {}
+    reimport: bool = False
+    output_key: str = "artifact"
+
+
+class LaunchSpec(WireModel):
+    server_url: str
+    token: str
+    run_id: str
+    task_id: str
+    task_name: str  # the task key in its DAG, e.g. "add-numbers"
+    display_name: str = ""
+    namespace: str = ""
+    pipeline_name: str = ""
+    run_display_name: str = ""
+    run_create_time: str = ""  # RFC 3339
+    pipeline_root: str  # URI, e.g. file:///home/u/.kfpd/artifacts
+    iteration_index: int | None = None
+    parent_task_id: str | None = None
+    kind: Literal["container", "importer"] = "container"
+    container: ContainerSpec | None = None
+    importer: ImporterSpec | None = None
+    # Resolved inputs: native JSON values (integers stay integers); absent key = not provided.
+    parameter_values: dict[str, Any] = {}
+    input_artifacts: dict[str, list[RuntimeArtifactSpec]] = {}
+    # Outputs: parameter name -> KFP parameter type name (STRING, NUMBER_INTEGER, LIST, ...).
+    output_parameters: dict[str, str] = {}
+    output_artifacts: dict[str, OutputArtifactSpec] = {}
+    # Where the task may write scratch files (executor output, OutputPath parameter files).
+    work_dir: str = ""
+    # Where the executor-logs artifact lives once the task ends (provisioned like outputs).
+    log_uri: str = ""
+
+
+class OutputArtifact(WireModel):
+    """One produced artifact. Metrics outputs become one artifact per scalar (§5.8)."""
+
+    key: str  # the output key in the component's outputDefinitions
+    name: str = ""
+    uri: str | None = None
+    schema_title: str = "system.Artifact"
+    metadata: dict[str, Any] = {}
+    number_value: float | None = None
+
+
+class FinishTaskRequest(WireModel):
+    """The launcher's single report: outputs and final state, written in one transaction."""
+
+    state: Literal["SUCCEEDED", "FAILED"]
+    error_message: str | None = None
+    output_parameters: dict[str, Any] = {}
+    output_artifacts: list[OutputArtifact] = []
+    log_uri: str | None = None  # becomes the task's executor-logs artifact
+
+
+class AppendLogRequest(WireModel):
+    text: str = Field(default="", description="log text to append (UTF-8)")
+
+
+class TaskLog(WireModel):
+    text: str = ""
+    next_offset: int = 0
+    complete: bool = False  # the task has ended; no more text will come
