@@ -10,8 +10,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -109,7 +110,10 @@ def db(_session_db: Database) -> Database:
 
 @pytest.fixture
 def api(db: Database, tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(data_dir=tmp_path, max_body_bytes=2 * 1024 * 1024), database=db)
+    app = create_app(
+        Settings(data_dir=tmp_path, max_body_bytes=2 * 1024 * 1024, orchestrate=False),
+        database=db,
+    )
     with TestClient(app) as client:
         yield client
 
@@ -120,11 +124,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def live_server(db: Database, tmp_path: Path) -> Iterator[str]:
-    """A real HTTP server (uvicorn in a thread) for clients such as kfp.Client."""
-    port = _free_port()
-    app = create_app(Settings(data_dir=tmp_path), database=db)
+def _serve(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -133,6 +133,34 @@ def live_server(db: Database, tmp_path: Path) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
+    return server, thread
+
+
+@pytest.fixture
+def live_server(db: Database, tmp_path: Path) -> Iterator[str]:
+    """A real HTTP server (uvicorn in a thread) for clients such as kfp.Client."""
+    port = _free_port()
+    app = create_app(Settings(data_dir=tmp_path, orchestrate=False), database=db)
+    server, thread = _serve(app, port)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def orchestrated_server(db: Database, tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start servers that run pipelines: ``url = orchestrated_server(executor, **settings)``
+    (executor None = the real local executor)."""
+    started: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(executor: Any = None, **settings: Any) -> str:
+        port = _free_port()
+        settings.setdefault("data_dir", tmp_path)
+        app = create_app(Settings(port=port, **settings), database=db, executor=executor)
+        started.append(_serve(app, port))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(timeout=20)

@@ -275,17 +275,49 @@ def test_exit_handler_keeps_the_run_open_after_a_failure(db: Database) -> None:
 
     from tests.conftest import CORPUS
 
-    spec = yaml.safe_load((CORPUS / "critical" / "pipeline_with_input_status_state.yaml").read_text())
+    spec = yaml.safe_load(
+        (CORPUS / "critical" / "pipeline_with_input_status_state.yaml").read_text()
+    )
     run_id = _run(db, spec)
     root = _task(db, run_id, name="ROOT", type="ROOT", scope_path="root")
-    handler = _task(db, run_id, name="exit-handler-1", type="EXIT_HANDLER", scope_path="root.exit-handler-1", parent_task_id=root)
-    body = _task(db, run_id, name="some-task", type="RUNTIME", scope_path="root.exit-handler-1.some-task", parent_task_id=handler)
+    handler = _task(
+        db,
+        run_id,
+        name="exit-handler-1",
+        type="EXIT_HANDLER",
+        scope_path="root.exit-handler-1",
+        parent_task_id=root,
+    )
+    body = _task(
+        db,
+        run_id,
+        name="some-task",
+        type="RUNTIME",
+        scope_path="root.exit-handler-1.some-task",
+        parent_task_id=handler,
+    )
     with db.write_session() as s:
-        tasks.update_task(s, run_id, body, PipelineTask.model_validate({"state": "FAILED", "status_metadata": {"message": "user code raised"}}))
+        tasks.update_task(
+            s,
+            run_id,
+            body,
+            PipelineTask.model_validate(
+                {"state": "FAILED", "status_metadata": {"message": "user code raised"}}
+            ),
+        )
     with db.read_session() as s:
         assert TaskState(tasks.get_task(s, run_id, handler).state) == TaskState.FAILED
-    assert _state(db, run_id) == RunState.RUNNING, "echo-state (ALL_UPSTREAM_TASKS_COMPLETED) must still run"
-    exit_task = _task(db, run_id, name="echo-state", type="RUNTIME", scope_path="root.echo-state", parent_task_id=root)
+    assert _state(db, run_id) == RunState.RUNNING, (
+        "echo-state (ALL_UPSTREAM_TASKS_COMPLETED) must still run"
+    )
+    exit_task = _task(
+        db,
+        run_id,
+        name="echo-state",
+        type="RUNTIME",
+        scope_path="root.echo-state",
+        parent_task_id=root,
+    )
     with db.write_session() as s:
         tasks.update_task(s, run_id, exit_task, PipelineTask(state=TaskState.SUCCEEDED))
     assert _state(db, run_id) == RunState.FAILED

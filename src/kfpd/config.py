@@ -19,6 +19,10 @@ class Settings:
     port: int = 8888
     max_body_bytes: int = int(os.environ.get("KFPD_MAX_BODY_BYTES", 32 * 1024 * 1024))
     migrate: bool = True  # upgrade the schema to head at start-up
+    orchestrate: bool = True  # run pipelines (False: store runs only)
+    cache_enabled: bool = os.environ.get("KFPD_CACHE", "1") != "0"  # server-wide task cache
+    max_parallel: int = int(os.environ.get("KFPD_MAX_PARALLEL", 0)) or (os.cpu_count() or 1)
+    public_url: str | None = None  # how launchers reach this server (default from host/port)
 
     @property
     def database_url(self) -> str:
@@ -28,6 +32,13 @@ class Settings:
         if env:
             return env
         return f"sqlite:///{self.data_dir / 'kfpd.sqlite'}"
+
+    @property
+    def server_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def artifact_root(self) -> Path:

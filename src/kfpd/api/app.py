@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,22 +15,63 @@ from kfpd.api.routes import artifacts, experiments, pipelines, runs, tasks
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
+from kfpd.engine.engine import Engine
+from kfpd.executors.base import Executor
+from kfpd.services.orchestration import OrchestratorConfig
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+def _engine(settings: Settings, database: Database, executor: Executor | None) -> Engine | None:
+    if not settings.orchestrate:
+        return None
+    if executor is None:
+        from kfpd.executors.local import LocalExecutor
+
+        executor = LocalExecutor(
+            max_parallel=settings.max_parallel, work_root=settings.data_dir / "work"
+        )
+    settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    config = OrchestratorConfig(
+        server_url=settings.server_url,
+        pipeline_root=settings.artifact_root.resolve().as_uri(),
+        token_for=lambda run_id: "",
+        cache_enabled=settings.cache_enabled,
+    )
+    return Engine(database, executor, config)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    executor: Executor | None = None,
+) -> FastAPI:
     settings = settings or Settings()
     if database is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.migrate:
             upgrade(settings.database_url)
         database = Database(settings.database_url)
+    engine = _engine(settings, database, executor)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if engine is not None:
+            engine.start()
+        try:
+            yield
+        finally:
+            if engine is not None:
+                engine.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="kfpd",
         version=__version__,
         description="Kubeflow Pipelines v2beta1 API with native task and artifact metadata.",
     )
     app.state.db = database
     app.state.settings = settings
+    app.state.engine = engine
     install_error_handlers(app)
     for module in (experiments, pipelines, runs, tasks, artifacts):
         app.include_router(module.router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Query, Request
 
@@ -18,6 +18,37 @@ def get_database(request: Request) -> Database:
 
 
 Db = Annotated[Database, Depends(get_database)]
+
+
+class RunEvents(Protocol):
+    """What routes tell the engine after their transaction committed."""
+
+    def run_created(self, run_id: str) -> None: ...
+
+    def run_retried(self, run_id: str) -> None: ...
+
+    def run_terminated(self, run_id: str) -> None: ...
+
+
+class _NoEngine:
+    """A server started without orchestration: runs are only stored."""
+
+    def run_created(self, run_id: str) -> None:
+        pass
+
+    def run_retried(self, run_id: str) -> None:
+        pass
+
+    def run_terminated(self, run_id: str) -> None:
+        pass
+
+
+def get_run_events(request: Request) -> RunEvents:
+    engine: RunEvents | None = getattr(request.app.state, "engine", None)
+    return engine if engine is not None else _NoEngine()
+
+
+Events = Annotated[RunEvents, Depends(get_run_events)]
 
 
 def opt_str(value: str | None) -> str | None:

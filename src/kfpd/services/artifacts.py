@@ -365,3 +365,25 @@ def hydrate(session: Session, tasks: list[Task]) -> Hydration:
         for parent_id, child_id, name in kids:
             children[parent_id or ""].append((child_id, name))
     return Hydration(links=links, children=children)
+
+
+def link_artifact(
+    session: Session,
+    *,
+    artifact_id: str,
+    task: Task,
+    io_type: IOType,
+    producer: dict[str, Any] | None,
+    key: str,
+    now: int,
+) -> ArtifactTask:
+    """Link an existing artifact to a task (idempotent); the caller holds the run lock."""
+    return _ensure_link(
+        session,
+        artifact_id=artifact_id,
+        task=task,
+        io_type=io_type,
+        producer=producer,
+        key=key,
+        now=now,
+    )

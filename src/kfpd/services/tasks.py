@@ -18,6 +18,7 @@ from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import ArtifactTask, Run, Task
 from kfpd.domain.enums import (
     GROUP_TASK_TYPES,
+    OUTPUT_IO_TYPES,
     TERMINAL_TASK_STATES,
     IOType,
     RunState,
@@ -34,6 +35,7 @@ from kfpd.domain.transitions import (
 )
 from kfpd.schemas.tasks import IOParameter, PipelineTask
 from kfpd.services.common import history_entry, lock_run, lock_writable_run, new_id, require
+from kfpd.services.propagation import record_group_outputs
 from kfpd.spec.scope import dag_tasks, topological_order
 
 TASK_FIELDS: dict[str, Field] = {
@@ -159,6 +161,8 @@ class _Writer:
     ) -> None:
         if not task_transition(TaskState(task.state), state):
             return
+        if state == TaskState.FAILED and self._retry(task, at=at, message=message):
+            return
         task.state = int(state)
         error = {"code": 2, "message": message} if message and state == TaskState.FAILED else None
         task.state_history = [
@@ -170,6 +174,32 @@ class _Writer:
                 task.finished_at = at
             self.session.flush()
             self._roll_up_from(task, at)
+
+    def _retry(self, task: Task, *, at: int, message: str | None) -> bool:
+        """Record a failed attempt and keep the task RUNNING when its retry policy allows.
+
+        The history then ends in FAILED while the task is RUNNING: a retry is pending, and the
+        orchestrator relaunches it after the policy's backoff (see retry_pending).
+        """
+        if task.type != TaskType.RUNTIME:
+            return False
+        policy = retry_policy(self.session, task)
+        if policy is None or failed_attempts(task) >= policy.max_retries:
+            return False
+        error = {"code": 2, "message": message or "the task failed"}
+        task.state_history = [
+            *task.state_history,
+            history_entry(to_rfc3339(at) or "", TaskState.FAILED.name, error),
+        ]
+        task.status_metadata = {**(task.status_metadata or {}), "message": error["message"]}
+        task.output_parameters = []
+        self.session.execute(
+            delete(ArtifactTask).where(
+                ArtifactTask.task_id == task.id,
+                ArtifactTask.type.in_([int(t) for t in OUTPUT_IO_TYPES]),
+            )
+        )
+        return True
 
     def mark_run_running(self, at: int) -> None:
         if RunState(self.run.state) == RunState.PENDING:
@@ -209,6 +239,7 @@ class _Writer:
                 history_entry(to_rfc3339(at) or "", verdict.name),
             ]
             self.session.flush()
+            record_group_outputs(self.session, parent)
             current = parent
 
     def _finish_run(self, root_state: TaskState, at: int) -> None:
@@ -339,6 +370,59 @@ def dag_of(session: Session, run_id: str, scope_path: str) -> _Dag | None:
         while len(_DAG_CACHE) > _DAG_CACHE_SIZE:
             _DAG_CACHE.popitem(last=False)
     return dag
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int
+    backoff_s: float
+    factor: float
+    max_backoff_s: float
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (attempt counts from 1)."""
+        return min(self.backoff_s * self.factor ** max(attempt - 1, 0), self.max_backoff_s)
+
+
+def _seconds(text: Any, default: float) -> float:
+    if text is None:
+        return default
+    raw = str(text).strip().rstrip("s")
+    try:
+        return float(raw)
+    except ValueError:
+        return default
+
+
+def retry_policy(session: Session, task: Task) -> RetryPolicy | None:
+    """The retryPolicy of a task's spec, if it asks for retries."""
+    scope, _, name = task.scope_path.rpartition(".")
+    dag = dag_of(session, task.run_id, scope) if scope else None
+    spec = dag.specs.get(name) if dag else None
+    policy = (spec or {}).get("retryPolicy") or {}
+    count = _int_or_none(policy.get("maxRetryCount")) or 0
+    if count <= 0:
+        return None
+    return RetryPolicy(
+        max_retries=count,
+        backoff_s=_seconds(policy.get("backoffDuration"), 0.0),
+        factor=float(policy.get("backoffFactor") or 2.0),
+        max_backoff_s=_seconds(policy.get("backoffMaxDuration"), 3600.0),
+    )
+
+
+def failed_attempts(task: Task) -> int:
+    return sum(1 for h in task.state_history or [] if h.get("state") == TaskState.FAILED.name)
+
+
+def retry_pending(task: Task) -> bool:
+    """True when a failed attempt was recorded and the task waits to be relaunched."""
+    history = task.state_history or []
+    return (
+        task.state == TaskState.RUNNING
+        and bool(history)
+        and history[-1].get("state") == TaskState.FAILED.name
+    )
 
 
 # ---------------------------------------------------------------------------- use cases

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from kfpd.api.convert import run_out
-from kfpd.api.deps import Db, Listing, opt_str, parse_view
+from kfpd.api.deps import Db, Events, Listing, opt_str, parse_view
 from kfpd.domain.enums import StorageState, ViewMode
 from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
 from kfpd.services import artifacts as artifacts_svc
@@ -16,10 +16,12 @@ Q = Annotated[str | None, Query()]
 
 
 @router.post("", response_model=Run, response_model_exclude_none=True)
-def create_run(body: RunCreate, db: Db) -> Run:
+def create_run(body: RunCreate, db: Db, events: Events) -> Run:
     with db.write_session() as s:
         run = svc.create_run(s, body)
-        return run_out(svc.RunView(run))
+        created = run_out(svc.RunView(run))
+    events.run_created(created.run_id or "")
+    return created
 
 
 @router.get("/{run_id}", response_model=Run, response_model_exclude_none=True)
@@ -76,14 +78,16 @@ def delete_run(run_id: str, db: Db) -> dict[str, Any]:
 
 
 @router.post("/{run_id}:terminate")
-def terminate_run(run_id: str, db: Db) -> dict[str, Any]:
+def terminate_run(run_id: str, db: Db, events: Events) -> dict[str, Any]:
     with db.write_session() as s:
         svc.terminate_run(s, run_id)
+    events.run_terminated(run_id)
     return {}
 
 
 @router.post("/{run_id}:retry")
-def retry_run(run_id: str, db: Db) -> dict[str, Any]:
+def retry_run(run_id: str, db: Db, events: Events) -> dict[str, Any]:
     with db.write_session() as s:
         svc.retry_run(s, run_id)
+    events.run_retried(run_id)
     return {}

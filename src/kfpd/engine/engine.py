@@ -1,0 +1,150 @@
+"""One thread, one queue: run events and task exits become orchestration steps.
+
+Each step is one transaction (services/orchestration.py) under the run's row lock; launches
+are handed to the executor only after the step committed, so a crash never leaves a process
+running for a task that was not recorded. Everything the engine keeps in memory (which task
+runs where, retry timers) can be rebuilt from the database: see :meth:`Engine.start`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kfpd.db.engine import Database
+from kfpd.executors.base import Executor, TaskExit
+from kfpd.services import orchestration
+from kfpd.services.orchestration import OrchestratorConfig, Step
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Event:
+    kind: str  # start | resume | exit | relaunch | terminate | stop
+    run_id: str = ""
+    task_id: str = ""
+    reason: str = ""
+
+
+class Engine:
+    def __init__(self, database: Database, executor: Executor, config: OrchestratorConfig) -> None:
+        self.database = database
+        self.executor = executor
+        self.config = config
+        self._events: queue.Queue[_Event] = queue.Queue()
+        self._timers: list[tuple[float, int, _Event]] = []
+        self._seq = itertools.count()
+        self._running: dict[str, str] = {}  # task id -> run id
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
+
+    # -- public API (any thread)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="kfpd-engine", daemon=True)
+        self._thread.start()
+        with self.database.read_session() as session:
+            for run_id in orchestration.active_run_ids(session):
+                self._events.put(_Event("resume", run_id))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        self._events.put(_Event("stop"))
+        self._thread.join(timeout)
+        self._thread = None
+        self.executor.shutdown()
+
+    def run_created(self, run_id: str) -> None:
+        self._events.put(_Event("start", run_id))
+
+    def run_retried(self, run_id: str) -> None:
+        self._events.put(_Event("resume", run_id))
+
+    def run_terminated(self, run_id: str) -> None:
+        self._events.put(_Event("terminate", run_id))
+
+    def running_tasks(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._running)
+
+    # -- the loop
+
+    def _on_exit(self, exit: TaskExit) -> None:
+        with self._lock:
+            run_id = self._running.pop(exit.task_id, "")
+        reason = exit.reason or (
+            f"the launcher exited with code {exit.returncode} without reporting a result"
+        )
+        self._events.put(_Event("exit", run_id, exit.task_id, reason))
+
+    def _next_timeout(self) -> float | None:
+        if not self._timers:
+            return None
+        return max(self._timers[0][0] - time.monotonic(), 0.0)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                event = self._events.get(timeout=self._next_timeout())
+            except queue.Empty:
+                event = None
+            if event is not None and event.kind == "stop":
+                return
+            if event is not None:
+                self._handle(event)
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, due = heapq.heappop(self._timers)
+                self._handle(due)
+
+    def _handle(self, event: _Event) -> None:
+        if event.kind == "terminate":
+            for task_id, run_id in self.running_tasks().items():
+                if run_id == event.run_id:
+                    self.executor.cancel(task_id)
+            return
+        if not event.run_id:
+            return
+        step_of: dict[str, Callable[..., Step]] = {
+            "start": lambda s: orchestration.start_run(s, event.run_id, self.config),
+            "resume": lambda s: orchestration.resume_run(s, event.run_id, self.config),
+            "exit": lambda s: orchestration.task_exited(
+                s, event.run_id, event.task_id, event.reason, self.config
+            ),
+            "relaunch": lambda s: orchestration.relaunch_task(
+                s, event.run_id, event.task_id, self.config
+            ),
+        }
+        try:
+            with self.database.write_session() as session:
+                step = step_of[event.kind](session)
+        except Exception as exc:
+            log.exception("orchestration of run %s failed on %s", event.run_id, event.kind)
+            try:
+                with self.database.write_session() as session:
+                    orchestration.fail_run(session, event.run_id, f"orchestrator error: {exc}")
+            except Exception:
+                log.exception("could not mark run %s failed", event.run_id)
+            return
+        for delay, task_id in step.retries:
+            due = _Event("relaunch", event.run_id, task_id)
+            heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), due))
+        for spec in step.launches:
+            with self._lock:
+                self._running[spec.task_id] = event.run_id
+            try:
+                self.executor.submit(spec, self._on_exit)
+            except Exception as exc:
+                log.exception("could not launch task %s", spec.task_id)
+                self._on_exit(TaskExit(spec.task_id, None, f"could not start the task: {exc}"))

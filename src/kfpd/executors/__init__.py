@@ -1,0 +1,1 @@
+"""Executors run launchers: local subprocesses today, remote backends behind the same interface."""

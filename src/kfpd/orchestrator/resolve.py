@@ -1,0 +1,393 @@
+"""Input resolution: what a task receives from its DAG's inputs, its siblings and constants.
+
+Follows upstream's resolver (reference §5.6): parameter and artifact sources, collected
+outputs of loops, OneOf outputs, task final status, placeholders in runtime constants,
+expression selectors, declared types, defaults and optional inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kfpd.domain.enums import IOType, TaskState, TaskType
+from kfpd.orchestrator.cel import CelError, apply_selector
+from kfpd.orchestrator.model import ArtifactIO, ArtifactRef, Param, Sibling
+
+
+class ResolveError(Exception):
+    """A task's inputs cannot be resolved (the task fails with this message)."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """Run-level values that runtime constants and placeholders may name."""
+
+    run_id: str
+    run_name: str
+    create_time: str
+    schedule_time: str
+    pipeline_root: str = ""
+
+
+@dataclass
+class Scope:
+    """What a task inside one DAG instance can see."""
+
+    group_name: str
+    group_task_id: str
+    params: list[Param]
+    artifacts: list[ArtifactIO]
+    iteration: int | None
+    sibling: Callable[[str], Sibling | None]
+    job: JobInfo
+
+
+@dataclass
+class ResolvedInputs:
+    params: dict[str, Param] = field(default_factory=dict)
+    artifacts: dict[str, ArtifactIO] = field(default_factory=dict)
+
+    def values(self) -> dict[str, Any]:
+        return {k: p.value for k, p in self.params.items()}
+
+
+_SUCCESS = {TaskState.SUCCEEDED, TaskState.CACHED}
+_FINAL_STATUS_NAMES = {
+    TaskState.SUCCEEDED: "SUCCEEDED",
+    TaskState.CACHED: "SUCCEEDED",
+    TaskState.FAILED: "FAILED",
+    TaskState.CANCELED: "CANCELLED",
+    TaskState.SKIPPED: "SKIPPED",
+}
+_INPUT_REF = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
+
+
+def _pick(entries: list[Any], iteration: int | None) -> list[Any]:
+    """Prefer the entries of the current iteration, as upstream's resolver does."""
+    if iteration is not None:
+        same = [e for e in entries if e.iteration == iteration]
+        if same:
+            return same
+    return entries
+
+
+def _collect(entries: list[Param]) -> list[Any]:
+    with_iteration = [e for e in entries if e.iteration is not None]
+    if len(with_iteration) == len(entries):
+        ordered = sorted(entries, key=lambda e: e.iteration or 0)
+        seen = [e.iteration for e in ordered]
+        if len(set(seen)) != len(seen):
+            raise ResolveError(f"duplicate iteration outputs for {entries[0].key!r}")
+        return [e.value for e in ordered]
+    return [e.value for e in entries]
+
+
+def _final_status(sibling: Sibling, job: JobInfo) -> dict[str, Any]:
+    failed = sibling.state == TaskState.FAILED
+    error: dict[str, Any] = {}
+    if failed:
+        error = {"code": 2, "message": sibling.message or f"{sibling.name} failed"}
+    return {
+        "state": _FINAL_STATUS_NAMES.get(sibling.state, sibling.state.name),
+        "pipelineTaskName": sibling.name,
+        "pipelineJobResourceName": job.run_id,
+        "error": error,
+    }
+
+
+def _placeholders(text: str, scope: Scope, task_name: str) -> str:
+    job = scope.job
+    values = {
+        "{{$.pipeline_job_name}}": job.run_name,
+        "{{$.pipeline_job_resource_name}}": job.run_id,
+        "{{$.pipeline_job_uuid}}": job.run_id,
+        "{{$.pipeline_job_create_time_utc}}": job.create_time,
+        "{{$.pipeline_job_schedule_time_utc}}": job.schedule_time,
+        "{{$.pipeline_task_name}}": task_name,
+        "{{$.pipeline_task_uuid}}": scope.group_task_id,
+        "{{$.workspace_path}}": "/kfp-workspace",
+        "{{$.pipeline_root}}": job.pipeline_root,
+    }
+    for placeholder, value in values.items():
+        if placeholder in text:
+            text = text.replace(placeholder, value)
+    return text
+
+
+class _TaskResolver:
+    def __init__(
+        self, task_name: str, task_spec: dict[str, Any], component: dict[str, Any], scope: Scope
+    ) -> None:
+        self.task_name = task_name
+        self.spec = task_spec
+        self.scope = scope
+        inputs = task_spec.get("inputs") or {}
+        self.wired_params: dict[str, Any] = inputs.get("parameters") or {}
+        self.wired_artifacts: dict[str, Any] = inputs.get("artifacts") or {}
+        definitions = component.get("inputDefinitions") or {}
+        self.param_defs: dict[str, Any] = definitions.get("parameters") or {}
+        self.artifact_defs: dict[str, Any] = definitions.get("artifacts") or {}
+        self._resolving: set[str] = set()
+
+    # -- parameters
+
+    def param(self, name: str) -> Param | None:
+        """The resolved value of a wired parameter, None when it resolves to null."""
+        if name in self._resolving:
+            raise ResolveError(f"input {name!r} refers to itself")
+        self._resolving.add(name)
+        try:
+            return self._param_source(name, self.wired_params[name])
+        finally:
+            self._resolving.discard(name)
+
+    def _param_source(self, name: str, source: dict[str, Any]) -> Param | None:
+        scope = self.scope
+        found: Param | None = None
+        if "componentInputParameter" in source:
+            key = source["componentInputParameter"]
+            entries = _pick([p for p in scope.params if p.key == key], scope.iteration)
+            if entries and entries[0].value is not None:
+                found = Param(
+                    name,
+                    entries[0].value,
+                    IOType.COMPONENT_INPUT,
+                    scope.group_name,
+                    scope.iteration,
+                )
+        elif "taskOutputParameter" in source:
+            ref = source["taskOutputParameter"]
+            found = self._sibling_param(
+                name, ref.get("producerTask", ""), ref.get("outputParameterKey", "")
+            )
+        elif "runtimeValue" in source:
+            constant = (source["runtimeValue"] or {}).get("constant")
+            if isinstance(constant, str):
+                constant = self._expand_constant(constant)
+            if constant is not None:
+                found = Param(
+                    name, constant, IOType.RUNTIME_VALUE_INPUT, scope.group_name, scope.iteration
+                )
+        elif "taskFinalStatus" in source:
+            producer = (source["taskFinalStatus"] or {}).get("producerTask", "")
+            sibling = scope.sibling(producer)
+            if sibling is None:
+                raise ResolveError(f"input {name!r}: task {producer!r} has not run")
+            found = Param(
+                name,
+                _final_status(sibling, scope.job),
+                IOType.TASK_FINAL_STATUS_OUTPUT,
+                producer,
+                scope.iteration,
+            )
+        else:
+            raise ResolveError(f"input {name!r} has no supported source: {sorted(source)}")
+        selector = source.get("parameterExpressionSelector")
+        if found is not None and selector:
+            try:
+                found = Param(
+                    name,
+                    apply_selector(selector, found.value),
+                    found.io_type,
+                    found.producer,
+                    found.iteration,
+                )
+            except CelError as exc:
+                raise ResolveError(f"input {name!r}: {exc}") from exc
+        return found
+
+    def _expand_constant(self, text: str) -> str:
+        text = _placeholders(text, self.scope, self.task_name)
+
+        def sub(match: re.Match[str]) -> str:
+            ref = match.group(1)
+            if ref in self.wired_params:
+                resolved = self.param(ref)
+            else:
+                entries = [p for p in self.scope.params if p.key == ref]
+                resolved = _pick(entries, self.scope.iteration)[0] if entries else None
+            if resolved is None or resolved.value is None:
+                return ""
+            value = resolved.value
+            return value if isinstance(value, str) else json.dumps(value)
+
+        return _INPUT_REF.sub(sub, text)
+
+    def _sibling_param(self, name: str, producer: str, key: str) -> Param | None:
+        sibling = self.scope.sibling(producer)
+        if sibling is None:
+            return None
+        entries = [p for p in sibling.outputs.params if p.key == key]
+        iteration = self.scope.iteration
+        if sibling.type == TaskType.LOOP or any(
+            e.io_type == IOType.ITERATOR_OUTPUT for e in entries
+        ):
+            return Param(name, _collect(entries), IOType.COLLECTED_INPUTS, producer, iteration)
+        if sibling.state not in _SUCCESS:
+            return None
+        chosen = [e for e in entries if e.value is not None]
+        if not chosen:
+            return None
+        return Param(name, chosen[0].value, IOType.TASK_OUTPUT_INPUT, producer, iteration)
+
+    # -- artifacts
+
+    def artifact(self, name: str, source: dict[str, Any]) -> ArtifactIO | None:
+        scope = self.scope
+        if "componentInputArtifact" in source:
+            key = source["componentInputArtifact"]
+            entries = _pick([a for a in scope.artifacts if a.key == key], scope.iteration)
+            arts = tuple(a for e in entries for a in e.artifacts)
+            if not arts:
+                return None
+            return ArtifactIO(name, arts, IOType.COMPONENT_INPUT, scope.group_name, scope.iteration)
+        if "taskOutputArtifact" in source:
+            ref = source["taskOutputArtifact"]
+            producer = ref.get("producerTask", "")
+            key = ref.get("outputArtifactKey", "")
+            sibling = scope.sibling(producer)
+            if sibling is None:
+                return None
+            entries = [a for a in sibling.outputs.artifacts if a.key == key]
+            if sibling.type == TaskType.LOOP or any(
+                e.io_type == IOType.ITERATOR_OUTPUT for e in entries
+            ):
+                ordered = sorted(entries, key=lambda e: e.iteration or 0)
+                arts = tuple(a for e in ordered for a in e.artifacts)
+                return ArtifactIO(name, arts, IOType.COLLECTED_INPUTS, producer, scope.iteration)
+            arts = tuple(a for e in entries[:1] for a in e.artifacts)
+            if not arts:
+                return None
+            return ArtifactIO(name, arts, IOType.TASK_OUTPUT_INPUT, producer, scope.iteration)
+        raise ResolveError(f"input artifact {name!r} has no supported source: {sorted(source)}")
+
+
+def normalize(name: str, ptype: str, value: Any) -> Any:
+    """Bring a value to its declared parameter type (upstream: STRING takes anything)."""
+    try:
+        if ptype == "STRING":
+            return value if isinstance(value, str) else json.dumps(value)
+        if ptype == "NUMBER_INTEGER":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                return int(value.strip())
+            if isinstance(value, int):
+                return value
+            raise ValueError
+        if ptype == "NUMBER_DOUBLE":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, int | float):
+                return value
+            if isinstance(value, str):
+                return float(value.strip())
+            raise ValueError
+        if ptype == "BOOLEAN":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+                return value.strip().lower() == "true"
+            raise ValueError
+        if ptype in {"LIST", "STRUCT"}:
+            if isinstance(value, str):
+                value = json.loads(value)
+            wanted = list if ptype == "LIST" else dict
+            if not isinstance(value, wanted):
+                raise ValueError
+            return value
+    except ValueError:
+        raise ResolveError(
+            f"input {name!r} must be {ptype}, got {type(value).__name__} {value!r}"
+        ) from None
+    return value
+
+
+def iterator_item_key(task_spec: dict[str, Any]) -> str | None:
+    iterator = task_spec.get("parameterIterator") or task_spec.get("artifactIterator")
+    return (iterator or {}).get("itemInput")
+
+
+def resolve_inputs(
+    task_name: str, task_spec: dict[str, Any], component: dict[str, Any], scope: Scope
+) -> ResolvedInputs:
+    """Resolve every input of a task; raise ResolveError when a required one is missing."""
+    resolver = _TaskResolver(task_name, task_spec, component, scope)
+    result = ResolvedInputs()
+    skip = {iterator_item_key(task_spec)}
+    for name in resolver.wired_params:
+        definition = resolver.param_defs.get(name) or {}
+        ptype = definition.get("parameterType", "")
+        if ptype == "TASK_CONFIG":
+            continue
+        found = resolver.param(name)
+        if found is None or found.value is None:
+            continue  # handled with the unwired ones below
+        value = normalize(name, ptype, found.value) if ptype else found.value
+        result.params[name] = Param(name, value, found.io_type, found.producer, found.iteration)
+    for name, definition in resolver.param_defs.items():
+        if name in result.params or name in skip:
+            continue
+        ptype = definition.get("parameterType", "")
+        if ptype == "TASK_CONFIG":
+            continue
+        if "defaultValue" in definition:
+            value = definition["defaultValue"]
+            value = normalize(name, ptype, value) if ptype else value
+            result.params[name] = Param(
+                name, value, IOType.COMPONENT_DEFAULT_INPUT, scope.group_name, scope.iteration
+            )
+        elif definition.get("isOptional") or ptype == "TASK_FINAL_STATUS":
+            continue
+        else:
+            raise ResolveError(f"task {task_name!r}: required input {name!r} has no value")
+    for name, source in resolver.wired_artifacts.items():
+        found_artifacts = resolver.artifact(name, source)
+        if found_artifacts is not None:
+            result.artifacts[name] = found_artifacts
+    for name, definition in resolver.artifact_defs.items():
+        if name in result.artifacts or name in skip:
+            continue
+        if not definition.get("isOptional"):
+            raise ResolveError(f"task {task_name!r}: required input artifact {name!r} is missing")
+    return result
+
+
+def iteration_items(task_spec: dict[str, Any], inputs: ResolvedInputs) -> list[Any]:
+    """The items a ParallelFor iterates over: parameter values or artifacts."""
+    if "parameterIterator" in task_spec:
+        items = (task_spec["parameterIterator"] or {}).get("items") or {}
+        if "raw" in items:
+            raw = items["raw"]
+            value = json.loads(raw) if isinstance(raw, str) else raw
+        else:
+            key = items.get("inputParameter", "")
+            if key not in inputs.params:
+                raise ResolveError(f"loop items come from {key!r}, which has no value")
+            value = inputs.params[key].value
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    raise ResolveError(f"loop items {key!r} are not a JSON list") from None
+        if not isinstance(value, list):
+            raise ResolveError(f"loop items must be a list, got {type(value).__name__}")
+        return value
+    if "artifactIterator" in task_spec:
+        items = (task_spec["artifactIterator"] or {}).get("items") or {}
+        key = items.get("inputArtifact", "")
+        found = inputs.artifacts.get(key)
+        return list(found.artifacts) if found else []
+    raise ResolveError("not a loop")
+
+
+def loop_artifact_item(item: Any) -> ArtifactRef:
+    if not isinstance(item, ArtifactRef):
+        raise ResolveError("artifact loop item is not an artifact")
+    return item

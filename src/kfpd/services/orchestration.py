@@ -1,0 +1,700 @@
+"""Orchestration steps: each call runs in one transaction under the run's row lock, writes the
+tasks it decides to start (through the same state writer as the task API) and returns what
+the engine must do after commit: launch container tasks, wait for retry backoffs.
+
+The run graph lives in the database; nothing here keeps state between calls, so a restarted
+server resumes a run from its rows (:func:`resume_run`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from kfpd.db.models import Artifact, Run, Task
+from kfpd.domain.enums import (
+    GROUP_TASK_TYPES,
+    ArtifactType,
+    IOType,
+    RunState,
+    TaskPodType,
+    TaskState,
+    TaskType,
+)
+from kfpd.domain.timeutil import now_us, to_rfc3339
+from kfpd.orchestrator.cel import CelError, evaluate_condition
+from kfpd.orchestrator.fingerprint import cache_fingerprint
+from kfpd.orchestrator.launch import build_launch_spec
+from kfpd.orchestrator.model import ArtifactIO, Param, Sibling, artifact_type_for
+from kfpd.orchestrator.plan import ready_tasks, task_type
+from kfpd.orchestrator.resolve import (
+    JobInfo,
+    ResolvedInputs,
+    ResolveError,
+    Scope,
+    iteration_items,
+    iterator_item_key,
+    resolve_inputs,
+)
+from kfpd.schemas.launch import LaunchSpec
+from kfpd.services import tasks as tasks_svc
+from kfpd.services.artifacts import link_artifact, uri_hash
+from kfpd.services.common import history_entry, new_id
+from kfpd.services.taskdata import child_named, links_of, params, sibling_of, spec_of
+from kfpd.spec.scope import component_for_scope, topological_order
+from kfpd.spec.validate import resolve_runtime_parameters
+
+log = logging.getLogger(__name__)
+
+_GROUPS = {int(t) for t in GROUP_TASK_TYPES}
+
+
+@dataclass(frozen=True)
+class OrchestratorConfig:
+    server_url: str
+    pipeline_root: str  # URI, e.g. file:///home/u/.kfpd/artifacts
+    token_for: Callable[[str], str]  # run id -> run-scoped token
+    cache_enabled: bool = True
+
+
+@dataclass
+class Step:
+    """What the engine does after the transaction commits."""
+
+    launches: list[LaunchSpec] = field(default_factory=list)
+    retries: list[tuple[float, str]] = field(default_factory=list)  # (delay s, task id)
+    finished: bool = False  # the run reached a final state
+
+
+class _RunStepper:
+    """One orchestration transaction for one run."""
+
+    def __init__(self, session: Session, run_id: str, config: OrchestratorConfig) -> None:
+        self.session = session
+        self.writer = tasks_svc.run_writer(session, run_id)
+        self.run: Run = self.writer.run
+        self.config = config
+        self.spec = spec_of(session, run_id)
+        self.components: dict[str, Any] = self.spec.get("components") or {}
+        self.executors: dict[str, Any] = (self.spec.get("deploymentSpec") or {}).get(
+            "executors"
+        ) or {}
+        self.step = Step()
+        self.now = now_us()
+        self._dirty: list[Task] = []
+        runtime = session.scalar(select(Run.runtime_config).where(Run.id == run_id)) or {}
+        self.runtime_config: dict[str, Any] = runtime
+        root = runtime.get("pipeline_root") or config.pipeline_root
+        self.job = JobInfo(
+            run_id=self.run.id,
+            run_name=self.run.display_name,
+            create_time=to_rfc3339(self.run.created_at) or "",
+            schedule_time=to_rfc3339(self.run.scheduled_at or self.run.created_at) or "",
+            pipeline_root=root,
+        )
+
+    # -- task rows
+
+    def _new_task(
+        self,
+        *,
+        name: str,
+        parent: Task | None,
+        scope_path: str,
+        ttype: TaskType,
+        state: TaskState,
+        display_name: str = "",
+        iteration: int | None = None,
+        inputs: ResolvedInputs | None = None,
+        extra_params: list[Param] | None = None,
+        message: str | None = None,
+        fingerprint: str = "",
+        type_attributes: dict[str, Any] | None = None,
+    ) -> Task:
+        parent_id = parent.id if parent is not None else None
+        key = tasks_svc.logical_key(self.run.id, parent_id, scope_path, name, int(ttype), iteration)
+        existing = self.session.scalars(select(Task).where(Task.logical_key == key)).first()
+        if existing is not None:
+            return existing
+        attrs = dict(type_attributes or {})
+        if iteration is not None:
+            attrs["iteration_index"] = str(iteration)
+        input_params = [p.to_json() for p in (inputs.params.values() if inputs else [])]
+        input_params += [p.to_json() for p in extra_params or []]
+        task = Task(
+            id=new_id(),
+            run_id=self.run.id,
+            namespace=self.run.namespace,
+            parent_task_id=parent_id,
+            name=name,
+            display_name=display_name or name,
+            scope_path=scope_path,
+            type=int(ttype),
+            state=int(TaskState.RUNTIME_STATE_UNSPECIFIED),
+            state_history=[],
+            status_metadata=None,
+            type_attributes=attrs,
+            iteration_index=iteration,
+            pods=[],
+            cache_fingerprint=fingerprint,
+            input_parameters=input_params,
+            output_parameters=[],
+            created_at=self.now,
+            started_at=self.now,
+            finished_at=0,
+            logical_key=key,
+        )
+        self.session.add(task)
+        self.session.flush()
+        if inputs is not None:
+            for io in inputs.artifacts.values():
+                self._link(task, io, io.key)
+        self.writer.mark_run_running(self.now)
+        if message:
+            task.status_metadata = {"message": message}
+        self.set_state(task, state, message=message)
+        return task
+
+    def _link(self, task: Task, io: ArtifactIO, key: str, io_type: IOType | None = None) -> None:
+        producer: dict[str, Any] = {"task_name": io.producer or ""}
+        if io.iteration is not None:
+            producer["iteration"] = str(io.iteration)
+        for art in io.artifacts:
+            link_artifact(
+                self.session,
+                artifact_id=art.artifact_id,
+                task=task,
+                io_type=io_type or io.io_type,
+                producer=producer,
+                key=key,
+                now=self.now,
+            )
+
+    def set_state(self, task: Task, state: TaskState, *, message: str | None = None) -> None:
+        self.writer.set_task_state(task, state, at=self.now, message=message)
+        if state.is_terminal and task.parent_task_id:
+            parent = self.session.get(Task, task.parent_task_id)
+            if parent is not None:
+                self._dirty.append(parent)
+
+    def fail(self, task: Task, message: str) -> None:
+        task.status_metadata = {**(task.status_metadata or {}), "message": message}
+        self.set_state(task, TaskState.FAILED, message=message)
+        if tasks_svc.retry_pending(task):
+            self._schedule_retry(task)
+
+    def _schedule_retry(self, task: Task) -> None:
+        policy = tasks_svc.retry_policy(self.session, task)
+        delay = policy.delay(tasks_svc.failed_attempts(task)) if policy else 0.0
+        self.step.retries.append((delay, task.id))
+
+    # -- scopes
+
+    def _scope(self, group: Task) -> Scope:
+        siblings: dict[str, Sibling | None] = {}
+
+        def sibling(name: str) -> Sibling | None:
+            if name not in siblings:
+                row = child_named(self.session, group.id, name)
+                siblings[name] = sibling_of(self.session, row) if row is not None else None
+            return siblings[name]
+
+        return Scope(
+            group_name=group.name,
+            group_task_id=group.id,
+            params=params(group.input_parameters),
+            artifacts=links_of(self.session, [group.id], outputs=False).get(group.id, []),
+            iteration=group.iteration_index,
+            sibling=sibling,
+            job=self.job,
+        )
+
+    def _recorded_inputs(self, task: Task) -> ResolvedInputs:
+        """A task's inputs as recorded at its creation (for launches and loop items)."""
+        inputs = ResolvedInputs()
+        for p in params(task.input_parameters):
+            inputs.params[p.key] = p
+        for io in links_of(self.session, [task.id], outputs=False).get(task.id, []):
+            current = inputs.artifacts.get(io.key)
+            if current is None:
+                inputs.artifacts[io.key] = io
+            else:
+                inputs.artifacts[io.key] = ArtifactIO(
+                    io.key, current.artifacts + io.artifacts, current.io_type, current.producer
+                )
+        return inputs
+
+    # -- the walk
+
+    def start(self) -> None:
+        existing = self.session.scalars(
+            select(Task).where(Task.run_id == self.run.id, Task.parent_task_id.is_(None))
+        ).first()
+        if existing is not None:
+            self._dirty.append(existing)
+            self.drain()
+            return
+        config = self.runtime_config.get("parameters") or {}
+        try:
+            values = resolve_runtime_parameters(self.spec, config)
+        except Exception as exc:  # validated at submission; a changed spec is still reported
+            self.writer.set_run_state(
+                RunState.FAILED, at=self.now, error={"code": 3, "message": str(exc)}
+            )
+            return
+        runtime = [Param(k, v, IOType.RUNTIME_VALUE_INPUT, "ROOT") for k, v in values.items()]
+        root = self._new_task(
+            name="ROOT",
+            parent=None,
+            scope_path="root",
+            ttype=TaskType.ROOT,
+            state=TaskState.RUNNING,
+            display_name=self.run.display_name,
+            extra_params=runtime,
+        )
+        self._dirty.append(root)
+        self.drain()
+
+    def drain(self) -> None:
+        """Advance every touched group until nothing more can start now."""
+        while self._dirty:
+            group = self._dirty.pop()
+            self.session.refresh(group)
+            if TaskState(group.state).is_terminal:
+                if group.parent_task_id:
+                    parent = self.session.get(Task, group.parent_task_id)
+                    if parent is not None:
+                        self._dirty.append(parent)
+                continue
+            if group.type == TaskType.LOOP:
+                self._advance_loop(group)
+            elif group.type in _GROUPS:
+                self._advance_dag(group)
+        if RunState(self.run.state).is_terminal:
+            self.step.finished = True
+
+    def _advance_dag(self, group: Task) -> None:
+        component = component_for_scope(self.spec, group.scope_path) or {}
+        specs: dict[str, Any] = dict(((component.get("dag") or {}).get("tasks")) or {})
+        if not specs:
+            self.set_state(group, TaskState.SUCCEEDED)
+            return
+        order = topological_order(specs)[0]
+        while True:
+            rows = {
+                name: TaskState(state)
+                for name, state in self.session.execute(
+                    select(Task.name, Task.state).where(Task.parent_task_id == group.id)
+                )
+            }
+            ready = ready_tasks(order, specs, rows).ready
+            if not ready:
+                return
+            scope = self._scope(group)
+            for name in ready:
+                self._start_child(group, scope, name, specs[name])
+            self.session.refresh(group)
+            if TaskState(group.state).is_terminal:
+                return
+
+    def _start_child(self, group: Task, scope: Scope, name: str, spec: dict[str, Any]) -> None:
+        component = self.components.get((spec.get("componentRef") or {}).get("name", "")) or {}
+        ttype = task_type(name, spec, component, self.executors)
+        scope_path = f"{group.scope_path}.{name}"
+        display = (spec.get("taskInfo") or {}).get("name") or name
+        common: dict[str, Any] = {
+            "name": name,
+            "parent": group,
+            "scope_path": scope_path,
+            "ttype": ttype,
+            "display_name": display,
+            "iteration": group.iteration_index,
+        }
+        try:
+            inputs = resolve_inputs(name, spec, component, scope)
+            condition = (spec.get("triggerPolicy") or {}).get("condition")
+            triggered = evaluate_condition(condition, inputs.values()) if condition else True
+        except (ResolveError, CelError) as exc:
+            self._new_task(**common, state=TaskState.FAILED, message=str(exc))
+            return
+        if not triggered:
+            self._new_task(**common, state=TaskState.SKIPPED, inputs=inputs)
+            return
+        if ttype == TaskType.LOOP:
+            self._start_loop(common, spec, inputs)
+        elif ttype in GROUP_TASK_TYPES:
+            task = self._new_task(**common, state=TaskState.RUNNING, inputs=inputs)
+            self._dirty.append(task)
+        elif ttype == TaskType.IMPORTER:
+            self._run_importer(common, spec, component, inputs)
+        else:
+            self._start_container(common, spec, component, inputs)
+
+    # -- loops
+
+    def _start_loop(
+        self, common: dict[str, Any], spec: dict[str, Any], inputs: ResolvedInputs
+    ) -> None:
+        try:
+            items = iteration_items(spec, inputs)
+        except ResolveError as exc:
+            self._new_task(**common, state=TaskState.FAILED, inputs=inputs, message=str(exc))
+            return
+        loop = self._new_task(
+            **common,
+            state=TaskState.RUNNING,
+            inputs=inputs,
+            type_attributes={"iteration_count": str(len(items))},
+        )
+        if not items:
+            self.set_state(loop, TaskState.SKIPPED)
+            return
+        self._dirty.append(loop)
+
+    def _loop_spec(self, loop: Task) -> dict[str, Any]:
+        scope, _, name = loop.scope_path.rpartition(".")
+        component = component_for_scope(self.spec, scope) or {}
+        return dict(((component.get("dag") or {}).get("tasks") or {}).get(name) or {})
+
+    def _advance_loop(self, loop: Task) -> None:
+        count = int((loop.type_attributes or {}).get("iteration_count") or 0)
+        started, running = self.session.execute(
+            select(
+                func.count(),
+                func.coalesce(
+                    func.sum(case((Task.state == int(TaskState.RUNNING), 1), else_=0)), 0
+                ),
+            ).where(Task.parent_task_id == loop.id, Task.type == int(TaskType.LOOP_ITERATION))
+        ).one()
+        if started >= count:
+            return
+        spec = self._loop_spec(loop)
+        limit = int(((spec.get("iteratorPolicy") or {}).get("parallelismLimit")) or 0)
+        room = count - started if limit <= 0 else max(limit - int(running), 0)
+        if room <= 0:
+            return
+        inputs = self._recorded_inputs(loop)
+        try:
+            items = iteration_items(spec, inputs)
+        except ResolveError as exc:
+            self.fail(loop, str(exc))
+            return
+        have = set(
+            self.session.scalars(
+                select(Task.iteration_index).where(
+                    Task.parent_task_id == loop.id, Task.type == int(TaskType.LOOP_ITERATION)
+                )
+            )
+        )
+        item_key = iterator_item_key(spec) or ""
+        for index in range(count):
+            if room <= 0:
+                break
+            if index in have:
+                continue
+            self._start_iteration(loop, index, items[index], item_key, "artifactIterator" in spec)
+            room -= 1
+
+    def _start_iteration(
+        self, loop: Task, index: int, item: Any, item_key: str, artifact_item: bool
+    ) -> None:
+        inherited = params(loop.input_parameters)
+        extra: list[Param] = []
+        if not artifact_item:
+            extra.append(Param(item_key, item, IOType.ITERATOR_INPUT, loop.name, index))
+        iteration = self._new_task(
+            name=loop.name,
+            parent=loop,
+            scope_path=loop.scope_path,
+            ttype=TaskType.LOOP_ITERATION,
+            state=TaskState.RUNNING,
+            display_name=f"{loop.display_name} #{index}",
+            iteration=index,
+            extra_params=[*inherited, *extra],
+        )
+        for io in links_of(self.session, [loop.id], outputs=False).get(loop.id, []):
+            self._link(iteration, io, io.key)
+        if artifact_item:
+            self._link(
+                iteration,
+                ArtifactIO(item_key, (item,), IOType.ITERATOR_INPUT, loop.name, index),
+                item_key,
+            )
+        self._dirty.append(iteration)
+
+    # -- leaves
+
+    def _run_importer(
+        self,
+        common: dict[str, Any],
+        spec: dict[str, Any],
+        component: dict[str, Any],
+        inputs: ResolvedInputs,
+    ) -> None:
+        executor = self.executors.get(component.get("executorLabel", ""), {}).get("importer", {})
+        uri_source = executor.get("artifactUri") or {}
+        if "constant" in uri_source:
+            uri = uri_source["constant"]
+        else:
+            key = uri_source.get("runtimeParameter", "uri")
+            uri = inputs.params[key].value if key in inputs.params else None
+        task = self._new_task(
+            **common,
+            state=TaskState.RUNNING,
+            inputs=inputs,
+            type_attributes={"download_to_workspace": bool(executor.get("downloadToWorkspace"))},
+        )
+        if not isinstance(uri, str) or not uri:
+            self.fail(task, "importer: the artifact URI has no value")
+            return
+        schema = (executor.get("typeSchema") or {}).get("schemaTitle", "system.Artifact")
+        metadata = dict(executor.get("metadata") or {})
+        metadata.setdefault("_kfp_schema_title", schema)
+        outputs = (component.get("outputDefinitions") or {}).get("artifacts") or {}
+        key = next(iter(outputs), "artifact")
+        atype = artifact_type_for(schema)
+        artifact = self._find_or_create_artifact(
+            uri=uri,
+            name=uri.rstrip("/").rsplit("/", 1)[-1] or key,
+            atype=atype,
+            metadata=metadata,
+            reuse=not executor.get("reimport", False),
+        )
+        producer = {"task_name": task.name}
+        if task.iteration_index is not None:
+            producer["iteration"] = str(task.iteration_index)
+        link_artifact(
+            self.session,
+            artifact_id=artifact,
+            task=task,
+            io_type=IOType.OUTPUT,
+            producer=producer,
+            key=key,
+            now=self.now,
+        )
+        self.set_state(task, TaskState.SUCCEEDED)
+
+    def _find_or_create_artifact(
+        self, *, uri: str, name: str, atype: ArtifactType, metadata: dict[str, Any], reuse: bool
+    ) -> str:
+        if reuse:
+            found = self.session.scalars(
+                select(Artifact.id)
+                .where(
+                    Artifact.namespace == self.run.namespace,
+                    Artifact.uri_hash == uri_hash(uri),
+                    Artifact.type == int(atype),
+                )
+                .order_by(Artifact.created_at.desc())
+                .limit(1)
+            ).first()
+            if found is not None:
+                return found
+        row = Artifact(
+            id=new_id(),
+            namespace=self.run.namespace,
+            type=int(atype),
+            uri=uri,
+            uri_hash=uri_hash(uri),
+            name=name[:255],
+            description="",
+            created_at=self.now,
+            last_update=self.now,
+            metadata_=metadata,
+            number_value=None,
+            identity_key=None,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def _container(self, component: dict[str, Any]) -> dict[str, Any]:
+        executor = self.executors.get(component.get("executorLabel", "")) or {}
+        return dict(executor.get("container") or {})
+
+    def _start_container(
+        self,
+        common: dict[str, Any],
+        spec: dict[str, Any],
+        component: dict[str, Any],
+        inputs: ResolvedInputs,
+    ) -> None:
+        container = self._container(component)
+        fingerprint = ""
+        caching = bool((spec.get("cachingOptions") or {}).get("enableCache"))
+        if caching and self.config.cache_enabled:
+            fingerprint = cache_fingerprint(
+                pipeline_name=self.run.pipeline_name,
+                inputs=inputs,
+                output_definitions=component.get("outputDefinitions") or {},
+                container=container,
+            )
+            cached = tasks_svc.find_cached_task(self.session, self.run.namespace, fingerprint)
+            if cached is not None:
+                self._use_cached(common, inputs, fingerprint, cached)
+                return
+        task = self._new_task(
+            **common, state=TaskState.RUNNING, inputs=inputs, fingerprint=fingerprint
+        )
+        self._launch(task, component, container, inputs)
+
+    def _use_cached(
+        self, common: dict[str, Any], inputs: ResolvedInputs, fingerprint: str, cached: Task
+    ) -> None:
+        task = self._new_task(
+            **common, state=TaskState.RUNNING, inputs=inputs, fingerprint=fingerprint
+        )
+        task.output_parameters = [
+            Param(p.key, p.value, IOType.OUTPUT, task.name, task.iteration_index).to_json()
+            for p in params(cached.output_parameters)
+        ]
+        for io in links_of(self.session, [cached.id], outputs=True).get(cached.id, []):
+            if io.key == "executor-logs":
+                continue
+            self._link(
+                task,
+                ArtifactIO(io.key, io.artifacts, IOType.OUTPUT, task.name, task.iteration_index),
+                io.key,
+            )
+        task.status_metadata = {"message": f"cache hit: outputs of task {cached.id}"}
+        self.set_state(task, TaskState.CACHED)
+
+    def _launch(
+        self,
+        task: Task,
+        component: dict[str, Any],
+        container: dict[str, Any],
+        inputs: ResolvedInputs,
+    ) -> None:
+        task.pods = [{"name": f"local-{task.id[:8]}", "type": TaskPodType.EXECUTOR.name}]
+        self.step.launches.append(
+            build_launch_spec(
+                server_url=self.config.server_url,
+                token=self.config.token_for(self.run.id),
+                job=self.job,
+                namespace=self.run.namespace,
+                pipeline_name=self.run.pipeline_name,
+                task_id=task.id,
+                task_name=task.name,
+                display_name=task.display_name,
+                parent_task_id=task.parent_task_id,
+                iteration_index=task.iteration_index,
+                container=container,
+                component=component,
+                inputs=inputs,
+            )
+        )
+
+    def relaunch(self, task: Task) -> None:
+        """Launch a RUNTIME task again from its recorded inputs (retry, restart, reset)."""
+        component = self._component_of(task)
+        if component is None:
+            self.fail(task, f"no component for scope {task.scope_path!r}")
+            return
+        if tasks_svc.retry_pending(task):
+            task.state_history = [
+                *task.state_history,
+                history_entry(to_rfc3339(self.now) or "", TaskState.RUNNING.name),
+            ]
+        self._launch(task, component, self._container(component), self._recorded_inputs(task))
+
+    def _component_of(self, task: Task) -> dict[str, Any] | None:
+        return component_for_scope(self.spec, task.scope_path)
+
+    # -- events
+
+    def task_exited(self, task_id: str, reason: str) -> None:
+        task = self.session.get(Task, task_id)
+        if task is None or task.run_id != self.run.id:
+            return
+        if task.state == TaskState.RUNNING:
+            if tasks_svc.retry_pending(task):
+                self._schedule_retry(task)
+            else:
+                self.fail(task, reason)
+        elif task.parent_task_id:
+            parent = self.session.get(Task, task.parent_task_id)
+            if parent is not None:
+                self._dirty.append(parent)
+        self.drain()
+
+    def resume(self) -> None:
+        """Pick a run up from its rows: launch what never ran, fail what lost its process."""
+        rows = self.session.scalars(
+            select(Task).where(Task.run_id == self.run.id, Task.state == int(TaskState.RUNNING))
+        ).all()
+        if not rows:
+            self.start()
+            return
+        for task in rows:
+            if task.type in _GROUPS:
+                self._dirty.append(task)
+            elif task.type == TaskType.RUNTIME:
+                if tasks_svc.retry_pending(task):
+                    self._schedule_retry(task)
+                elif not task.pods:
+                    self.relaunch(task)
+                else:
+                    self.fail(task, "the server restarted while this task ran; its process is gone")
+        self.drain()
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def start_run(session: Session, run_id: str, config: OrchestratorConfig) -> Step:
+    stepper = _RunStepper(session, run_id, config)
+    if RunState(stepper.run.state).is_terminal:
+        return Step(finished=True)
+    stepper.start()
+    return stepper.step
+
+
+def task_exited(
+    session: Session, run_id: str, task_id: str, reason: str, config: OrchestratorConfig
+) -> Step:
+    stepper = _RunStepper(session, run_id, config)
+    if RunState(stepper.run.state).is_terminal:
+        return Step(finished=True)
+    stepper.task_exited(task_id, reason)
+    return stepper.step
+
+
+def relaunch_task(session: Session, run_id: str, task_id: str, config: OrchestratorConfig) -> Step:
+    stepper = _RunStepper(session, run_id, config)
+    task = session.get(Task, task_id)
+    if RunState(stepper.run.state).is_terminal or task is None or task.state != TaskState.RUNNING:
+        return stepper.step
+    stepper.relaunch(task)
+    return stepper.step
+
+
+def resume_run(session: Session, run_id: str, config: OrchestratorConfig) -> Step:
+    stepper = _RunStepper(session, run_id, config)
+    if RunState(stepper.run.state).is_terminal:
+        return Step(finished=True)
+    stepper.resume()
+    return stepper.step
+
+
+def fail_run(session: Session, run_id: str, message: str) -> None:
+    """Last resort when orchestration itself broke: the run fails with the reason."""
+    writer = tasks_svc.run_writer(session, run_id)
+    if RunState(writer.run.state).is_terminal:
+        return
+    now = now_us()
+    tasks_svc.cancel_run_tasks(session, writer.run, message)
+    writer.set_run_state(RunState.FAILED, at=now, error={"code": 13, "message": message})
+
+
+def active_run_ids(session: Session) -> list[str]:
+    """Runs a (re)started server must drive: not final yet."""
+    states = [int(RunState.PENDING), int(RunState.RUNNING), int(RunState.CANCELING)]
+    return list(
+        session.scalars(select(Run.id).where(Run.state.in_(states)).order_by(Run.created_at))
+    )

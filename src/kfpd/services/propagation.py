@@ -1,0 +1,207 @@
+"""Output propagation up the DAG (reference §5.9), done when a group task completes.
+
+A DAG component declares outputs selected from its children (``valueFromParameter``,
+``valueFromOneof``, ``artifactSelectors``). When the group's roll-up makes it SUCCEEDED, its
+declared outputs are computed from the children's recorded outputs and written on the group
+task, in the same transaction, before its parent is evaluated: so a consumer of the group,
+and the pipeline outputs on the ROOT task, are complete before anything reads them.
+IO types: from a LOOP → ITERATOR_OUTPUT (one entry per iteration); from a CONDITION_BRANCH
+(non-list output) → ONE_OF_OUTPUT; otherwise a child's ITERATOR/ONE_OF type is kept, else OUTPUT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kfpd.db.models import Task
+from kfpd.domain.enums import IOType, TaskState, TaskType
+from kfpd.domain.timeutil import now_us
+from kfpd.orchestrator.model import ArtifactIO, Param
+from kfpd.services.artifacts import link_artifact
+from kfpd.services.taskdata import links_of, params, spec_of
+from kfpd.spec.scope import component_for_scope
+
+_DONE = {int(TaskState.SUCCEEDED), int(TaskState.CACHED)}
+_KEEP = {IOType.ITERATOR_OUTPUT, IOType.ONE_OF_OUTPUT}
+
+
+@dataclass
+class _Child:
+    task: Task
+    iteration: int | None
+
+
+def _children(session: Session, group: Task, names: set[str]) -> dict[str, list[_Child]]:
+    """Children by name; for a LOOP, the tasks of every iteration with their index."""
+    found: dict[str, list[_Child]] = {n: [] for n in names}
+    if not names:
+        return found
+    if group.type == TaskType.LOOP:
+        iterations = {
+            t.id: t.iteration_index
+            for t in session.scalars(
+                select(Task).where(
+                    Task.parent_task_id == group.id, Task.type == int(TaskType.LOOP_ITERATION)
+                )
+            )
+        }
+        if not iterations:
+            return found
+        rows = session.scalars(
+            select(Task).where(Task.parent_task_id.in_(list(iterations)), Task.name.in_(names))
+        )
+        for row in rows:
+            found[row.name].append(_Child(row, iterations.get(row.parent_task_id or "")))
+        for items in found.values():
+            items.sort(key=lambda c: c.iteration or 0)
+        return found
+    rows = session.scalars(
+        select(Task).where(Task.parent_task_id == group.id, Task.name.in_(names))
+    )
+    for row in rows:
+        found[row.name].append(_Child(row, None))
+    return found
+
+
+def _emit_type(group: Task, child_type: IOType, is_list: bool) -> IOType:
+    if group.type == TaskType.LOOP:
+        return IOType.ITERATOR_OUTPUT
+    if group.type == TaskType.CONDITION_BRANCH and not is_list:
+        return IOType.ONE_OF_OUTPUT
+    return child_type if child_type in _KEEP else IOType.OUTPUT
+
+
+def _param_entries(
+    group: Task, child: _Child, out_key: str, key: str, is_list: bool
+) -> list[Param]:
+    entries = [p for p in params(child.task.output_parameters) if p.key == out_key]
+    if not entries:
+        return []
+    if group.type == TaskType.LOOP and (
+        len(entries) > 1 or entries[0].io_type == IOType.ITERATOR_OUTPUT
+    ):
+        # A nested loop's outputs become one list per iteration of this loop.
+        ordered = sorted(entries, key=lambda e: e.iteration or 0)
+        value: Any = [e.value for e in ordered]
+        return [Param(key, value, IOType.ITERATOR_OUTPUT, child.task.name, child.iteration)]
+    out = []
+    for e in entries:
+        io_type = _emit_type(group, e.io_type, is_list)
+        iteration = child.iteration if io_type == IOType.ITERATOR_OUTPUT else None
+        if group.type != TaskType.LOOP and io_type == IOType.ITERATOR_OUTPUT:
+            iteration = e.iteration
+        out.append(Param(key, e.value, io_type, child.task.name, iteration))
+    return out
+
+
+def record_group_outputs(session: Session, group: Task) -> None:
+    """Write a completed group's declared outputs onto its task row."""
+    if group.state not in _DONE:
+        return
+    component = component_for_scope(spec_of(session, group.run_id), group.scope_path)
+    dag_outputs = ((component or {}).get("dag") or {}).get("outputs") or {}
+    if not dag_outputs:
+        return
+    definitions = (component or {}).get("outputDefinitions") or {}
+    param_defs = definitions.get("parameters") or {}
+    artifact_defs = definitions.get("artifacts") or {}
+    param_sel: dict[str, Any] = dag_outputs.get("parameters") or {}
+    artifact_sel: dict[str, Any] = dag_outputs.get("artifacts") or {}
+
+    wanted: set[str] = set()
+    for sel in param_sel.values():
+        if "valueFromParameter" in sel:
+            wanted.add(sel["valueFromParameter"].get("producerSubtask", ""))
+        for s in (sel.get("valueFromOneof") or {}).get("parameterSelectors") or []:
+            wanted.add(s.get("producerSubtask", ""))
+    for sel in artifact_sel.values():
+        for s in sel.get("artifactSelectors") or []:
+            wanted.add(s.get("producerSubtask", ""))
+    children = _children(session, group, wanted)
+
+    new_params: list[Param] = []
+    for key, sel in param_sel.items():
+        is_list = (param_defs.get(key) or {}).get("parameterType") == "LIST"
+        if "valueFromParameter" in sel:
+            ref = sel["valueFromParameter"]
+            for child in children.get(ref.get("producerSubtask", ""), []):
+                if child.task.state in _DONE:
+                    new_params += _param_entries(
+                        group, child, ref.get("outputParameterKey", ""), key, is_list
+                    )
+        else:
+            for s in (sel.get("valueFromOneof") or {}).get("parameterSelectors") or []:
+                done = [
+                    c
+                    for c in children.get(s.get("producerSubtask", ""), [])
+                    if c.task.state in _DONE
+                ]
+                entries = [
+                    e
+                    for c in done
+                    for e in _param_entries(group, c, s.get("outputParameterKey", ""), key, True)
+                ]
+                if entries:
+                    new_params += [
+                        Param(key, e.value, IOType.ONE_OF_OUTPUT, e.producer, e.iteration)
+                        for e in entries[:1]
+                    ]
+                    break
+    if new_params:
+        group.output_parameters = [
+            *(group.output_parameters or []),
+            *(p.to_json() for p in new_params),
+        ]
+
+    child_ids = [c.task.id for items in children.values() for c in items]
+    child_links = links_of(session, child_ids, outputs=True) if artifact_sel else {}
+    now = now_us()
+    for key, sel in artifact_sel.items():
+        is_list = bool((artifact_defs.get(key) or {}).get("isArtifactList"))
+        selectors = sel.get("artifactSelectors") or []
+        oneof = len(selectors) > 1
+        for s in selectors:
+            emitted = 0
+            for child in children.get(s.get("producerSubtask", ""), []):
+                if child.task.state not in _DONE:
+                    continue
+                for io in child_links.get(child.task.id, []):
+                    if io.key != s.get("outputArtifactKey", ""):
+                        continue
+                    emitted += _link_up(session, group, child, io, key, is_list, oneof, now)
+            if emitted and oneof:
+                break
+
+
+def _link_up(
+    session: Session,
+    group: Task,
+    child: _Child,
+    io: ArtifactIO,
+    key: str,
+    is_list: bool,
+    oneof: bool,
+    now: int,
+) -> int:
+    io_type = IOType.ONE_OF_OUTPUT if oneof else _emit_type(group, io.io_type, is_list)
+    iteration = child.iteration if io_type == IOType.ITERATOR_OUTPUT else None
+    if group.type != TaskType.LOOP and io_type == IOType.ITERATOR_OUTPUT:
+        iteration = io.iteration
+    producer: dict[str, Any] = {"task_name": child.task.name}
+    if iteration is not None:
+        producer["iteration"] = str(iteration)
+    for art in io.artifacts:
+        link_artifact(
+            session,
+            artifact_id=art.artifact_id,
+            task=group,
+            io_type=io_type,
+            producer=producer,
+            key=key,
+            now=now,
+        )
+    return len(io.artifacts)
