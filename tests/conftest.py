@@ -160,7 +160,20 @@ def orchestrated_server(db: Database, tmp_path: Path) -> Iterator[Callable[..., 
         started.append(_serve(app, port))
         return f"http://127.0.0.1:{port}"
 
-    yield start
+    def stop(url: str) -> None:
+        server, thread = started[urls.index(url)]
+        server.should_exit = True
+        thread.join(timeout=20)
+
+    urls: list[str] = []
+
+    def start_and_record(executor: Any = None, **settings: Any) -> str:
+        url = start(executor, **settings)
+        urls.append(url)
+        return url
+
+    start_and_record.stop = stop  # type: ignore[attr-defined]
+    yield start_and_record
     for server, thread in started:
         server.should_exit = True
         thread.join(timeout=20)

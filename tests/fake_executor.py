@@ -3,6 +3,7 @@ the HTTP task API the way upstream's launcher does (outputs, then the final stat
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 def function_name(spec: LaunchSpec) -> str:
     args = spec.container.args if spec.container else []
-    for flag, value in zip(args, args[1:], strict=False):
+    for flag, value in itertools.pairwise(args):
         if flag == "--function_to_execute":
             return value
     return ""
@@ -47,7 +48,11 @@ class FunctionExecutor:
     def _report(self, client: KfpdClient, spec: LaunchSpec) -> None:
         name = function_name(spec)
         try:
-            outputs = self.handlers[name](dict(spec.parameter_values))
+            inputs = dict(spec.parameter_values)
+            inputs["__artifacts__"] = {
+                key: [a.uri for a in arts] for key, arts in spec.input_artifacts.items()
+            }
+            outputs = self.handlers[name](inputs)
         except Exception as exc:
             client.update_task(
                 spec.run_id,

@@ -13,13 +13,15 @@ HERE = Path(__file__).parent
 
 @functools.cache
 def compiled(name: str) -> dict[str, Any]:
-    """Compile tests/pipelines/<name>.py's pipeline function with the real kfp SDK."""
+    """Compile a pipeline with the real kfp SDK: ``name`` is the pipeline function in
+    tests/pipelines/<name>.py, or ``module:function``."""
     import importlib
     import tempfile
 
     from kfp import compiler
 
-    module = importlib.import_module(f"tests.pipelines.{name}")
+    module_name, _, name = name.rpartition(":") if ":" in name else (name, "", name)
+    module = importlib.import_module(f"tests.pipelines.{module_name}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pipeline.yaml"
         compiler.Compiler().compile(getattr(module, name), str(path))

@@ -40,7 +40,9 @@ def params_of(task: PipelineTask, outputs: bool = False) -> dict[str, Any]:
 
 def param_types(task: PipelineTask) -> dict[str, str]:
     io = task.inputs
-    return {p.parameter_key or "": p.type.name for p in (io.parameters if io else None) or [] if p.type}
+    return {
+        p.parameter_key or "": p.type.name for p in (io.parameters if io else None) or [] if p.type
+    }
 
 
 def test_control_flow_run_graph(orchestrated_server: Any) -> None:
@@ -70,14 +72,21 @@ def test_control_flow_run_graph(orchestrated_server: Any) -> None:
     outer = [t for t in named("for-loop-1") if t.type and t.type.name == "LOOP"]
     assert len(outer) == 1 and outer[0].type_attributes
     assert outer[0].type_attributes.iteration_count == 3
-    iterations = [t for t in tasks if t.type and t.type.name == "LOOP_ITERATION"
-                  and t.parent_task_id == outer[0].task_id]
-    assert sorted(t.type_attributes.iteration_index for t in iterations if t.type_attributes) == [0, 1, 2]
+    iterations = [
+        t
+        for t in tasks
+        if t.type and t.type.name == "LOOP_ITERATION" and t.parent_task_id == outer[0].task_id
+    ]
+    assert sorted(t.type_attributes.iteration_index for t in iterations if t.type_attributes) == [
+        0,
+        1,
+        2,
+    ]
     adds = named("add")
     assert len(adds) == 6
     assert sorted(params_of(t, outputs=True)["Output"] for t in adds) == [11, 12, 13, 21, 22, 23]
     # Collected integers stay integers, in iteration order.
-    summed = [t for t in named("total") if t.parent_task_id == root.task_id][0]
+    summed = next(t for t in named("total") if t.parent_task_id == root.task_id)
     assert params_of(summed)["values"] == [2, 4, 6]
     assert param_types(summed)["values"] == "COLLECTED_INPUTS"
     assert params_of(summed, outputs=True)["Output"] == 12
@@ -97,8 +106,14 @@ def test_control_flow_run_graph(orchestrated_server: Any) -> None:
     assert params_of(echo) == {"text": "big:12:None"}
 
     # The zero-item loop is SKIPPED and its body never ran.
-    empty_loops = [t for t in tasks if t.type and t.type.name == "LOOP"
-                   and t.type_attributes and t.type_attributes.iteration_count == 0]
+    empty_loops = [
+        t
+        for t in tasks
+        if t.type
+        and t.type.name == "LOOP"
+        and t.type_attributes
+        and t.type_attributes.iteration_count == 0
+    ]
     assert len(empty_loops) == 1 and empty_loops[0].state and empty_loops[0].state.name == "SKIPPED"
     for t in tasks:
         if t.parent_task_id:

@@ -27,7 +27,7 @@ def total(values: list) -> int:
 
 
 @dsl.component(base_image="python:3.11")
-def describe(label: str, value: int = 0, note: Optional[str] = None) -> str:
+def describe(label: str, value: int = 0, note: Optional[str] = None) -> str:  # noqa: UP045 (kfp parses Optional)
     return f"{label}:{value}:{note}"
 
 

@@ -263,8 +263,8 @@ class _RunStepper:
     def drain(self) -> None:
         """Advance every touched group until nothing more can start now."""
         while self._dirty:
+            # Rows are live in this session (the roll-up changes the same objects).
             group = self._dirty.pop()
-            self.session.refresh(group)
             if TaskState(group.state).is_terminal:
                 if group.parent_task_id:
                     parent = self.session.get(Task, group.parent_task_id)
@@ -298,7 +298,6 @@ class _RunStepper:
             scope = self._scope(group)
             for name in ready:
                 self._start_child(group, scope, name, specs[name])
-            self.session.refresh(group)
             if TaskState(group.state).is_terminal:
                 return
 

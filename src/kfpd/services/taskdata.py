@@ -85,8 +85,29 @@ def outputs_of(session: Session, task: Task) -> TaskOutputs:
     return TaskOutputs(params=params(task.output_parameters), artifacts=arts)
 
 
+def failure_message(session: Session, task: Task) -> str:
+    """Why a task failed; for a group, the first failed task inside it."""
+    own = (task.status_metadata or {}).get("message")
+    if own or task.state != TaskState.FAILED or task.type == TaskType.RUNTIME:
+        return str(own or "")
+    inner = session.scalars(
+        select(Task)
+        .where(
+            Task.run_id == task.run_id,
+            Task.state == int(TaskState.FAILED),
+            Task.scope_path.startswith(task.scope_path + ".", autoescape=True),
+            Task.status_metadata.is_not(None),
+        )
+        .order_by(Task.finished_at, Task.id)
+        .limit(1)
+    ).first()
+    if inner is None:
+        return ""
+    return f"task {inner.name!r} failed: {(inner.status_metadata or {}).get('message', '')}"
+
+
 def sibling_of(session: Session, task: Task) -> Sibling:
-    message = (task.status_metadata or {}).get("message") or ""
+    message = failure_message(session, task)
     count = (task.type_attributes or {}).get("iteration_count")
     return Sibling(
         task_id=task.id,
