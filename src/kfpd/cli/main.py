@@ -1,4 +1,4 @@
-"""``kfpd`` commands: server, version, migrate."""
+"""``kfpd`` commands: server, run, runs, version, migrate."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from typing import Annotated
 import typer
 
 from kfpd import __version__
+from kfpd.cli.runs import run, runs_app
 from kfpd.config import Settings, default_data_dir
 
 app = typer.Typer(
     help="kfpd: a Kubeflow Pipelines backend in one Python server.", no_args_is_help=True
 )
+app.command()(run)
+app.add_typer(runs_app, name="runs")
 
 
 @app.command()
