@@ -15,7 +15,6 @@ import argparse
 import time
 
 from kfp import dsl
-
 from kfpd_server import kfpd_server
 
 

@@ -33,10 +33,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kfp import dsl
+from kfpd_server import kfpd_server
 
 from kfpd.domain.timeutil import parse_rfc3339
-
-from kfpd_server import kfpd_server
 
 
 @dsl.component(base_image="python:3.11")
