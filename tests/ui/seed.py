@@ -70,7 +70,7 @@ class Seeder:
         return self.call("PATCH", f"/runs/{run_id}/tasks/{task_id}", json=fields)
 
     def finish(self, run_id: str, task_id: str, state: str = "SUCCEEDED", **fields: Any) -> dict[str, Any]:
-        return self.update(run_id, task_id, state=state, end_time="2026-01-01T00:00:00Z", **fields)
+        return self.update(run_id, task_id, state=state, **fields)
 
     def artifacts(self, run_id: str, task_id: str, *items: dict[str, Any]) -> list[dict[str, Any]]:
         reqs = [{"run_id": run_id, "task_id": task_id, **item} for item in items]

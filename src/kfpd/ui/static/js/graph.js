@@ -12,7 +12,7 @@ const LEAF_W = 190;
 const LEAF_H = 46;
 const PAD = 14;
 const HEADER = 34;
-const ITER_BAR = 28;
+const ITER_BAR = 40;
 const EXPAND_LIMIT = 60; // groups with more spec nodes than this start collapsed
 const ITER_SQUARES = 30;
 
@@ -232,6 +232,8 @@ export class GraphView {
             selected = busy ? busy.iteration : 0;
           }
           selected = Math.max(0, Math.min(selected, Math.max(0, count - 1)));
+          // Once the body is on screen the shown iteration stays put until the user moves it.
+          if (node.expanded) this.iterSel.set(vid, selected);
           const current = iterations.find((it) => it.iteration === selected) || null;
           node.loop = { count, counts, selected, iterations, current };
           innerInstance = current ? current.id : null;
@@ -252,7 +254,7 @@ export class GraphView {
 
   signatureOf(level) {
     return level.nodes
-      .map((n) => `${n.vid}${n.group ? (n.expanded ? "+" : "-") : ""}${n.inner ? `{${this.signatureOf(n.inner)}}` : ""}`)
+      .map((n) => `${n.vid}${n.group ? (n.expanded ? "+" : "-") : ""}${n.loop && n.inner ? `#${n.loop.count}` : ""}${n.inner ? `{${this.signatureOf(n.inner)}}` : ""}`)
       .join(",");
   }
 
@@ -370,11 +372,11 @@ export class GraphView {
   iterationBar(node) {
     const { count, selected, iterations } = node.loop;
     const bar = s("g", { class: "iterbar", transform: `translate(${PAD},${HEADER - 4})` });
-    bar.append(s("text", { class: "iter-nav", x: 0, y: 16, dataset: { action: "prev" } }, "◀"));
-    bar.append(s("text", { class: "iter-label", x: 16, y: 16 }, `iteration ${selected} of ${count}`));
-    bar.append(s("text", { class: "iter-nav", x: 132, y: 16, dataset: { action: "next" } }, "▶"));
+    bar.append(s("text", { class: "iter-nav", x: 0, y: 14, dataset: { action: "prev" } }, "◀"));
+    bar.append(s("text", { class: "iter-label", x: 16, y: 14 }, `iteration ${selected} of ${count}`));
+    bar.append(s("text", { class: "iter-nav", x: 132, y: 14, dataset: { action: "next" } }, "▶"));
     const byIndex = new Map(iterations.map((it) => [it.iteration, it]));
-    const room = Math.max(0, Math.floor((node.w - 2 * PAD - 152) / 9));
+    const room = Math.max(1, Math.floor((node.w - 2 * PAD) / 9));
     const shown = Math.min(count, ITER_SQUARES, room);
     const start = Math.max(0, Math.min(selected - Math.floor(shown / 2), count - shown));
     for (let i = 0; i < shown; i += 1) {
@@ -382,7 +384,7 @@ export class GraphView {
       const it = byIndex.get(index);
       const css = stateCss(it ? it.state : "PENDING");
       bar.append(s("rect", {
-        class: `iter st-${css}${index === selected ? " current" : ""}`, x: 152 + i * 9, y: 6, width: 7, height: 12, rx: 1,
+        class: `iter st-${css}${index === selected ? " current" : ""}`, x: i * 9, y: 21, width: 7, height: 11, rx: 1,
         dataset: { action: "iteration", iteration: index },
       }, s("title", {}, `iteration ${index}: ${it ? it.state : "not started"}`)));
     }
@@ -404,7 +406,7 @@ export class GraphView {
       text = KIND_LABEL[spec.kind] || spec.kind;
       if (spec.kind === "loop" && spec.iterator) text += ` ${spec.iterator}`;
       if (spec.condition) text += " · if";
-    } else if (node.loop) {
+    } else if (node.loop && node.task) {
       const { count, counts } = node.loop;
       const done = (counts.SUCCEEDED || 0) + (counts.CACHED || 0);
       const parts = [`${count} iterations`];

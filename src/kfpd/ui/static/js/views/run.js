@@ -328,7 +328,9 @@ export async function render(root, [runId], query) {
     state.tasks = data.tasks;
     renderHeader();
     graph.update(state.tasks, state.run.state);
-    refreshPanel();
+    const selected = state.selectedVid && graph.viewNodes.get(state.selectedVid);
+    if (selected && (selected.task ? selected.task.id : null) !== state.panelTaskId) openPanel(selected);
+    else refreshPanel();
     if (state.tab === "details") renderDetails();
     if (state.tab === "metrics" && (TERMINAL_RUN_STATES.has(state.run.state) !== wasTerminal)) loadMetrics();
   }
