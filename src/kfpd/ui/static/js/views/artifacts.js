@@ -191,10 +191,11 @@ async function renderLinks(target, id) {
     const data = await api(`${API}/artifact_tasks`, { params: { artifact_ids: id, page_size: 200 } });
     const links = data.artifact_tasks || [];
     mount(target, links.length ? h("table", { class: "list links" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Link"), h("th", {}, "Key"), h("th", {}, "Task"), h("th", {}, "Run"))),
+      h("thead", {}, h("tr", {}, h("th", {}, "Link"), h("th", {}, "Key"), h("th", {}, "Task"), h("th", {}, "Produced by"), h("th", {}, "Run"))),
       h("tbody", {}, links.map((l) => h("tr", {},
         h("td", {}, l.type), h("td", {}, l.key),
-        h("td", {}, h("a", { href: `#/runs/${l.run_id}?task=${l.task_id}` }, (l.producer && l.producer.task_name) || l.task_id.slice(0, 8))),
+        h("td", { class: "mono" }, h("a", { href: `#/runs/${l.run_id}?task=${l.task_id}` }, l.task_id.slice(0, 8))),
+        h("td", {}, (l.producer && l.producer.task_name) || ""),
         h("td", {}, h("a", { href: `#/runs/${l.run_id}` }, l.run_id.slice(0, 8)))))))
       : h("p", { class: "muted" }, "No task links."),
     data.next_page_token ? h("p", { class: "muted" }, `First 200 of ${data.total_size} links.`) : null);
