@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from kfpd.api.routes.ui import STATIC_DIR
+from kfpd.api.routes.ui import ASSET_PREFIX, STATIC_DIR
 from tests.helpers import compiled, ok
 
 API = "/apis/v2beta1"
@@ -54,11 +54,13 @@ def test_index_and_assets_are_served_without_external_urls(api: TestClient) -> N
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert '<script type="module" src="/ui/static/js/main.js">' in page.text
-    for asset in ("/ui/static/js/main.js", "/ui/static/app.css", "/ui/static/vendor/dagre/dagre.esm.js"):
-        response = api.get(asset)
-        assert response.status_code == 200, asset
-        assert response.headers["cache-control"] == "no-cache"
+    assert f'<script type="module" src="{ASSET_PREFIX}/js/main.js">' in page.text
+    assert page.headers["cache-control"] == "no-cache"
+    for asset in ("/js/main.js", "/app.css", "/vendor/dagre/dagre.esm.js"):
+        versioned = api.get(ASSET_PREFIX + asset)
+        assert versioned.status_code == 200, asset
+        assert "immutable" in versioned.headers["cache-control"]
+        assert api.get("/ui/static" + asset).headers["cache-control"] == "no-cache"
     # Nothing the UI loads may come from the internet: no absolute URLs in code or styles.
     external = re.compile(r"""(?:src|href|url|import|from|fetch)\s*[=(]?\s*["'`]?(?:https?:)?//""", re.I)
     for path in STATIC_DIR.rglob("*"):

@@ -116,9 +116,9 @@ def list_artifacts(
     session: Session, *, namespace: str, run_id: str | None, request: ListRequest
 ) -> Page[Artifact]:
     """ListArtifacts plus a filter on the producing run (kept on the indexed link table)."""
-    stmt = select(Artifact)
-    if namespace:
-        stmt = stmt.where(Artifact.namespace == namespace)
+    # Always one namespace (single-user kfpd keeps everything in ""): the equality lets the
+    # (namespace, created_at, id) and (namespace, type, created_at, id) indexes serve the page.
+    stmt = select(Artifact).where(Artifact.namespace == namespace)
     if run_id:
         produced = select(ArtifactTask.artifact_id).where(
             ArtifactTask.run_id == run_id, ArtifactTask.type.in_(PRODUCER_LINK_TYPES)

@@ -25,6 +25,22 @@ from kfpd.services import ui as svc
 from kfpd.services.runs import RunView
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "ui" / "static"
+
+
+def _asset_version() -> str:
+    """A digest of every asset: the versioned asset path changes whenever one of them does."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted(STATIC_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(STATIC_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+ASSET_VERSION = _asset_version()
+# Assets under /ui/v/<version>/ never change, so browsers keep them: a repeat visit fetches
+# only the page and the API. Modules import each other by relative path, so they stay inside
+# the versioned prefix. /ui/static/ serves the same files, revalidated on every load.
+ASSET_PREFIX = f"/ui/v/{ASSET_VERSION}"
 router = APIRouter(prefix="/ui/api", tags=["ui"], include_in_schema=False)
 Q = Annotated[str | None, Query()]
 
@@ -222,20 +238,25 @@ def artifact_render(artifact_id: str, request: Request, db: Db, path: Q = None) 
 # ---------------------------------------------------------------- pages
 
 
-def index_page() -> FileResponse:
-    return FileResponse(
-        STATIC_DIR / "index.html",
-        media_type="text/html",
-        headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"},
+_INDEX = (STATIC_DIR / "index.html").read_text().replace("/ui/static/", f"{ASSET_PREFIX}/")
+
+
+def index_page() -> HTMLResponse:
+    return HTMLResponse(
+        _INDEX, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"}
     )
 
 
 class _Assets(StaticFiles):
-    """Static assets, revalidated on every load so an upgraded server is seen at once."""
+    """Static assets with a fixed Cache-Control header."""
+
+    def __init__(self, cache_control: str) -> None:
+        super().__init__(directory=STATIC_DIR)
+        self.cache_control = cache_control
 
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
-        response.headers["Cache-Control"] = "no-cache"
+        response.headers["Cache-Control"] = self.cache_control
         return response
 
 
@@ -243,4 +264,5 @@ def install(app: FastAPI) -> None:
     """Serve the UI from this server: the page at ``/``, assets, and ``/ui/api``."""
     app.include_router(router)
     app.add_api_route("/", index_page, methods=["GET"], include_in_schema=False)
-    app.mount("/ui/static", _Assets(directory=STATIC_DIR), name="ui-static")
+    app.mount(ASSET_PREFIX, _Assets("public, max-age=31536000, immutable"), name="ui-assets")
+    app.mount("/ui/static", _Assets("no-cache"), name="ui-static")

@@ -15,6 +15,8 @@ const HEADER = 34;
 const ITER_BAR = 40;
 const EXPAND_LIMIT = 60; // groups with more spec nodes than this start collapsed
 const ITER_SQUARES = 30;
+const DAGRE_LIMIT = 150; // bigger levels use layeredLayout()
+const MAX_ROW = 12; // nodes per row in layeredLayout()
 
 const GROUP_KINDS = new Set(["dag", "loop", "condition", "branches", "exit-handler"]);
 const KIND_LABEL = {
@@ -276,6 +278,10 @@ export class GraphView {
       level.empty = true;
       return;
     }
+    if (level.nodes.length > DAGRE_LIMIT) {
+      layeredLayout(level);
+      return;
+    }
     const g = new dagre.graphlib.Graph();
     g.setGraph({ rankdir: "TB", nodesep: 22, ranksep: 34, marginx: 6, marginy: 6 });
     g.setDefaultEdgeLabel(() => ({}));
@@ -483,6 +489,70 @@ export class GraphView {
     this.svg.setAttribute("width", this.size.width * this.scale);
     this.svg.setAttribute("height", this.size.height * this.scale);
   }
+}
+
+/**
+ * A linear-time layered layout for big DAG levels (dagre's crossing minimisation is too slow
+ * past a few hundred nodes): rank = longest path from a source, order in a rank by the mean
+ * position of its parents, rows wrapped at MAX_ROW nodes, straight edges.
+ */
+function layeredLayout(level) {
+  const byVid = new Map(level.nodes.map((n) => [n.vid, n]));
+  const parents = new Map(level.nodes.map((n) => [n.vid, []]));
+  const children = new Map(level.nodes.map((n) => [n.vid, []]));
+  for (const e of level.edges) {
+    parents.get(e.to).push(e.from);
+    children.get(e.from).push(e.to);
+  }
+  const rank = new Map();
+  const pending = new Map(level.nodes.map((n) => [n.vid, parents.get(n.vid).length]));
+  const queue = level.nodes.filter((n) => pending.get(n.vid) === 0).map((n) => n.vid);
+  for (const vid of queue) rank.set(vid, 0);
+  for (let i = 0; i < queue.length; i += 1) {
+    const vid = queue[i];
+    for (const child of children.get(vid)) {
+      rank.set(child, Math.max(rank.get(child) || 0, rank.get(vid) + 1));
+      pending.set(child, pending.get(child) - 1);
+      if (pending.get(child) === 0) queue.push(child);
+    }
+  }
+  for (const n of level.nodes) if (!rank.has(n.vid)) rank.set(n.vid, 0); // cycles: top row
+  const ranks = [];
+  for (const n of level.nodes) (ranks[rank.get(n.vid)] ||= []).push(n);
+  const slot = new Map();
+  const gapX = 22;
+  const gapY = 34;
+  let y = 6;
+  let width = 0;
+  for (const row of ranks) {
+    if (!row) continue;
+    const key = (n) => {
+      const ps = parents.get(n.vid);
+      return ps.length ? ps.reduce((sum, p) => sum + (slot.get(p) ?? 0), 0) / ps.length : 0;
+    };
+    row.sort((a, b) => key(a) - key(b));
+    for (let start = 0; start < row.length; start += MAX_ROW) {
+      const chunk = row.slice(start, start + MAX_ROW);
+      let x = 6;
+      let height = 0;
+      chunk.forEach((n, i) => {
+        n.x = x;
+        n.y = y;
+        slot.set(n.vid, start + i);
+        x += n.w + gapX;
+        height = Math.max(height, n.h);
+      });
+      width = Math.max(width, x);
+      y += height + gapY;
+    }
+  }
+  for (const e of level.edges) {
+    const a = byVid.get(e.from);
+    const b = byVid.get(e.to);
+    e.points = [{ x: a.x + a.w / 2, y: a.y + a.h }, { x: b.x + b.w / 2, y: b.y }];
+  }
+  level.width = width + 6;
+  level.height = y;
 }
 
 export function isFinalState(state) {
