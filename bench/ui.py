@@ -62,8 +62,18 @@ def start_server(db_url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], 
     port = free_port()
     kfpd = Path(sys.executable).parent / "kfpd"
     proc = subprocess.Popen(
-        [str(kfpd), "server", "--port", str(port), "--db-url", db_url, "--data-dir", str(data_dir),
-         "--log-level", "warning"],
+        [
+            str(kfpd),
+            "server",
+            "--port",
+            str(port),
+            "--db-url",
+            db_url,
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -122,7 +132,9 @@ def summary(values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--artifacts", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
@@ -143,37 +155,62 @@ def main() -> None:
         flat_run = seed_flat_run(db, args.tasks)
         seed_artifacts(db, args.artifacts, produced_by=loop_run)
         db.dispose()
-        print(f"seeded: loop run {loop_run['tasks']} tasks ({loop_run['iterations']} iterations), "
-              f"flat run {flat_run['tasks']} tasks, {args.artifacts:,} artifacts "
-              f"in {time.perf_counter() - t0:.1f} s ({db_url.split(':')[0]})")
+        print(
+            f"seeded: loop run {loop_run['tasks']} tasks ({loop_run['iterations']} iterations), "
+            f"flat run {flat_run['tasks']} tasks, {args.artifacts:,} artifacts "
+            f"in {time.perf_counter() - t0:.1f} s ({db_url.split(':')[0]})"
+        )
         server, url = start_server(db_url, tmp / "data")
         try:
-            graph_bytes = len(httpx.get(f"{url}/ui/api/runs/{loop_run['run_id']}/graph", params={"spec": "true"}).content)
+            graph_bytes = len(
+                httpx.get(
+                    f"{url}/ui/api/runs/{loop_run['run_id']}/graph", params={"spec": "true"}
+                ).content
+            )
             list_bytes = len(httpx.get(f"{url}/ui/api/artifacts").content)
-            print(f"payloads: run graph {graph_bytes / 1024:.0f} KiB, artifacts page {list_bytes / 1024:.1f} KiB")
+            print(
+                f"payloads: run graph {graph_bytes / 1024:.0f} KiB, "
+                f"artifacts page {list_bytes / 1024:.1f} KiB"
+            )
             with httpx.Client(base_url=url) as http:
                 api_ms = []
                 for _ in range(args.repeats):
                     t = time.perf_counter()
-                    http.get("/ui/api/artifacts", params={"page_size": 20, "sort_by": "created_at desc"})
+                    http.get(
+                        "/ui/api/artifacts", params={"page_size": 20, "sort_by": "created_at desc"}
+                    )
                     api_ms.append((time.perf_counter() - t) * 1000)
                 print(f"artifacts API alone (HTTP, keep-alive): {summary(api_ms)}")
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 cases = {
-                    "loop run": (loop_run["run_id"], 'g.gnode[data-key="root.exit-handler-1.make-data"]'),
+                    "loop run": (
+                        loop_run["run_id"],
+                        'g.gnode[data-key="root.exit-handler-1.make-data"]',
+                    ),
                     "flat run": (flat_run["run_id"], 'g.gnode[data-key="root.step-0"]'),
                 }
                 for name, (run_id, selector) in cases.items():
-                    cold, warm = cold_and_warm(browser, lambda c, r=run_id, sel=selector: open_run_page(c, url, r, sel))
+                    cold, warm = cold_and_warm(
+                        browser, lambda c, r=run_id, sel=selector: open_run_page(c, url, r, sel)
+                    )
                     for label, runs in (("cold", cold), ("warm", warm)):
-                        print(f"run page, {name} ({args.tasks} tasks), {label}: graph drawn {summary([d for d, _ in runs])}")
-                        print(f"run page, {name} ({args.tasks} tasks), {label}: interactive {summary([i for _, i in runs])}"
-                              "   target < 2000 ms")
+                        print(
+                            f"run page, {name} ({args.tasks} tasks), {label}: graph drawn "
+                            f"{summary([d for d, _ in runs])}"
+                        )
+                        print(
+                            f"run page, {name} ({args.tasks} tasks), {label}: interactive "
+                            f"{summary([i for _, i in runs])}"
+                            "   target < 2000 ms"
+                        )
                 cold, warm = cold_and_warm(browser, lambda c: open_artifacts_page(c, url))
                 for label, shown in (("cold", cold), ("warm", warm)):
-                    print(f"artifacts list ({args.artifacts:,}), {label}: first page {summary(shown)}   target < 1000 ms"
-                          "   anchor: upstream UI crashed at 198k")
+                    print(
+                        f"artifacts list ({args.artifacts:,}), {label}: first page "
+                        f"{summary(shown)}   target < 1000 ms"
+                        "   anchor: upstream UI crashed at 198k"
+                    )
                 browser.close()
         finally:
             server.terminate()

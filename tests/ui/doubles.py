@@ -25,7 +25,9 @@ TASK_LINEAGE_PATH = "/apis/v2beta1/tasks/{task_id}/lineage"
 
 
 def has_route(app: FastAPI, path: str, method: str = "GET") -> bool:
-    return any(isinstance(r, APIRoute) and r.path == path and method in r.methods for r in app.routes)
+    return any(
+        isinstance(r, APIRoute) and r.path == path and method in r.methods for r in app.routes
+    )
 
 
 class Doubles:
@@ -42,7 +44,9 @@ class Doubles:
 
     # ------------------------------------------------------------------ logs
 
-    def read_log(self, run_id: str, task_id: str, offset: int = 0, limit_bytes: int = 65536) -> dict[str, Any]:
+    def read_log(
+        self, run_id: str, task_id: str, offset: int = 0, limit_bytes: int = 65536
+    ) -> dict[str, Any]:
         with self.db.read_session() as s:
             task = s.get(Task, task_id)
             if task is None or task.run_id != run_id:
@@ -59,10 +63,14 @@ class Doubles:
 
     # ------------------------------------------------------------------ lineage
 
-    def artifact_lineage(self, artifact_id: str, direction: str = "BOTH", max_hops: int = 3) -> dict[str, Any]:
+    def artifact_lineage(
+        self, artifact_id: str, direction: str = "BOTH", max_hops: int = 3
+    ) -> dict[str, Any]:
         return self._lineage("ARTIFACT", artifact_id, direction, max_hops)
 
-    def task_lineage(self, task_id: str, direction: str = "BOTH", max_hops: int = 3) -> dict[str, Any]:
+    def task_lineage(
+        self, task_id: str, direction: str = "BOTH", max_hops: int = 3
+    ) -> dict[str, Any]:
         return self._lineage("TASK", task_id, direction, max_hops)
 
     def _lineage(self, kind: str, root_id: str, direction: str, max_hops: int) -> dict[str, Any]:
@@ -75,7 +83,12 @@ class Doubles:
             if s.get(model, root_id) is None:
                 raise NotFound(f"{kind.lower()} {root_id!r} not found")
             rows = s.execute(
-                select(ArtifactTask.artifact_id, ArtifactTask.task_id, ArtifactTask.type, ArtifactTask.key)
+                select(
+                    ArtifactTask.artifact_id,
+                    ArtifactTask.task_id,
+                    ArtifactTask.type,
+                    ArtifactTask.key,
+                )
                 .join(Task, Task.id == ArtifactTask.task_id)
                 .where(Task.type.in_(producer_types))
             ).all()
@@ -108,19 +121,41 @@ class Doubles:
                     continue
                 task = s.get(Task, node_id)
                 if task is not None:
-                    nodes.append({"kind": "TASK", "id": task.id, "hop": hop, "direction": way, "name": task.name,
-                                  "display_name": task.display_name or task.name, "type": TaskType(task.type).name,
-                                  "state": TaskState(task.state).name, "run_id": task.run_id})
+                    nodes.append(
+                        {
+                            "kind": "TASK",
+                            "id": task.id,
+                            "hop": hop,
+                            "direction": way,
+                            "name": task.name,
+                            "display_name": task.display_name or task.name,
+                            "type": TaskType(task.type).name,
+                            "state": TaskState(task.state).name,
+                            "run_id": task.run_id,
+                        }
+                    )
                     continue
                 art = s.get(Artifact, node_id)
                 if art is not None:
-                    nodes.append({"kind": "ARTIFACT", "id": art.id, "hop": hop, "direction": way, "name": art.name,
-                                  "type": ArtifactType(art.type).name, "uri": art.uri or ""})
+                    nodes.append(
+                        {
+                            "kind": "ARTIFACT",
+                            "id": art.id,
+                            "hop": hop,
+                            "direction": way,
+                            "name": art.name,
+                            "type": ArtifactType(art.type).name,
+                            "uri": art.uri or "",
+                        }
+                    )
         nodes.sort(key=lambda n: (n["hop"], n["kind"], n["id"]))
         unique = {(a, b): (a, b, t, k) for a, b, t, k in kept if a in hops and b in hops}
         return {
             "root": {"kind": kind, "id": root_id},
             "nodes": nodes,
-            "edges": [{"source_id": a, "target_id": b, "io_type": t, "key": k} for a, b, t, k in unique.values()],
+            "edges": [
+                {"source_id": a, "target_id": b, "io_type": t, "key": k}
+                for a, b, t, k in unique.values()
+            ],
             "total_size": len(nodes),
         }

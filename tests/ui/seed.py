@@ -190,7 +190,7 @@ class DemoRun:
         rid = self.run_id
         tid = self.ids[f"train-{i}"]
         score = round((i + 1) * self.parameters["lr"] + 0.3, 3)
-        model, metric = s.artifacts(
+        model, _score = s.artifacts(
             rid, tid,
             {"producer_key": "model", "iteration_index": i, "type": "OUTPUT",
              "artifact": {"name": "model", "type": "Model", "uri": s.file(f"{rid}/train-{i}/model", f"weights {i}\n")}},

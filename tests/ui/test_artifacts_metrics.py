@@ -117,7 +117,7 @@ def test_metrics_confusion_matrix_and_roc(page: Any, ui_server: UiServer) -> Non
     expect(matrix).to_contain_text("cat")
     expect(matrix).to_contain_text("dog")
     expect(page.locator('svg.curve-chart[aria-label="ROC curve"] path.curve')).to_have_count(1)
-    expect(page.locator('svg.curve-chart[aria-label="Precision–recall"] path.curve')).to_have_count(1)
+    expect(page.locator('svg.curve-chart[aria-label="Precision–recall"] path.curve')).to_have_count(1)  # noqa: RUF001
     page.shots("metrics")
 
     # The same charts on the artifact page of the ClassificationMetrics artifact.
@@ -165,9 +165,9 @@ def test_runs_list_pages_filters_and_sorts_without_a_request_per_row(page: Any, 
     expect(rows.first).to_contain_text("listing")  # the experiment's name, not its id
     assert len(requests) <= 3, requests  # runs page, experiment names, experiment filter list
     assert not [u for u in requests if "/runs/" in u]
-    page.get_by_role("button", name="Next ›").click()
+    page.get_by_role("button", name="Next ›").click()  # noqa: RUF001
     expect(rows).to_have_count(5)
-    page.get_by_role("button", name="‹ Previous").click()
+    page.get_by_role("button", name="‹ Previous").click()  # noqa: RUF001
     expect(rows).to_have_count(20)
 
     page.get_by_label("filter by state").select_option("CANCELED")
