@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from kfpd import __version__
 from kfpd.api.errors import install_error_handlers
 from kfpd.api.limits import BodySizeLimit, JsonBodies
-from kfpd.api.routes import artifacts, experiments, pipelines, runs, tasks
+from kfpd.api.routes import artifacts, experiments, pipelines, runs, tasks, ui
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
@@ -86,6 +86,7 @@ def create_app(
         }
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    ui.install(app)  # the web UI at /
     app.add_middleware(JsonBodies)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -1,0 +1,65 @@
+// The router: #/runs, #/runs/<id>, #/experiments, #/pipelines, #/artifacts, #/compare.
+import { errorBox, toast } from "./api.js";
+import { h, mount } from "./dom.js";
+import { parseHash } from "./nav.js";
+import * as artifacts from "./views/artifacts.js";
+import * as compare from "./views/compare.js";
+import * as experiments from "./views/experiments.js";
+import * as pipelines from "./views/pipelines.js";
+import * as run from "./views/run.js";
+import * as runs from "./views/runs.js";
+
+const ROUTES = [
+  [/^runs$/, runs.renderList, "runs"],
+  [/^runs\/([^/]+)$/, run.render, "runs"],
+  [/^experiments$/, experiments.renderList, "experiments"],
+  [/^experiments\/([^/]+)$/, experiments.renderOne, "experiments"],
+  [/^pipelines$/, pipelines.renderList, "pipelines"],
+  [/^pipelines\/([^/]+)$/, pipelines.renderOne, "pipelines"],
+  [/^artifacts$/, artifacts.renderList, "artifacts"],
+  [/^artifacts\/([^/]+)$/, artifacts.renderOne, "artifacts"],
+  [/^compare$/, compare.render, "runs"],
+];
+
+let cleanup = null;
+
+async function route() {
+  if (typeof cleanup === "function") {
+    try {
+      cleanup();
+    } catch {
+      /* a view's cleanup must never block navigation */
+    }
+  }
+  cleanup = null;
+  const root = document.getElementById("app");
+  const { path, query } = parseHash();
+  for (const [pattern, view, nav] of ROUTES) {
+    const match = pattern.exec(path);
+    if (!match) continue;
+    document.querySelectorAll("[data-nav]").forEach((a) => {
+      a.classList.toggle("active", a.dataset.nav === nav);
+    });
+    const params = match.slice(1).map(decodeURIComponent);
+    try {
+      cleanup = await view(root, params, query);
+    } catch (err) {
+      mount(root, errorBox(err));
+    }
+    return;
+  }
+  mount(root, h("div", { class: "error-box", role: "alert" }, `There is no page at #/${path}.`),
+    h("p", {}, h("a", { href: "#/runs" }, "Go to the runs list")));
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("unhandledrejection", (event) => {
+  const reason = event.reason;
+  if (reason && reason.name === "AbortError") return;
+  toast(`Something went wrong: ${reason && reason.message ? reason.message : reason}`, "error");
+  event.preventDefault();
+});
+window.addEventListener("error", (event) => {
+  toast(`Something went wrong: ${event.message}`, "error");
+});
+route();
