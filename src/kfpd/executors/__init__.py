@@ -1,0 +1,1 @@
+"""Executors start launcher processes for container tasks: locally, or on a remote backend."""
