@@ -141,9 +141,7 @@ def build_spec(
         ),
         parameter_values=params or {},
         input_artifacts=inputs or {},
-        output_parameters={
-            k: v["parameterType"] for k, v in outs.get("parameters", {}).items()
-        },
+        output_parameters={k: v["parameterType"] for k, v in outs.get("parameters", {}).items()},
         output_artifacts={
             k: OutputArtifactSpec(
                 name=k,

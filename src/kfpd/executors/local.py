@@ -80,6 +80,12 @@ class LocalExecutor:
         worker = self._worker
         return worker is not None and worker.alive
 
+    def launcher_pid(self, task_id: str) -> int | None:
+        """The pid (and process group) of a running task's launcher, once started."""
+        with self._lock:
+            task = self._running.get(task_id)
+            return task.pid if task is not None else None
+
     # -- Executor
 
     def submit(self, spec: LaunchSpec, on_exit: ExitCallback) -> None:
