@@ -7,6 +7,9 @@ interpreter. Without it (``warm=False``, or once the worker died) each task is a
 process group, and ``cancel`` kills the group: the launcher and whatever it started.
 
 Container images are ignored: commands run on the host (logged once per executor).
+``prefault`` makes idle pre-forked processes copy their memory ahead of time (see
+``kfpd.launcher.process.prefault_memory``): it shortens a task on an idle machine and costs
+CPU and memory on a busy one, so it is off by default.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class LocalExecutor:
         *,
         venv_root: Path | None = None,
         keep_work_dirs: bool = False,
+        prefault: bool = False,
     ) -> None:
         self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
         self.work_root = Path(work_root or Path(tempfile.gettempdir()) / "kfpd-work")
@@ -71,7 +75,9 @@ class LocalExecutor:
         self._worker: _WarmWorker | None = None
         if warm:
             try:
-                self._worker = _WarmWorker(self.work_root / "warm-worker.log", self._on_worker)
+                self._worker = _WarmWorker(
+                    self.work_root / "warm-worker.log", self._on_worker, prefault=prefault
+                )
             except OSError as exc:
                 log.warning("no warm worker (%s); tasks start new interpreters", exc)
 
@@ -278,7 +284,7 @@ class LocalExecutor:
 class _WarmWorker:
     """The pre-forked worker process and the thread reading its events."""
 
-    def __init__(self, log_path: Path, on_event: Any) -> None:
+    def __init__(self, log_path: Path, on_event: Any, *, prefault: bool) -> None:
         self._on_event = on_event
         self._write_lock = threading.Lock()
         with log_path.open("ab") as err:
@@ -287,7 +293,11 @@ class _WarmWorker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
-                env={**os.environ, "_KFP_RUNTIME": "true"},
+                env={
+                    **os.environ,
+                    "_KFP_RUNTIME": "true",
+                    "KFPD_WORKER_PREFAULT": "1" if prefault else "0",
+                },
                 start_new_session=True,
             )
         self.alive = True

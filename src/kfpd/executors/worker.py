@@ -25,6 +25,9 @@ import sys
 from typing import Any
 
 _HAS_KFP = False
+# KFPD_WORKER_PREFAULT=1: idle launchers and their pre-forked children pre-fault their memory
+# (see kfpd.launcher.process.prefault_memory).
+_PREFAULT = os.environ.get("KFPD_WORKER_PREFAULT") == "1"
 
 
 def _preload() -> None:
@@ -89,7 +92,11 @@ def _launcher_child(order_fd: int, close_fds: list[int]) -> None:
         from kfpd.launcher import main as launcher_main
         from kfpd.launcher import process, python_components
 
-        prefork = process.PreForked(python_components.run_executor_main) if _HAS_KFP else None
+        if _PREFAULT:
+            process.prefault_memory()
+        prefork = None
+        if _HAS_KFP:
+            prefork = process.PreForked(python_components.run_executor_main, prefault=_PREFAULT)
         chunks = []
         while chunk := os.read(order_fd, 65536):
             chunks.append(chunk)
