@@ -235,6 +235,32 @@ def test_parallel_limit_and_queue(server: Server, tmp_path: Path) -> None:
         executor.shutdown()
 
 
+def test_tasks_start_cold_once_the_warm_worker_died(server: Server, tmp_path: Path) -> None:
+    executor = LocalExecutor(max_parallel=2, work_root=tmp_path / "work")
+    exits = Exits()
+    try:
+        ir = ir_of("sleepy")
+        run_id, task_id = server.new_task(ir)
+        executor.submit(server.spec(ir, run_id, task_id, tmp_path, params={"seconds": 60.0}), exits)
+        _wait_for_log(server, run_id, task_id, "started")
+        pgid = executor.launcher_pid(task_id)
+        worker = executor.worker_pid
+        assert worker is not None and pgid is not None
+        os.kill(worker, signal.SIGKILL)
+        exit_ = exits.wait(task_id, timeout=10)
+        assert (exit_.returncode, exit_.reason) == (None, "the local executor's warm worker died")
+        assert _gone(pgid), "its launcher is not left behind"
+        assert not executor.warm
+
+        ir = ir_of("add_one")
+        run_id, task_id = server.new_task(ir)
+        executor.submit(server.spec(ir, run_id, task_id, tmp_path, params={"x": 1}), exits)
+        assert exits.wait(task_id).reported
+        assert _outputs(server.task(run_id, task_id))[0] == {"Output": 2}
+    finally:
+        executor.shutdown()
+
+
 def _probe_wheel(directory: Path) -> Path:
     """A tiny wheel made on the spot, so installing it needs no network."""
     wheel = directory / "kfpd_probe-1.0-py3-none-any.whl"

@@ -300,3 +300,23 @@ def test_unknown_tasks_and_finished_runs(graph: Graph) -> None:
     response = graph.finish(task_id, {"state": "SUCCEEDED"})
     assert response.status_code == 409, response.text
     assert graph.read(task_id)["complete"] is True
+
+
+def test_the_python_client_speaks_these_endpoints(graph: Graph) -> None:
+    from kfpd.client.http import KfpdApiError, KfpdClient
+    from kfpd.schemas.launch import FinishTaskRequest
+
+    task_id = graph.runtime()
+    token = issue_run_token(graph.secret, graph.run_id)
+    transport = graph.api._transport  # the app behind the TestClient
+    with KfpdClient("http://testserver", token=token, transport=transport) as client:
+        client.append_log(graph.run_id, task_id, "hello\n")
+        assert client.read_log(graph.run_id, task_id).text == "hello\n"
+        request = FinishTaskRequest(state="SUCCEEDED", output_parameters={"Output": 5})
+        task = client.finish_task(graph.run_id, task_id, request)
+        assert task.state is not None and task.state.name == "SUCCEEDED"
+        log = client.read_log(graph.run_id, task_id, offset=2, limit_bytes=100)
+        assert (log.text, log.next_offset, log.complete) == ("llo\n", 6, True)
+        with pytest.raises(KfpdApiError) as info:
+            client.finish_task(graph.run_id, task_id, request)
+        assert info.value.status == 409

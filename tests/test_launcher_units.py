@@ -276,3 +276,21 @@ def test_run_tokens() -> None:
     assert token_run_id(secret, "garbage") is None
     assert token_run_id(secret, token.replace("run-1", "run-2")) is None
     assert json.dumps(token)  # plain text, fit for a header
+
+
+def test_reporter_errors() -> None:
+    import socket
+
+    from kfpd.launcher.reporter import Reporter, TransportError
+    from kfpd.schemas.launch import FinishTaskRequest
+
+    with pytest.raises(ValueError, match="http"):
+        Reporter("ftp://host", "t")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    reporter = Reporter(f"http://127.0.0.1:{port}", "t", timeout=2)
+    with pytest.raises(TransportError):
+        reporter.finish("r", "t", FinishTaskRequest(state="SUCCEEDED"))
+    with pytest.raises(TransportError):
+        reporter.append_log("r", "t", "x")

@@ -68,6 +68,7 @@ class LocalExecutor:
         self.venv_root = venv_root
         self.keep_work_dirs = keep_work_dirs
         self._lock = threading.Lock()
+        self._all_done = threading.Condition(self._lock)  # _running became empty
         self._running: dict[str, _Task] = {}
         self._queue: deque[_Task] = deque()
         self._closed = False
@@ -85,6 +86,11 @@ class LocalExecutor:
     def warm(self) -> bool:
         worker = self._worker
         return worker is not None and worker.alive
+
+    @property
+    def worker_pid(self) -> int | None:
+        worker = self._worker
+        return worker.proc.pid if worker is not None and worker.alive else None
 
     def launcher_pid(self, task_id: str) -> int | None:
         """The pid (and process group) of a running task's launcher, once started."""
@@ -142,11 +148,11 @@ class LocalExecutor:
             self._notify(task, TaskExit(task.spec.task_id, None, "the executor shut down"))
         for task in running:
             self.cancel(task.spec.task_id)
-        for task in running:
-            if task.proc is not None:
-                task.proc.wait()
         if self._worker is not None:
-            self._worker.stop()  # reports the exits of its tasks before returning
+            self._worker.stop()
+        with self._lock:  # every on_exit has fired when shutdown returns
+            if not self._all_done.wait_for(lambda: not self._running, timeout=60):
+                log.error("tasks still running after shutdown: %s", sorted(self._running))
 
     # -- starting and ending tasks
 
@@ -231,6 +237,9 @@ class LocalExecutor:
         elif kind == "worker-died":
             with self._lock:
                 lost = [t for t in self._running.values() if t.warm]
+                closed = self._closed
+            if not closed:
+                log.warning("the warm worker died; tasks now start new interpreters")
             for task in lost:
                 if task.pid is not None:
                     _kill_group(task.pid)
@@ -249,6 +258,9 @@ class LocalExecutor:
         if returncode == 0 and not self.keep_work_dirs:
             shutil.rmtree(task.work_dir, ignore_errors=True)
         self._start_next()
+        with self._lock:
+            if not self._running:
+                self._all_done.notify_all()
 
     def _reason(self, task: _Task, returncode: int | None) -> str:
         if task.canceled:

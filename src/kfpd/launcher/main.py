@@ -13,10 +13,8 @@ import traceback
 from pathlib import Path
 from typing import BinaryIO
 
-import httpx
 from pydantic import ValidationError
 
-from kfpd.client.http import KfpdApiError, KfpdClient
 from kfpd.launcher import outputs, process, python_components
 from kfpd.launcher.logsink import LogSink
 from kfpd.launcher.objectstore import FsspecStore, ObjectStore, StoreError, file_uri_path
@@ -27,6 +25,7 @@ from kfpd.launcher.placeholders import (
     TaskFiles,
     resolve_parameter_references,
 )
+from kfpd.launcher.reporter import Reporter, ServerError, TransportError
 from kfpd.schemas.launch import FinishTaskRequest, LaunchSpec
 
 EXIT_REPORTED = 0
@@ -40,19 +39,10 @@ _ssl_context: ssl.SSLContext | None = None
 
 
 def prewarm() -> None:
-    """Do once what every launch needs (a warm worker calls this before forking): the TLS
-    context, and the HTTP stack httpx imports lazily on first use."""
+    """Do once what every launch may need (a warm worker calls this before forking)."""
     global _ssl_context
     if _ssl_context is None:
         _ssl_context = ssl.create_default_context()
-        transport = httpx.HTTPTransport(verify=_ssl_context)
-        with httpx.Client(transport=transport) as client:
-            client.build_request("POST", "http://127.0.0.1/", json={})
-
-
-def _new_client(server_url: str, token: str | None) -> KfpdClient:
-    transport = httpx.HTTPTransport(verify=_ssl_context or True, retries=2)
-    return KfpdClient(server_url, token=token, transport=transport)
 
 
 class TaskFailure(Exception):
@@ -80,7 +70,7 @@ class Launcher:
         self.venv_root = venv_root or python_components.default_venv_root()
         self.work = Path(spec.work_dir or tempfile.mkdtemp(prefix="kfpd-task-"))
         prewarm()
-        self.client = _new_client(spec.server_url, spec.token)
+        self.server = Reporter(spec.server_url, spec.token, ssl_context=_ssl_context)
         self._streaming = True
 
     # -- the whole task
@@ -106,7 +96,7 @@ class Launcher:
         try:
             return self._report(result)
         finally:
-            self.client.close()
+            self.server.close()
 
     def _execute(self) -> FinishTaskRequest:
         files = self._stage()
@@ -266,14 +256,14 @@ class Launcher:
         if not self._streaming:
             return True
         try:
-            self.client.append_log(self.spec.run_id, self.spec.task_id, text)
-        except KfpdApiError as exc:
+            self.server.append_log(self.spec.run_id, self.spec.task_id, text)
+        except ServerError as exc:
             if exc.status < 500:
                 self._streaming = False  # the task ended or is gone: nobody will read more
                 print(f"kfpd launcher: log streaming stopped: {exc}", file=sys.stderr)
                 return True
             return False
-        except httpx.HTTPError:
+        except TransportError:
             return False
         return True
 
@@ -292,14 +282,14 @@ class Launcher:
         delay = 0.2
         while True:
             try:
-                self.client.finish_task(self.spec.run_id, self.spec.task_id, result)
+                self.server.finish(self.spec.run_id, self.spec.task_id, result)
                 return EXIT_REPORTED
-            except KfpdApiError as exc:
+            except ServerError as exc:
                 if exc.status < 500:
                     print(f"kfpd launcher: the server refused the report: {exc}", file=sys.stderr)
                     return EXIT_NOT_REPORTED
                 error: Exception = exc
-            except httpx.HTTPError as exc:
+            except TransportError as exc:
                 error = exc
             if time.monotonic() + delay > deadline:
                 print(f"kfpd launcher: could not report the task: {error}", file=sys.stderr)
@@ -326,4 +316,9 @@ def main(argv: list[str] | None = None, *, prefork: process.PreForked | None = N
         print(f"kfpd launcher: cannot read the launch spec: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
     tee = sys.stdout.buffer if args.tee else None
-    return Launcher(spec, tee=tee, prefork=prefork).run()
+    try:
+        launcher = Launcher(spec, tee=tee, prefork=prefork)
+    except ValueError as exc:
+        print(f"kfpd launcher: bad launch spec: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    return launcher.run()
