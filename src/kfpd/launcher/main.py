@@ -39,7 +39,7 @@ _ssl_context: ssl.SSLContext | None = None
 
 
 def prewarm() -> None:
-    """Do once what every launch may need (a warm worker calls this before forking)."""
+    """Do once what launches may need (a warm worker calls this before forking)."""
     global _ssl_context
     if _ssl_context is None:
         _ssl_context = ssl.create_default_context()
@@ -69,7 +69,7 @@ class Launcher:
         self.store = store or FsspecStore()
         self.venv_root = venv_root or python_components.default_venv_root()
         self.work = Path(spec.work_dir or tempfile.mkdtemp(prefix="kfpd-task-"))
-        prewarm()
+        # A warm worker made the TLS context once; otherwise https makes its own when needed.
         self.server = Reporter(spec.server_url, spec.token, ssl_context=_ssl_context)
         self._streaming = True
 
