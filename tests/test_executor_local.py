@@ -77,7 +77,7 @@ def test_tasks_run_and_report(server: Server, executor: LocalExecutor, tmp_path:
 
     task = server.task(*tasks["produce"])
     params, arts = _outputs(task)
-    assert task["state"] == "SUCCEEDED"
+    assert task["state"] == "SUCCEEDED", task.get("status_metadata")
     assert params == {"Output": "AB", "count": 7}
     [data] = arts["data"]
     assert data["type"] == "Dataset" and data["metadata"] == {"rows": 2}
@@ -87,6 +87,9 @@ def test_tasks_run_and_report(server: Server, executor: LocalExecutor, tmp_path:
     [roc] = arts["roc"]
     assert roc["type"] == "ClassificationMetric"
     assert roc["metadata"]["confusionMatrix"]["rows"] == [{"row": [1, 2]}, {"row": [3, 4]}]
+    [sliced] = arts["sliced"]
+    assert sliced["type"] == "SlicedClassificationMetric" and "uri" not in sliced
+    assert sliced["metadata"] == {"evaluationSlices": [{"slice": "all", "confidenceMetrics": []}]}
     assert "producing ab" in server.log(*tasks["produce"])["text"]
 
     task = server.task(*tasks["fail"])

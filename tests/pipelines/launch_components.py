@@ -13,6 +13,7 @@ from kfp.dsl import (
     Metrics,
     Output,
     OutputPath,
+    SlicedClassificationMetrics,
 )
 
 IMAGE = "python:3.11"
@@ -29,6 +30,7 @@ def produce(
     data: Output[Dataset],
     metrics: Output[Metrics],
     roc: Output[ClassificationMetrics],
+    sliced: Output[SlicedClassificationMetrics],
     count: OutputPath(int),  # type: ignore[valid-type]
 ) -> str:
     print("producing", text)
@@ -38,6 +40,8 @@ def produce(
     metrics.log_metric("accuracy", 0.9)
     metrics.log_metric("loss", 0.25)
     roc.log_confusion_matrix(["a", "b"], [[1, 2], [3, 4]])
+    # (kfp 2.17's SlicedClassificationMetrics helpers fail on a fresh output: set metadata.)
+    sliced.metadata["evaluationSlices"] = [{"slice": "all", "confidenceMetrics": []}]
     with open(count, "w") as f:
         f.write("7")
     return text.upper()
