@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,3 +44,30 @@ class Settings:
     @property
     def artifact_root(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def log_root(self) -> Path:
+        """Where task logs are kept: <log_root>/<run_id>/<task_id>.log."""
+        return self.data_dir / "logs"
+
+    def run_token_secret(self) -> bytes:
+        """The key run tokens are signed with, created once and kept in the data directory."""
+        path = self.data_dir / "run-token.key"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(32))
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a key another process made first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_bytes()

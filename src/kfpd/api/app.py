@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from kfpd import __version__
 from kfpd.api.errors import install_error_handlers
 from kfpd.api.limits import BodySizeLimit, JsonBodies
-from kfpd.api.routes import artifacts, experiments, pipelines, runs, tasks, ui
+from kfpd.api.routes import artifacts, execution, experiments, pipelines, runs, tasks, ui
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
@@ -73,7 +73,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     install_error_handlers(app)
-    for module in (experiments, pipelines, runs, tasks, artifacts):
+    for module in (experiments, pipelines, runs, tasks, artifacts, execution):
         app.include_router(module.router)
 
     @app.get("/apis/v2beta1/healthz", tags=["healthz"])

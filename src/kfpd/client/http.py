@@ -20,6 +20,7 @@ from kfpd.schemas.artifacts import (
     ListArtifactTasksResponse,
 )
 from kfpd.schemas.experiments import Experiment, ExperimentCreate, ListExperimentsResponse
+from kfpd.schemas.launch import AppendLogRequest, FinishTaskRequest, TaskLog
 from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
 from kfpd.schemas.tasks import (
     FindCachedTaskRequest,
@@ -144,6 +145,28 @@ class KfpdClient:
         return self._call(
             "POST", "/tasks:findCached", FindCachedTaskResponse, json=self._body(body)
         ).task
+
+    # -- execution (launchers; the client's token must be the run's)
+
+    def finish_task(self, run_id: str, task_id: str, request: FinishTaskRequest) -> PipelineTask:
+        return self._call(
+            "POST",
+            f"/runs/{run_id}/tasks/{task_id}:finish",
+            PipelineTask,
+            json=self._body(request),
+        )
+
+    def append_log(self, run_id: str, task_id: str, text: str) -> None:
+        body = AppendLogRequest(text=text)
+        self._call("POST", f"/runs/{run_id}/tasks/{task_id}/logs", _Empty, json=self._body(body))
+
+    def read_log(
+        self, run_id: str, task_id: str, offset: int = 0, limit_bytes: int | None = None
+    ) -> TaskLog:
+        params: dict[str, Any] = {"offset": offset}
+        if limit_bytes is not None:
+            params["limit_bytes"] = limit_bytes
+        return self._call("GET", f"/runs/{run_id}/tasks/{task_id}/logs", TaskLog, params=params)
 
     # -- artifacts and links
 

@@ -5,9 +5,11 @@ KfpdError
 ├── NotFound             404  unknown id
 ├── AlreadyExists        409  unique name taken
 ├── FailedPrecondition   400  the resource is in the wrong state for the call
-│   └── RunIsTerminal    409  writes to a finished run's tasks or links
+│   ├── RunIsTerminal    409  writes to a finished run's tasks or links
+│   └── TaskIsFinal      409  a second finish of a task, or log text after it ended
 ├── PayloadTooLarge      413  body over the configured limit
-└── Unauthenticated      401
+├── Unauthenticated      401
+└── PermissionDenied     403  a credential for something else (a token for another run)
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class RunIsTerminal(FailedPrecondition):
     http_status = 409
 
 
+class TaskIsFinal(FailedPrecondition):
+    http_status = 409
+
+
 class PayloadTooLarge(KfpdError):
     http_status = 413
     grpc_code = 8  # RESOURCE_EXHAUSTED
@@ -56,3 +62,8 @@ class PayloadTooLarge(KfpdError):
 class Unauthenticated(KfpdError):
     http_status = 401
     grpc_code = 16
+
+
+class PermissionDenied(KfpdError):
+    http_status = 403
+    grpc_code = 7

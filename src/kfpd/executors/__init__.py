@@ -1,1 +1,1 @@
-"""Executors run launchers: local subprocesses today, remote backends behind the same interface."""
+"""Executors start launcher processes for container tasks: locally, or on a remote backend."""

@@ -1,7 +1,18 @@
-"""The interface between the engine and whatever runs launcher processes."""
+"""What the orchestrator needs from an executor, whatever runs the launcher.
+
+The orchestrator builds a :class:`LaunchSpec` and calls ``submit``; the launcher reports the
+task's outcome to the server itself (``:finish``). ``on_exit`` then tells the orchestrator
+that the launcher process is gone: with ``returncode == 0`` the launcher delivered its report;
+otherwise (crashed, killed, canceled, never started) the report may be missing, and
+``reason`` says why, so the orchestrator can fail the task if it is not final yet.
+
+A remote backend (a Kubernetes pod, a Ray task) implements the same three methods: start
+``python -m kfpd.launcher`` with the spec wherever it runs, watch it, call ``on_exit`` once.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -12,13 +23,65 @@ from kfpd.schemas.launch import LaunchSpec
 @dataclass(frozen=True)
 class TaskExit:
     task_id: str
+    # The launcher's exit code; negative: killed by that signal; None: it never started.
     returncode: int | None
+    # Why the launcher ended abnormally (None when it exited 0).
     reason: str | None = None
+
+    @property
+    def reported(self) -> bool:
+        """The launcher exited normally, so its report reached the server."""
+        return self.returncode == 0
+
+
+ExitCallback = Callable[[TaskExit], None]
 
 
 class Executor(Protocol):
-    def submit(self, spec: LaunchSpec, on_exit: Callable[[TaskExit], None]) -> None: ...
+    def submit(self, spec: LaunchSpec, on_exit: ExitCallback) -> None:
+        """Start (or queue) the task's launcher; never blocks on the task.
 
-    def cancel(self, task_id: str) -> None: ...
+        ``on_exit`` is called exactly once, from any thread, after the launcher ended.
+        """
 
-    def shutdown(self) -> None: ...
+    def cancel(self, task_id: str) -> None:
+        """Kill the task's launcher and everything it started; ``on_exit`` still fires."""
+
+    def shutdown(self) -> None:
+        """Stop every task (each ``on_exit`` fires) and release the executor's resources."""
+
+
+class RecordingExecutor:
+    """A stand-in for tests: keeps what was submitted; the test decides when tasks end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.submitted: list[LaunchSpec] = []
+        self.canceled: list[str] = []
+        self._callbacks: dict[str, ExitCallback] = {}
+
+    def submit(self, spec: LaunchSpec, on_exit: ExitCallback) -> None:
+        with self._lock:
+            self.submitted.append(spec)
+            self._callbacks[spec.task_id] = on_exit
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._callbacks)
+
+    def exit(self, task_id: str, returncode: int | None = 0, reason: str | None = None) -> None:
+        """End a submitted task as if its launcher had exited."""
+        with self._lock:
+            callback = self._callbacks.pop(task_id)
+        callback(TaskExit(task_id, returncode, reason))
+
+    def cancel(self, task_id: str) -> None:
+        with self._lock:
+            self.canceled.append(task_id)
+            known = task_id in self._callbacks
+        if known:
+            self.exit(task_id, -9, "canceled")
+
+    def shutdown(self) -> None:
+        for task_id in self.running():
+            self.exit(task_id, None, "the executor shut down")

@@ -49,17 +49,6 @@ class ContainerSpec(WireModel):
     env: list[EnvVar] = []
 
 
-class ImporterSpec(WireModel):
-    """What the importer brings in; ``uri`` is already resolved (constant or runtime value)."""
-
-    uri: str
-    schema_title: str = "system.Artifact"
-    schema_version: str = "0.0.1"
-    metadata: dict[str, Any] = {}
-    reimport: bool = False
-    output_key: str = "artifact"
-
-
 class LaunchSpec(WireModel):
     server_url: str
     token: str
@@ -71,12 +60,12 @@ class LaunchSpec(WireModel):
     pipeline_name: str = ""
     run_display_name: str = ""
     run_create_time: str = ""  # RFC 3339
+    run_schedule_time: str = ""  # RFC 3339; {{$.pipeline_job_schedule_time_utc}} (else create time)
     pipeline_root: str  # URI, e.g. file:///home/u/.kfpd/artifacts
     iteration_index: int | None = None
     parent_task_id: str | None = None
-    kind: Literal["container", "importer"] = "container"
-    container: ContainerSpec | None = None
-    importer: ImporterSpec | None = None
+    # Importers run in the server; a launcher only ever runs a container.
+    container: ContainerSpec
     # Resolved inputs: native JSON values (integers stay integers); absent key = not provided.
     parameter_values: dict[str, Any] = {}
     input_artifacts: dict[str, list[RuntimeArtifactSpec]] = {}
@@ -84,7 +73,10 @@ class LaunchSpec(WireModel):
     output_parameters: dict[str, str] = {}
     output_artifacts: dict[str, OutputArtifactSpec] = {}
     # Where the task may write scratch files (executor output, OutputPath parameter files).
+    # Empty: the executor or launcher picks one (the local executor: <work_root>/<run>/<task>).
     work_dir: str = ""
+    # {{$.workspace_path}}; empty when the run has no workspace.
+    workspace_path: str = ""
     # Where the executor-logs artifact lives once the task ends (provisioned like outputs).
     log_uri: str = ""
 
@@ -108,6 +100,9 @@ class FinishTaskRequest(WireModel):
     output_parameters: dict[str, Any] = {}
     output_artifacts: list[OutputArtifact] = []
     log_uri: str | None = None  # becomes the task's executor-logs artifact
+    # The end of the log not yet sent with AppendLog (saves a call for short tasks); it is
+    # appended before the task turns final, so a reader that sees it final has all the text.
+    log_text: str = ""
 
 
 class AppendLogRequest(WireModel):
@@ -115,6 +110,8 @@ class AppendLogRequest(WireModel):
 
 
 class TaskLog(WireModel):
+    """A slice of a task's log. Offsets count bytes of the UTF-8 log file."""
+
     text: str = ""
     next_offset: int = 0
     complete: bool = False  # the task has ended; no more text will come

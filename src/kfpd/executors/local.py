@@ -1,0 +1,366 @@
+"""Runs tasks as launcher processes on this host, several at once, each in its own directory.
+
+Warm mode (default) keeps a pre-forked worker (``kfpd.executors.worker``) that has kfp and
+the launcher imported and forks a child per task, so a task does not pay for a new Python
+interpreter. Without it (``warm=False``, or once the worker died) each task is a
+``python -m kfpd.launcher --spec FILE`` subprocess. Either way each launcher leads its own
+process group, and ``cancel`` kills the group: the launcher and whatever it started.
+
+Container images are ignored: commands run on the host (logged once per executor).
+``prefault`` makes idle pre-forked processes copy their memory ahead of time (see
+``kfpd.launcher.process.prefault_memory``): it shortens a task on an idle machine and costs
+CPU and memory on a busy one, so it is off by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kfpd.executors.base import ExitCallback, TaskExit
+from kfpd.launcher.main import EXECUTOR_ENV
+from kfpd.launcher.process import describe_exit
+from kfpd.schemas.launch import LaunchSpec
+
+log = logging.getLogger("kfpd.executors.local")
+
+SPEC_FILE = ".kfpd-launch.json"  # holds the run token: readable by the owner only
+LAUNCHER_LOG = "launcher.log"
+
+
+@dataclass
+class _Task:
+    spec: LaunchSpec
+    on_exit: ExitCallback
+    work_dir: Path
+    pid: int | None = None
+    warm: bool = False
+    canceled: bool = False
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        max_parallel: int | None = None,
+        work_root: Path | None = None,
+        warm: bool = True,
+        *,
+        venv_root: Path | None = None,
+        keep_work_dirs: bool = False,
+        prefault: bool = False,
+    ) -> None:
+        self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
+        self.work_root = Path(work_root or Path(tempfile.gettempdir()) / "kfpd-work")
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        self.venv_root = venv_root
+        self.keep_work_dirs = keep_work_dirs
+        self._lock = threading.Lock()
+        self._all_done = threading.Condition(self._lock)  # _running became empty
+        self._running: dict[str, _Task] = {}
+        self._queue: deque[_Task] = deque()
+        self._closed = False
+        self._image_warned = False
+        self._worker: _WarmWorker | None = None
+        if warm:
+            try:
+                self._worker = _WarmWorker(
+                    self.work_root / "warm-worker.log", self._on_worker, prefault=prefault
+                )
+            except OSError as exc:
+                log.warning("no warm worker (%s); tasks start new interpreters", exc)
+
+    @property
+    def warm(self) -> bool:
+        worker = self._worker
+        return worker is not None and worker.alive
+
+    @property
+    def worker_pid(self) -> int | None:
+        worker = self._worker
+        return worker.proc.pid if worker is not None and worker.alive else None
+
+    def launcher_pid(self, task_id: str) -> int | None:
+        """The pid (and process group) of a running task's launcher, once started."""
+        with self._lock:
+            task = self._running.get(task_id)
+            return task.pid if task is not None else None
+
+    # -- Executor
+
+    def submit(self, spec: LaunchSpec, on_exit: ExitCallback) -> None:
+        self._warn_image(spec)
+        task = _Task(spec, on_exit, self.work_root / spec.run_id / spec.task_id)
+        with self._lock:
+            closed = self._closed
+            if closed:
+                start = False
+            elif spec.task_id in self._running or any(
+                t.spec.task_id == spec.task_id for t in self._queue
+            ):
+                raise ValueError(f"task {spec.task_id} is already submitted")
+            else:
+                start = len(self._running) < self.max_parallel
+                if start:
+                    self._running[spec.task_id] = task
+                else:
+                    self._queue.append(task)
+        if closed:
+            self._notify(task, TaskExit(spec.task_id, None, "the executor is shut down"))
+        elif start:
+            self._start(task)
+
+    def cancel(self, task_id: str) -> None:
+        pid: int | None = None
+        with self._lock:
+            queued = next((t for t in self._queue if t.spec.task_id == task_id), None)
+            if queued is not None:
+                self._queue.remove(queued)
+            task = self._running.get(task_id)
+            if task is not None:
+                task.canceled = True
+                pid = task.pid
+        if queued is not None:
+            self._notify(queued, TaskExit(task_id, None, "canceled before it started"))
+        elif task is not None and pid is not None:
+            _kill_group(pid)
+        # A running task without a pid yet is killed as soon as its pid arrives.
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            queued = list(self._queue)
+            self._queue.clear()
+            running = list(self._running.values())
+        for task in queued:
+            self._notify(task, TaskExit(task.spec.task_id, None, "the executor shut down"))
+        for task in running:
+            self.cancel(task.spec.task_id)
+        if self._worker is not None:
+            self._worker.stop()
+        with self._lock:  # every on_exit has fired when shutdown returns
+            if not self._all_done.wait_for(lambda: not self._running, timeout=60):
+                log.error("tasks still running after shutdown: %s", sorted(self._running))
+
+    # -- starting and ending tasks
+
+    def _start(self, task: _Task) -> None:
+        try:
+            spec_path = self._prepare(task)
+        except OSError as exc:
+            self._finished(task.spec.task_id, None, f"could not prepare the task directory: {exc}")
+            return
+        env = {EXECUTOR_ENV: "local"}
+        if self.venv_root is not None:
+            env["KFPD_VENV_ROOT"] = str(self.venv_root)
+        worker = self._worker
+        if worker is not None and worker.alive:
+            task.warm = True
+            request = {
+                "task_id": task.spec.task_id,
+                "spec": str(spec_path),
+                "work_dir": str(task.work_dir),
+                "log": str(task.work_dir / LAUNCHER_LOG),
+                "env": env,
+            }
+            if worker.send(request):
+                return
+            task.warm = False  # the worker just died: start this one cold
+        self._start_cold(task, spec_path, env)
+
+    def _prepare(self, task: _Task) -> Path:
+        shutil.rmtree(task.work_dir, ignore_errors=True)
+        task.work_dir.mkdir(parents=True)
+        spec = task.spec
+        if not spec.work_dir:
+            spec = spec.model_copy(update={"work_dir": str(task.work_dir)})
+        path = task.work_dir / SPEC_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec.model_dump_json())
+        return path
+
+    def _start_cold(self, task: _Task, spec_path: Path, env: dict[str, str]) -> None:
+        try:
+            with (task.work_dir / LAUNCHER_LOG).open("ab") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "kfpd.launcher", "--spec", str(spec_path)],
+                    cwd=task.work_dir,
+                    env={**os.environ, **env},
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            self._finished(task.spec.task_id, None, f"could not start the launcher: {exc}")
+            return
+        with self._lock:
+            task.proc, task.pid = proc, proc.pid
+            canceled = task.canceled
+        if canceled:
+            _kill_group(proc.pid)
+        threading.Thread(
+            target=self._wait_cold, args=(task, proc), name=f"kfpd-task-{proc.pid}", daemon=True
+        ).start()
+
+    def _wait_cold(self, task: _Task, proc: subprocess.Popen[bytes]) -> None:
+        code = proc.wait()
+        self._finished(task.spec.task_id, code, None)
+
+    def _on_worker(self, event: dict[str, Any]) -> None:
+        kind, task_id = event.get("event"), event.get("task_id", "")
+        if kind == "started":
+            with self._lock:
+                task = self._running.get(task_id)
+                if task is not None:
+                    task.pid = int(event["pid"])
+                kill = task is not None and task.canceled
+            if kill and task is not None and task.pid is not None:
+                _kill_group(task.pid)
+        elif kind == "exited":
+            self._finished(task_id, int(event["returncode"]), None)
+        elif kind == "failed":
+            self._finished(task_id, None, f"could not start the launcher: {event.get('error')}")
+        elif kind == "worker-died":
+            with self._lock:
+                lost = [t for t in self._running.values() if t.warm]
+                closed = self._closed
+            if not closed:
+                log.warning("the warm worker died; tasks now start new interpreters")
+            for task in lost:
+                if task.pid is not None:
+                    _kill_group(task.pid)
+                self._finished(task.spec.task_id, None, "the local executor's warm worker died")
+
+    def _finished(self, task_id: str, returncode: int | None, reason: str | None) -> None:
+        with self._lock:
+            task = self._running.pop(task_id, None)
+        if task is None:
+            return  # already reported (a worker death races with an exit event)
+        if task.pid is not None:
+            _kill_group(task.pid)  # whatever the launcher left behind
+        if returncode != 0 and reason is None:
+            reason = self._reason(task, returncode)
+        self._notify(task, TaskExit(task_id, returncode, reason))
+        if returncode == 0 and not self.keep_work_dirs:
+            shutil.rmtree(task.work_dir, ignore_errors=True)
+        self._start_next()
+        with self._lock:
+            if not self._running:
+                self._all_done.notify_all()
+
+    def _reason(self, task: _Task, returncode: int | None) -> str:
+        if task.canceled:
+            return "canceled"
+        what = "the launcher " + (describe_exit(returncode) if returncode is not None else "ended")
+        tail = _tail(task.work_dir / LAUNCHER_LOG)
+        return f"{what}: {tail}" if tail else what
+
+    def _start_next(self) -> None:
+        with self._lock:
+            if self._closed or not self._queue or len(self._running) >= self.max_parallel:
+                return
+            task = self._queue.popleft()
+            self._running[task.spec.task_id] = task
+        self._start(task)
+
+    def _notify(self, task: _Task, exit_: TaskExit) -> None:
+        try:
+            task.on_exit(exit_)
+        except Exception:
+            log.exception("on_exit callback for task %s failed", exit_.task_id)
+
+    def _warn_image(self, spec: LaunchSpec) -> None:
+        if spec.container.image and not self._image_warned:
+            self._image_warned = True
+            log.warning(
+                "the local executor ignores container images (first seen: %s); commands run "
+                "on this host",
+                spec.container.image,
+            )
+
+
+class _WarmWorker:
+    """The pre-forked worker process and the thread reading its events."""
+
+    def __init__(self, log_path: Path, on_event: Any, *, prefault: bool) -> None:
+        self._on_event = on_event
+        self._write_lock = threading.Lock()
+        with log_path.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kfpd.executors.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env={
+                    **os.environ,
+                    "_KFP_RUNTIME": "true",
+                    "KFPD_WORKER_PREFAULT": "1" if prefault else "0",
+                },
+                start_new_session=True,
+            )
+        self.alive = True
+        self._reader = threading.Thread(target=self._read, name="kfpd-warm-worker", daemon=True)
+        self._reader.start()
+
+    def send(self, request: dict[str, Any]) -> bool:
+        stdin: IO[bytes] | None = self.proc.stdin
+        try:
+            with self._write_lock:
+                assert stdin is not None
+                stdin.write((json.dumps(request) + "\n").encode())
+                stdin.flush()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            self._on_event(event)
+        self.alive = False
+        self.proc.wait()
+        self._on_event({"event": "worker-died"})
+
+    def stop(self) -> None:
+        with self._write_lock:
+            if self.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self.proc.stdin.close()
+        self._reader.join(timeout=30)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _tail(path: Path, max_chars: int = 2000) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_chars))
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""

@@ -1,0 +1,198 @@
+"""The local executor's warm worker: a single-threaded process that has kfp and the launcher
+imported and forks the launchers, so a task never waits for a Python interpreter to start.
+
+Forking a process with kfp loaded is itself slow (page tables), so the worker keeps one
+launcher forked ahead of time, idle; a task goes to that one and the next is forked while it
+runs. The idle launcher likewise pre-forks the child that will run the component.
+
+It speaks JSON lines. In (stdin): ``{"task_id", "spec", "work_dir", "log", "env"}``. Out
+(stdout): ``{"event": "ready"}``, ``{"event": "started", "task_id", "pid"}``,
+``{"event": "exited", "task_id", "returncode"}`` (negative: killed by that signal) and
+``{"event": "failed", "task_id", "error"}`` when no launcher could be started. Each launcher
+leads its own process group (its pid), so its whole tree can be killed at once.
+When stdin closes (the server went away) the worker kills its launchers and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import select
+import signal
+import sys
+from typing import Any
+
+_HAS_KFP = False
+# KFPD_WORKER_PREFAULT=1: idle launchers and their pre-forked children pre-fault their memory
+# (see kfpd.launcher.process.prefault_memory).
+_PREFAULT = os.environ.get("KFPD_WORKER_PREFAULT") == "1"
+
+
+def _preload() -> None:
+    global _HAS_KFP
+    os.environ["_KFP_RUNTIME"] = "true"  # import kfp as a component's runtime does
+    try:
+        import kfp.dsl.executor
+        import kfp.dsl.executor_main  # noqa: F401
+
+        _HAS_KFP = True
+    except ImportError:
+        pass  # no kfp here: lightweight components will use a virtualenv instead
+    from kfpd.launcher import main as launcher_main
+
+    launcher_main.prewarm()
+
+
+def _emit(event: dict[str, Any]) -> None:
+    data = (json.dumps(event) + "\n").encode()
+    while data:
+        data = data[os.write(1, data) :]
+
+
+class _Idle:
+    """A launcher forked ahead of time, waiting for the request it will run."""
+
+    def __init__(self, close_in_child: list[int]) -> None:
+        order_read, order_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(order_write)
+            _launcher_child(order_read, close_in_child)  # never returns
+        # Both sides set the group, so it exists whichever runs first (a kill may follow).
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)
+        os.close(order_read)
+        self.pid = pid
+        self.order = order_write
+
+    def start(self, request: dict[str, Any]) -> None:
+        data = json.dumps(request).encode()
+        try:
+            while data:
+                data = data[os.write(self.order, data) :]
+        finally:
+            os.close(self.order)
+
+
+def _launcher_child(order_fd: int, close_fds: list[int]) -> None:
+    """A forked launcher: wait for a request, then run it. Never returns."""
+    code = 70
+    try:
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in close_fds:
+            os.close(fd)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)  # not the worker's event pipe
+        os.close(devnull)
+        from kfpd.launcher import main as launcher_main
+        from kfpd.launcher import process, python_components
+
+        if _PREFAULT:
+            process.prefault_memory()
+        prefork = None
+        if _HAS_KFP:
+            prefork = process.PreForked(python_components.run_executor_main, prefault=_PREFAULT)
+        chunks = []
+        while chunk := os.read(order_fd, 65536):
+            chunks.append(chunk)
+        if not chunks:
+            code = 0  # the worker is stopping
+            return
+        request = json.loads(b"".join(chunks))
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.chdir(request["work_dir"])
+        os.environ.update(request.get("env") or {})
+        code = launcher_main.main(["--spec", request["spec"]], prefork=prefork)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 70
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def serve() -> int:
+    _preload()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    gc.freeze()  # keep the preloaded objects' pages shared with the children
+    children: dict[int, str] = {}
+    idle: _Idle | None = None
+    buffer = b""
+    stdin_open = True
+    _emit({"event": "ready"})
+    while stdin_open or children:
+        if idle is None and stdin_open:
+            try:
+                idle = _Idle([wake_r, wake_w])
+            except OSError:
+                idle = None  # retried on the next turn; a request meanwhile reports it
+        watched = [0, wake_r] if stdin_open else [wake_r]
+        ready, _, _ = select.select(watched, [], [], 1.0)
+        if wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wake_r, 512):
+                    pass
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if not pid:
+                break
+            task_id = children.pop(pid, None)
+            if task_id is not None:
+                code = os.waitstatus_to_exitcode(status)
+                _emit({"event": "exited", "task_id": task_id, "returncode": code})
+            elif idle is not None and pid == idle.pid:
+                idle = None  # died while idle; fork another
+        if 0 not in ready:
+            continue
+        data = os.read(0, 65536)
+        if not data:
+            stdin_open = False
+            if idle is not None:
+                os.close(idle.order)  # it exits on the closed pipe
+                idle = None
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            continue
+        buffer += data
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if not line.strip():
+                continue
+            request = json.loads(line)
+            task_id = request["task_id"]
+            try:
+                launcher = idle or _Idle([wake_r, wake_w])
+                idle = None
+                launcher.start(request)
+            except OSError as exc:
+                _emit({"event": "failed", "task_id": task_id, "error": str(exc)})
+                continue
+            children[launcher.pid] = task_id
+            _emit({"event": "started", "task_id": task_id, "pid": launcher.pid})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve())

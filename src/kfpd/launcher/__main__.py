@@ -1,0 +1,5 @@
+import sys
+
+from kfpd.launcher.main import main
+
+sys.exit(main())

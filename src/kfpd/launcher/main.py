@@ -1,0 +1,324 @@
+"""One task, start to finish: stage inputs, fill placeholders, run, collect outputs, report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import BinaryIO
+
+from pydantic import ValidationError
+
+from kfpd.launcher import outputs, process, python_components
+from kfpd.launcher.logsink import LogSink
+from kfpd.launcher.objectstore import FsspecStore, ObjectStore, StoreError, file_uri_path
+from kfpd.launcher.placeholders import (
+    LocalArtifact,
+    PlaceholderError,
+    Resolver,
+    TaskFiles,
+    resolve_parameter_references,
+)
+from kfpd.launcher.reporter import Reporter, ServerError, TransportError
+from kfpd.schemas.launch import FinishTaskRequest, LaunchSpec
+
+EXIT_REPORTED = 0
+EXIT_BAD_SPEC = 2
+EXIT_NOT_REPORTED = 3
+# Set by the local executor: the launcher then explains that container images are ignored.
+EXECUTOR_ENV = "KFPD_EXECUTOR"
+REPORT_DEADLINE = 120.0  # seconds to keep retrying the final report while the server is away
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def prewarm() -> None:
+    """Do once what launches may need (a warm worker calls this before forking)."""
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = ssl.create_default_context()
+
+
+class TaskFailure(Exception):
+    """The task failed for a reason worth reporting as its error message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Launcher:
+    def __init__(
+        self,
+        spec: LaunchSpec,
+        *,
+        tee: BinaryIO | None = None,
+        store: ObjectStore | None = None,
+        venv_root: Path | None = None,
+        prefork: process.PreForked | None = None,
+    ) -> None:
+        self.spec = spec
+        self.prefork = prefork  # a child forked ahead, ready to run kfp's executor_main
+        self.tee = tee
+        self.store = store or FsspecStore()
+        self.venv_root = venv_root or python_components.default_venv_root()
+        self.work = Path(spec.work_dir or tempfile.mkdtemp(prefix="kfpd-task-"))
+        # A warm worker made the TLS context once; otherwise https makes its own when needed.
+        self.server = Reporter(spec.server_url, spec.token, ssl_context=_ssl_context)
+        self._streaming = True
+
+    # -- the whole task
+
+    def run(self) -> int:
+        local_log = file_uri_path(self.spec.log_uri) if self.spec.log_uri else None
+        log_path = Path(local_log) if local_log else self.work / "executor-logs.log"
+        self.sink = LogSink(log_path, self._send_log, tee=self.tee)
+        try:
+            result = self._execute()
+        except TaskFailure as exc:
+            result = FinishTaskRequest(state="FAILED", error_message=exc.message)
+        except Exception as exc:
+            self.sink.note("launcher error:\n" + traceback.format_exc().rstrip())
+            result = FinishTaskRequest(
+                state="FAILED", error_message=f"launcher error: {type(exc).__name__}: {exc}"
+            )
+        result.log_text = self.sink.close()
+        if self.spec.log_uri:
+            result.log_uri = self._store_log(log_path)
+        if self.prefork is not None:
+            self.prefork.discard()
+        try:
+            return self._report(result)
+        finally:
+            self.server.close()
+
+    def _execute(self) -> FinishTaskRequest:
+        files = self._stage()
+        resolver = Resolver(files)
+        container = self.spec.container
+        try:
+            component = python_components.parse_python_component(container.command, container.args)
+            if component is not None:
+                code = self._run_python(component, resolver.command_line(component.executor_args))
+            else:
+                code = self._run_command(
+                    resolver.command_line([*container.command, *container.args])
+                )
+        except PlaceholderError as exc:
+            raise TaskFailure(f"cannot build the command line: {exc}") from None
+        if code != 0:
+            raise self._failure(f"the command {process.describe_exit(code)}")
+        try:
+            executor_output = outputs.read_executor_output(files.output_file)
+            parameters = outputs.collect_parameters(files, executor_output)
+            artifacts = outputs.collect_artifacts(
+                files, executor_output, self.store, self.sink.note
+            )
+        except (outputs.OutputError, StoreError) as exc:
+            raise TaskFailure(str(exc)) from None
+        return FinishTaskRequest(
+            state="SUCCEEDED", output_parameters=parameters, output_artifacts=artifacts
+        )
+
+    # -- inputs and outputs on this host
+
+    def _stage(self) -> TaskFiles:
+        spec = self.spec
+        spec = spec.model_copy(update={"parameter_values": resolve_parameter_references(spec)})
+        self.spec = spec
+        out_dir = self.work / "outputs"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        inputs: dict[str, list[LocalArtifact]] = {}
+        for key, arts in spec.input_artifacts.items():
+            inputs[key] = []
+            for i, art in enumerate(arts):
+                path = ""
+                if art.uri:
+                    path = self._local_input(art.uri, self.work / "artifacts" / "in" / key / str(i))
+                inputs[key].append(
+                    LocalArtifact(
+                        name=art.name,
+                        uri=art.uri,
+                        path=path,
+                        schema_title=art.schema_title,
+                        schema_version=art.schema_version,
+                        metadata=dict(art.metadata),
+                    )
+                )
+        outs: dict[str, LocalArtifact] = {}
+        for key, out in spec.output_artifacts.items():
+            path = file_uri_path(out.uri) or str(
+                self.work / "artifacts" / "out" / key / _basename(out.uri, key)
+            )
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            outs[key] = LocalArtifact(
+                name=out.name,
+                uri=out.uri,
+                path=path,
+                schema_title=out.schema_title,
+                schema_version=out.schema_version,
+                metadata=dict(out.metadata),
+            )
+        param_dir = out_dir / "parameters"
+        param_dir.mkdir(parents=True, exist_ok=True)
+        return TaskFiles(
+            spec=spec,
+            input_artifacts=inputs,
+            output_artifacts=outs,
+            parameter_files={name: str(param_dir / name) for name in spec.output_parameters},
+            output_file=str(out_dir / "executor_output.json"),
+        )
+
+    def _local_input(self, uri: str, staging: Path) -> str:
+        local = self.store.local_path(uri)
+        if local is not None:
+            return local
+        dest = staging / _basename(uri, "artifact")
+        try:
+            self.store.download(uri, dest)
+        except StoreError as exc:
+            raise TaskFailure(str(exc)) from None
+        return str(dest)
+
+    # -- running
+
+    def _task_env(self) -> dict[str, str]:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("KFPD_") and k != "_KFP_RUNTIME"
+        }
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update({e.name: e.value for e in self.spec.container.env})
+        return env
+
+    def _run_python(self, component: python_components.PythonComponent, args: list[str]) -> int:
+        module = self.work / "component" / "ephemeral_component.py"
+        module.parent.mkdir(parents=True, exist_ok=True)
+        module.write_text(component.source)
+        env = self._task_env()
+        installs = python_components.venv_installs(component)
+        if not installs:
+            request = python_components.executor_main_request(
+                str(module), args, env, str(self.work)
+            )
+            prefork, self.prefork = self.prefork, None
+            if prefork is not None:
+                return prefork.run(request, self.sink)
+            return process.run_forked(python_components.run_executor_main, request, sink=self.sink)
+        try:
+            python = python_components.ensure_venv(
+                self.venv_root, installs, run=self._run_setup, note=self.sink.note
+            )
+        except python_components.VenvError as exc:
+            raise self._failure(str(exc)) from None
+        argv = [
+            str(python),
+            "-m",
+            component.executor_module,
+            "--component_module_path",
+            str(module),
+            *args,
+        ]
+        return process.run_command(
+            argv, env={**env, "_KFP_RUNTIME": "true"}, cwd=self.work, sink=self.sink
+        )
+
+    def _run_setup(self, argv: list[str]) -> int:
+        return process.run_command(argv, env=self._task_env(), cwd=self.work, sink=self.sink)
+
+    def _run_command(self, argv: list[str]) -> int:
+        if not argv:
+            raise TaskFailure("the container has no command")
+        env = self._task_env()
+        program = argv[0]
+        if program in ("python3", "python"):
+            argv = [sys.executable, *argv[1:]]  # the launcher's interpreter, as kfp.local does
+        elif shutil.which(program, path=env.get("PATH")) is None:
+            where = "on this host"
+            if os.environ.get(EXECUTOR_ENV) == "local":
+                image = self.spec.container.image
+                where += f" (the local executor ignores image {image!r})" if image else ""
+            raise TaskFailure(f"command {program!r} not found {where}")
+        return process.run_command(argv, env=env, cwd=self.work, sink=self.sink)
+
+    def _failure(self, what: str) -> TaskFailure:
+        tail = self.sink.tail()
+        return TaskFailure(f"{what}; last lines of its log:\n{tail}" if tail else what)
+
+    # -- talking to the server
+
+    def _send_log(self, text: str) -> bool:
+        if not self._streaming:
+            return True
+        try:
+            self.server.append_log(self.spec.run_id, self.spec.task_id, text)
+        except ServerError as exc:
+            if exc.status < 500:
+                self._streaming = False  # the task ended or is gone: nobody will read more
+                print(f"kfpd launcher: log streaming stopped: {exc}", file=sys.stderr)
+                return True
+            return False
+        except TransportError:
+            return False
+        return True
+
+    def _store_log(self, log_path: Path) -> str | None:
+        if file_uri_path(self.spec.log_uri) is not None:
+            return self.spec.log_uri
+        try:
+            self.store.upload(log_path, self.spec.log_uri)
+        except StoreError as exc:
+            print(f"kfpd launcher: the log was not stored: {exc}", file=sys.stderr)
+            return None
+        return self.spec.log_uri
+
+    def _report(self, result: FinishTaskRequest) -> int:
+        deadline = time.monotonic() + REPORT_DEADLINE
+        delay = 0.2
+        while True:
+            try:
+                self.server.finish(self.spec.run_id, self.spec.task_id, result)
+                return EXIT_REPORTED
+            except ServerError as exc:
+                if exc.status < 500:
+                    print(f"kfpd launcher: the server refused the report: {exc}", file=sys.stderr)
+                    return EXIT_NOT_REPORTED
+                error: Exception = exc
+            except TransportError as exc:
+                error = exc
+            if time.monotonic() + delay > deadline:
+                print(f"kfpd launcher: could not report the task: {error}", file=sys.stderr)
+                return EXIT_NOT_REPORTED
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _basename(uri: str, fallback: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1] or fallback
+
+
+def main(argv: list[str] | None = None, *, prefork: process.PreForked | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kfpd.launcher", description="Run one kfpd container task."
+    )
+    parser.add_argument("--spec", help="the LaunchSpec JSON file (default: read it from stdin)")
+    parser.add_argument("--tee", action="store_true", help="copy the task's log to stdout too")
+    args = parser.parse_args(argv)
+    try:
+        raw = Path(args.spec).read_text() if args.spec else sys.stdin.read()
+        spec = LaunchSpec.model_validate_json(raw)
+    except (OSError, ValidationError) as exc:
+        print(f"kfpd launcher: cannot read the launch spec: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    tee = sys.stdout.buffer if args.tee else None
+    try:
+        launcher = Launcher(spec, tee=tee, prefork=prefork)
+    except ValueError as exc:
+        print(f"kfpd launcher: bad launch spec: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    return launcher.run()

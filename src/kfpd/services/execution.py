@@ -1,0 +1,115 @@
+"""What a launcher reports: the final outcome of one container task, and its log meanwhile.
+
+``finish_task`` writes everything a finished task produced in the caller's one transaction:
+output artifacts with their OUTPUT links, the executor-logs artifact, output parameters, and
+the final state (which rolls up to parents and the run inside ``services.tasks``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from kfpd.db.models import Task
+from kfpd.domain.enums import ArtifactType, IOType, TaskState
+from kfpd.domain.errors import TaskIsFinal
+from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, artifact_type_for, is_known_title
+from kfpd.schemas.artifacts import Artifact, CreateArtifactRequest, IOProducer
+from kfpd.schemas.launch import FinishTaskRequest, OutputArtifact, TaskLog
+from kfpd.schemas.tasks import InputOutputs, IOParameter, PipelineTask, StatusMetadata
+from kfpd.services import artifacts as artifacts_svc
+from kfpd.services import tasks as tasks_svc
+from kfpd.services.common import lock_writable_run
+from kfpd.services.logstore import LogStore
+
+EXECUTOR_LOGS_KEY = "executor-logs"
+
+
+def _open_task(session: Session, run_id: str, task_id: str) -> Task:
+    task = tasks_svc.get_task(session, run_id, task_id)
+    if TaskState(task.state).is_terminal:
+        raise TaskIsFinal(f"task {task_id} already ended ({TaskState(task.state).name})")
+    return task
+
+
+def _artifact_request(task: Task, out: OutputArtifact) -> CreateArtifactRequest:
+    atype = artifact_type_for(out.schema_title)
+    metadata = dict(out.metadata)
+    if not is_known_title(out.schema_title):
+        metadata[SCHEMA_TITLE_KEY] = out.schema_title
+    return CreateArtifactRequest(
+        artifact=Artifact(
+            name=out.name or out.key,
+            type=atype,
+            uri=out.uri or None,
+            metadata=metadata,
+            number_value=out.number_value,
+        ),
+        run_id=task.run_id,
+        task_id=task.id,
+        producer_key=out.key,
+        iteration_index=task.iteration_index,
+        type=IOType.OUTPUT,
+    )
+
+
+def _logs_request(task: Task, log_uri: str) -> CreateArtifactRequest:
+    return CreateArtifactRequest(
+        artifact=Artifact(name=EXECUTOR_LOGS_KEY, type=ArtifactType.Artifact, uri=log_uri),
+        run_id=task.run_id,
+        task_id=task.id,
+        producer_key=EXECUTOR_LOGS_KEY,
+        iteration_index=task.iteration_index,
+        type=IOType.OUTPUT,
+    )
+
+
+def finish_task(
+    session: Session, store: LogStore, run_id: str, task_id: str, body: FinishTaskRequest
+) -> Task:
+    """Record a task's outputs and final state; a task finishes once (409 after)."""
+    lock_writable_run(session, run_id)  # first, so the state check below cannot race
+    task = _open_task(session, run_id, task_id)
+    store.append(run_id, task_id, body.log_text)
+    requests = [_artifact_request(task, out) for out in body.output_artifacts]
+    if body.log_uri:
+        requests.append(_logs_request(task, body.log_uri))
+    if requests:
+        artifacts_svc.create_artifacts(session, requests)
+    producer = IOProducer(task_name=task.name, iteration=task.iteration_index)
+    parameters = [
+        IOParameter(parameter_key=key, value=value, type=IOType.OUTPUT, producer=producer)
+        for key, value in body.output_parameters.items()
+    ]
+    message = body.error_message if body.state == "FAILED" else None
+    update = PipelineTask(
+        state=TaskState[body.state],
+        outputs=InputOutputs(parameters=parameters) if parameters else None,
+        status_metadata=StatusMetadata(message=message) if message else None,
+    )
+    return tasks_svc.update_task(session, run_id, task_id, update)
+
+
+def append_log(session: Session, store: LogStore, run_id: str, task_id: str, text: str) -> None:
+    """Append to a running task's log (the task must exist and not have ended)."""
+    _open_task(session, run_id, task_id)
+    store.append(run_id, task_id, text)
+
+
+def read_log(
+    session: Session,
+    store: LogStore,
+    run_id: str,
+    task_id: str,
+    offset: int,
+    limit_bytes: int | None,
+) -> TaskLog:
+    task = tasks_svc.get_task(session, run_id, task_id)
+    # State first: text written before the task ended is on disk by the time we read it.
+    complete = TaskState(task.state).is_terminal
+    text, next_offset = store.read(run_id, task_id, offset, limit_bytes)
+    size = store.path(run_id, task_id).stat().st_size if complete and text else None
+    return TaskLog(
+        text=text,
+        next_offset=next_offset,
+        complete=complete and (size is None or next_offset >= size),
+    )
