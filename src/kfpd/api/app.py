@@ -15,6 +15,7 @@ from kfpd.api.routes import artifacts, execution, experiments, pipelines, runs, 
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
+from kfpd.domain.tokens import issue_run_token
 from kfpd.engine.engine import Engine
 from kfpd.executors.base import Executor
 from kfpd.services.orchestration import OrchestratorConfig
@@ -30,11 +31,13 @@ def _engine(settings: Settings, database: Database, executor: Executor | None) -
             max_parallel=settings.max_parallel, work_root=settings.data_dir / "work"
         )
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    secret = settings.run_token_secret()
     config = OrchestratorConfig(
         server_url=settings.server_url,
         pipeline_root=settings.artifact_root.resolve().as_uri(),
-        token_for=lambda run_id: "",
+        token_for=lambda run_id: issue_run_token(secret, run_id),
         cache_enabled=settings.cache_enabled,
+        workspace_root=str((settings.data_dir / "workspaces").resolve()),
     )
     return Engine(database, executor, config)
 

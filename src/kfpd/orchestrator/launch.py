@@ -38,6 +38,7 @@ def build_launch_spec(
     container: dict[str, Any],
     component: dict[str, Any],
     inputs: ResolvedInputs,
+    workspace_path: str = "",
 ) -> LaunchSpec:
     prefix = output_prefix(job.pipeline_root, pipeline_name, job.run_id, task_name, task_id)
     outputs = component.get("outputDefinitions") or {}
@@ -61,6 +62,8 @@ def build_launch_spec(
         pipeline_name=pipeline_name,
         run_display_name=job.run_name,
         run_create_time=job.create_time,
+        run_schedule_time=job.schedule_time,
+        workspace_path=workspace_path,
         pipeline_root=job.pipeline_root,
         iteration_index=iteration_index,
         parent_task_id=parent_task_id,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kfpd.domain.enums import ArtifactType, IOType, TaskState, TaskType
+from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, schema_title_for
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,10 @@ class ArtifactRef:
 
     @property
     def schema_title(self) -> str:
-        stored = self.metadata.get("_kfp_schema_title")
+        stored = self.metadata.get(SCHEMA_TITLE_KEY)
         if isinstance(stored, str) and stored:
             return stored
-        return SCHEMA_TITLES.get(self.type, "system.Artifact")
+        return schema_title_for(self.type)
 
 
 @dataclass(frozen=True)
@@ -89,22 +90,3 @@ class Sibling:
     outputs: TaskOutputs
     message: str = ""
     iteration_count: int | None = None
-
-
-# Schema titles of the artifact types (what the SDK's classes are called in the IR).
-SCHEMA_TITLES: dict[ArtifactType, str] = {
-    ArtifactType.Artifact: "system.Artifact",
-    ArtifactType.Model: "system.Model",
-    ArtifactType.Dataset: "system.Dataset",
-    ArtifactType.HTML: "system.HTML",
-    ArtifactType.Markdown: "system.Markdown",
-    ArtifactType.Metric: "system.Metrics",
-    ArtifactType.ClassificationMetric: "system.ClassificationMetrics",
-    ArtifactType.SlicedClassificationMetric: "system.SlicedClassificationMetrics",
-}
-ARTIFACT_TYPES: dict[str, ArtifactType] = {v: k for k, v in SCHEMA_TITLES.items()}
-
-
-def artifact_type_for(schema_title: str) -> ArtifactType:
-    """The stored artifact type of a schema title; unknown titles are plain Artifacts."""
-    return ARTIFACT_TYPES.get(schema_title, ArtifactType.Artifact)

@@ -31,6 +31,7 @@ class JobInfo:
     create_time: str
     schedule_time: str
     pipeline_root: str = ""
+    workspace_path: str = "/kfp-workspace"
 
 
 @dataclass
@@ -109,7 +110,7 @@ def _placeholders(text: str, scope: Scope, task_name: str) -> str:
         "{{$.pipeline_job_schedule_time_utc}}": job.schedule_time,
         "{{$.pipeline_task_name}}": task_name,
         "{{$.pipeline_task_uuid}}": scope.group_task_id,
-        "{{$.workspace_path}}": "/kfp-workspace",
+        "{{$.workspace_path}}": job.workspace_path,
         "{{$.pipeline_root}}": job.pipeline_root,
     }
     for placeholder, value in values.items():

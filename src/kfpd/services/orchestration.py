@@ -26,11 +26,12 @@ from kfpd.domain.enums import (
     TaskState,
     TaskType,
 )
+from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, artifact_type_for
 from kfpd.domain.timeutil import now_us, to_rfc3339
 from kfpd.orchestrator.cel import CelError, evaluate_condition
 from kfpd.orchestrator.fingerprint import cache_fingerprint
 from kfpd.orchestrator.launch import build_launch_spec
-from kfpd.orchestrator.model import ArtifactIO, Param, Sibling, artifact_type_for
+from kfpd.orchestrator.model import ArtifactIO, Param, Sibling
 from kfpd.orchestrator.plan import ready_tasks, task_type
 from kfpd.orchestrator.resolve import (
     JobInfo,
@@ -60,6 +61,7 @@ class OrchestratorConfig:
     pipeline_root: str  # URI, e.g. file:///home/u/.kfpd/artifacts
     token_for: Callable[[str], str]  # run id -> run-scoped token
     cache_enabled: bool = True
+    workspace_root: str = ""  # per-run {{$.workspace_path}} directories live under it
 
 
 @dataclass
@@ -96,6 +98,7 @@ class _RunStepper:
             create_time=to_rfc3339(self.run.created_at) or "",
             schedule_time=to_rfc3339(self.run.scheduled_at or self.run.created_at) or "",
             pipeline_root=root,
+            workspace_path=self._workspace(),
         )
 
     # -- task rows
@@ -453,7 +456,7 @@ class _RunStepper:
             return
         schema = (executor.get("typeSchema") or {}).get("schemaTitle", "system.Artifact")
         metadata = dict(executor.get("metadata") or {})
-        metadata.setdefault("_kfp_schema_title", schema)
+        metadata.setdefault(SCHEMA_TITLE_KEY, schema)
         outputs = (component.get("outputDefinitions") or {}).get("artifacts") or {}
         key = next(iter(outputs), "artifact")
         atype = artifact_type_for(schema)
@@ -586,8 +589,14 @@ class _RunStepper:
                 container=container,
                 component=component,
                 inputs=inputs,
+                workspace_path=self._workspace(),
             )
         )
+
+    def _workspace(self) -> str:
+        if not self.config.workspace_root:
+            return ""
+        return f"{self.config.workspace_root.rstrip('/')}/{self.run.id}"
 
     def relaunch(self, task: Task) -> None:
         """Launch a RUNTIME task again from its recorded inputs (retry, restart, reset)."""

@@ -117,9 +117,7 @@ def run_metrics(run_id: str, db: Db) -> dict[str, Any]:
 
 
 @router.get("/compare")
-def compare_runs(
-    db: Db, run_ids: Annotated[list[str] | None, Query()] = None
-) -> dict[str, Any]:
+def compare_runs(db: Db, run_ids: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
     """Runs side by side: each run (parameters, state, times) with its metrics."""
     ids = svc.check_compare_ids(run_ids or [])
     with db.read_session() as s:
@@ -162,9 +160,7 @@ def list_artifacts(
 
 
 @router.get("/artifacts/{artifact_id}/preview")
-def artifact_preview(
-    artifact_id: str, request: Request, db: Db, path: Q = None
-) -> dict[str, Any]:
+def artifact_preview(artifact_id: str, request: Request, db: Db, path: Q = None) -> dict[str, Any]:
     """How to show an artifact's bytes, with the head of text files (capped)."""
     with db.read_session() as s:
         artifact = artifacts_svc.get_artifact(s, artifact_id)
