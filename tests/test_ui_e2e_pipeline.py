@@ -41,7 +41,11 @@ def _watch_states(page: Any, selector: str, until: str, timeout_s: float) -> lis
     seen: list[str] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        state = page.locator(selector).first.get_attribute("data-state") if page.locator(selector).count() else None
+        state = (
+            page.locator(selector).first.get_attribute("data-state")
+            if page.locator(selector).count()
+            else None
+        )
         if state and (not seen or seen[-1] != state):
             seen.append(state)
         if state == until:
@@ -52,7 +56,9 @@ def _watch_states(page: Any, selector: str, until: str, timeout_s: float) -> lis
 
 def test_real_pipeline_in_the_browser(page: Any, ui_server: UiServer) -> None:  # noqa: F811
     client = _client(ui_server.url)
-    first = client.create_run_from_pipeline_func(ui_demo, arguments={"threshold": 1, "lr": 0.1}, run_name="e2e A")
+    first = client.create_run_from_pipeline_func(
+        ui_demo, arguments={"threshold": 1, "lr": 0.1}, run_name="e2e A"
+    )
     page.goto(f"/#/runs/{first.run_id}")
     expect(page.locator(MAKE)).to_be_visible()
     page.evaluate("window.__sameDocument = true")
@@ -87,9 +93,15 @@ def test_real_pipeline_in_the_browser(page: Any, ui_server: UiServer) -> None:  
     page.shots("metrics")
 
     # A second run with another learning rate, compared side by side.
-    second = client.create_run_from_pipeline_func(ui_demo, arguments={"threshold": 1, "lr": 0.3}, run_name="e2e B")
+    second = client.create_run_from_pipeline_func(
+        ui_demo, arguments={"threshold": 1, "lr": 0.3}, run_name="e2e B"
+    )
     assert client.wait_for_run_completion(second.run_id, timeout=600).state == "SUCCEEDED"
     page.goto(f"/#/compare?runs={first.run_id},{second.run_id}")
-    expect(page.locator('table.compare-params tr[data-key="lr"]')).to_have_attribute("data-differs", "true")
-    expect(page.locator('table.compare-metrics tr[data-key="train[0] / score"]')).to_have_attribute("data-differs", "true")
+    expect(page.locator('table.compare-params tr[data-key="lr"]')).to_have_attribute(
+        "data-differs", "true"
+    )
+    expect(page.locator('table.compare-metrics tr[data-key="train[0] / score"]')).to_have_attribute(
+        "data-differs", "true"
+    )
     page.shots("compare")

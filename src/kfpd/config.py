@@ -35,6 +35,15 @@ class Settings:
         return f"sqlite:///{self.data_dir / 'kfpd.sqlite'}"
 
     @property
+    def secrets_dir(self) -> Path:
+        """Local stand-ins for Kubernetes secrets used by secretAsEnv: <name>.json files."""
+        return Path(os.environ.get("KFPD_SECRETS_DIR") or self.data_dir / "secrets")
+
+    @property
+    def config_maps_dir(self) -> Path:
+        return Path(os.environ.get("KFPD_CONFIG_MAPS_DIR") or self.data_dir / "configmaps")
+
+    @property
     def server_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")

@@ -19,7 +19,9 @@ def make_data(data: Output[Dataset], report: Output[Markdown], page: Output[HTML
 
 
 @dsl.component(base_image="python:3.11")
-def train(x: int, lr: float, data: Input[Dataset], model: Output[Model], metrics: Output[Metrics]) -> float:
+def train(
+    x: int, lr: float, data: Input[Dataset], model: Output[Model], metrics: Output[Metrics]
+) -> float:
     with open(data.path) as fh:
         rows = len(fh.readlines()) - 1
     score = round(x * lr + rows / 10, 3)
@@ -31,7 +33,9 @@ def train(x: int, lr: float, data: Input[Dataset], model: Output[Model], metrics
 
 
 @dsl.component(base_image="python:3.11")
-def evaluate(data: Input[Dataset], cm: Output[ClassificationMetrics], metrics: Output[Metrics]) -> None:
+def evaluate(
+    data: Input[Dataset], cm: Output[ClassificationMetrics], metrics: Output[Metrics]
+) -> None:
     cm.set_confusion_matrix_categories(["cat", "dog"])
     cm.log_confusion_matrix_row("cat", [7, 1])
     cm.log_confusion_matrix_row("dog", [2, 9])

@@ -31,7 +31,13 @@ from tests.ui.seed import Seeder
 
 CHROMIUM = os.environ.get("KFPD_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ARTIFACTS_DIR = Path(os.environ.get("KFPD_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts") / "ui"
+ARTIFACTS_DIR = (
+    Path(
+        os.environ.get("KFPD_TEST_ARTIFACTS")
+        or Path(__file__).resolve().parents[2] / "test-artifacts"
+    )
+    / "ui"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -75,7 +81,9 @@ class UiServer:
         if self.doubles.log_double:
             self.doubles.logs[task_id] = self.doubles.logs.get(task_id, b"") + text.encode()
             return
-        response = self.seeder.http.post(f"/apis/v2beta1/runs/{run_id}/tasks/{task_id}/logs", json={"text": text})
+        response = self.seeder.http.post(
+            f"/apis/v2beta1/runs/{run_id}/tasks/{task_id}/logs", json={"text": text}
+        )
         assert response.status_code == 200, response.text
 
 

@@ -38,6 +38,8 @@ def _engine(settings: Settings, database: Database, executor: Executor | None) -
         token_for=lambda run_id: issue_run_token(secret, run_id),
         cache_enabled=settings.cache_enabled,
         workspace_root=str((settings.data_dir / "workspaces").resolve()),
+        secrets_dir=settings.secrets_dir,
+        config_maps_dir=settings.config_maps_dir,
     )
     return Engine(database, executor, config)
 

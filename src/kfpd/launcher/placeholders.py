@@ -95,7 +95,7 @@ def _run_values(spec: LaunchSpec) -> dict[str, str]:
     return {
         ".pipeline_root": spec.pipeline_root,
         ".pipeline_job_name": spec.run_display_name or spec.run_id,
-        ".pipeline_job_resource_name": spec.run_id,
+        ".pipeline_job_resource_name": spec.run_resource_name or spec.run_id,
         ".pipeline_job_uuid": spec.run_id,
         ".pipeline_job_create_time_utc": spec.run_create_time,
         ".pipeline_job_schedule_time_utc": spec.run_schedule_time or spec.run_create_time,

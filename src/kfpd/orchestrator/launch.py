@@ -63,6 +63,7 @@ def build_launch_spec(
         run_display_name=job.run_name,
         run_create_time=job.create_time,
         run_schedule_time=job.schedule_time,
+        run_resource_name=job.resource_name,
         workspace_path=workspace_path,
         pipeline_root=job.pipeline_root,
         iteration_index=iteration_index,

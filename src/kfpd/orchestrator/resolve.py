@@ -32,6 +32,7 @@ class JobInfo:
     schedule_time: str
     pipeline_root: str = ""
     workspace_path: str = "/kfp-workspace"
+    resource_name: str = ""  # what Argo would call the workflow: <pipeline name>-<run id prefix>
 
 
 @dataclass
@@ -95,16 +96,22 @@ def _final_status(sibling: Sibling, job: JobInfo) -> dict[str, Any]:
     return {
         "state": _FINAL_STATUS_NAMES.get(sibling.state, sibling.state.name),
         "pipelineTaskName": sibling.name,
-        "pipelineJobResourceName": job.run_id,
+        "pipelineJobResourceName": job.resource_name or job.run_id,
         "error": error,
     }
+
+
+def resource_name(pipeline_name: str, run_id: str) -> str:
+    """A Kubernetes-style name for a run, as upstream's Argo workflow names read."""
+    base = re.sub(r"[^a-z0-9-]+", "-", pipeline_name.lower()).strip("-")[:50] or "pipeline"
+    return f"{base}-{run_id[:8]}"
 
 
 def _placeholders(text: str, scope: Scope, task_name: str) -> str:
     job = scope.job
     values = {
         "{{$.pipeline_job_name}}": job.run_name,
-        "{{$.pipeline_job_resource_name}}": job.run_id,
+        "{{$.pipeline_job_resource_name}}": job.resource_name or job.run_id,
         "{{$.pipeline_job_uuid}}": job.run_id,
         "{{$.pipeline_job_create_time_utc}}": job.create_time,
         "{{$.pipeline_job_schedule_time_utc}}": job.schedule_time,
@@ -313,6 +320,19 @@ def normalize(name: str, ptype: str, value: Any) -> Any:
 def iterator_item_key(task_spec: dict[str, Any]) -> str | None:
     iterator = task_spec.get("parameterIterator") or task_spec.get("artifactIterator")
     return (iterator or {}).get("itemInput")
+
+
+def resolve_source(
+    task_name: str,
+    task_spec: dict[str, Any],
+    component: dict[str, Any],
+    scope: Scope,
+    source: dict[str, Any],
+) -> Any:
+    """Resolve one parameter source outside the task's inputs (e.g. a secret name in the
+    Kubernetes platform config); None when it has no value."""
+    found = _TaskResolver(task_name, task_spec, component, scope)._param_source("_", source)
+    return found.value if found is not None else None
 
 
 def resolve_inputs(

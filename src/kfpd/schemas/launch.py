@@ -60,6 +60,7 @@ class LaunchSpec(WireModel):
     pipeline_name: str = ""
     run_display_name: str = ""
     run_create_time: str = ""  # RFC 3339
+    run_resource_name: str = ""  # {{$.pipeline_job_resource_name}} (else the run id)
     run_schedule_time: str = ""  # RFC 3339; {{$.pipeline_job_schedule_time_utc}} (else create time)
     pipeline_root: str  # URI, e.g. file:///home/u/.kfpd/artifacts
     iteration_index: int | None = None

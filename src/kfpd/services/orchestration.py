@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -33,6 +34,7 @@ from kfpd.orchestrator.fingerprint import cache_fingerprint
 from kfpd.orchestrator.launch import build_launch_spec
 from kfpd.orchestrator.model import ArtifactIO, Param, Sibling
 from kfpd.orchestrator.plan import ready_tasks, task_type
+from kfpd.orchestrator.platform import LocalStore, Pod, executor_config, local_env
 from kfpd.orchestrator.resolve import (
     JobInfo,
     ResolvedInputs,
@@ -41,6 +43,8 @@ from kfpd.orchestrator.resolve import (
     iteration_items,
     iterator_item_key,
     resolve_inputs,
+    resolve_source,
+    resource_name,
 )
 from kfpd.schemas.launch import LaunchSpec
 from kfpd.services import tasks as tasks_svc
@@ -62,6 +66,8 @@ class OrchestratorConfig:
     token_for: Callable[[str], str]  # run id -> run-scoped token
     cache_enabled: bool = True
     workspace_root: str = ""  # per-run {{$.workspace_path}} directories live under it
+    secrets_dir: Path | None = None  # local stand-ins for Kubernetes secrets (<name>.json)
+    config_maps_dir: Path | None = None  # and config maps
 
 
 @dataclass
@@ -88,8 +94,12 @@ class _RunStepper:
         ) or {}
         self.step = Step()
         self.now = now_us()
+        self._scope_cache: Scope | None = None
         self._dirty: list[Task] = []
         runtime = session.scalar(select(Run.runtime_config).where(Run.id == run_id)) or {}
+        self.platform_spec: dict[str, Any] = (
+            session.scalar(select(Run.platform_spec).where(Run.id == run_id)) or {}
+        )
         self.runtime_config: dict[str, Any] = runtime
         root = runtime.get("pipeline_root") or config.pipeline_root
         self.job = JobInfo(
@@ -99,6 +109,7 @@ class _RunStepper:
             schedule_time=to_rfc3339(self.run.scheduled_at or self.run.created_at) or "",
             pipeline_root=root,
             workspace_path=self._workspace(),
+            resource_name=resource_name(self.run.pipeline_name, self.run.id),
         )
 
     # -- task rows
@@ -289,6 +300,7 @@ class _RunStepper:
             return
         order = topological_order(specs)[0]
         while True:
+            self.session.flush()
             rows = {
                 name: TaskState(state)
                 for name, state in self.session.execute(
@@ -299,6 +311,7 @@ class _RunStepper:
             if not ready:
                 return
             scope = self._scope(group)
+            self._scope_cache = scope
             for name in ready:
                 self._start_child(group, scope, name, specs[name])
             if TaskState(group.state).is_terminal:
@@ -365,6 +378,7 @@ class _RunStepper:
 
     def _advance_loop(self, loop: Task) -> None:
         count = int((loop.type_attributes or {}).get("iteration_count") or 0)
+        self.session.flush()
         started, running = self.session.execute(
             select(
                 func.count(),
@@ -540,10 +554,15 @@ class _RunStepper:
             if cached is not None:
                 self._use_cached(common, inputs, fingerprint, cached)
                 return
+        try:
+            env = self._platform_env(common["name"], spec, component, self._scope_cache, common)
+        except ResolveError as exc:
+            self._new_task(**common, state=TaskState.FAILED, inputs=inputs, message=str(exc))
+            return
         task = self._new_task(
             **common, state=TaskState.RUNNING, inputs=inputs, fingerprint=fingerprint
         )
-        self._launch(task, component, container, inputs)
+        self._launch(task, component, container, inputs, env)
 
     def _use_cached(
         self, common: dict[str, Any], inputs: ResolvedInputs, fingerprint: str, cached: Task
@@ -566,14 +585,41 @@ class _RunStepper:
         task.status_metadata = {"message": f"cache hit: outputs of task {cached.id}"}
         self.set_state(task, TaskState.CACHED)
 
+    def _pod(self, name: str, task_id: str = "") -> Pod:
+        base = resource_name(self.run.pipeline_name, self.run.id)
+        return Pod(name=f"{base}-{name}"[:63], namespace=self.run.namespace, uid=task_id)
+
+    def _platform_env(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        component: dict[str, Any],
+        scope: Scope | None,
+        common: dict[str, Any] | None = None,
+    ) -> list[tuple[str, str]]:
+        config = executor_config(self.platform_spec, component.get("executorLabel", ""))
+        if not config or scope is None:
+            return []
+        return local_env(
+            config,
+            pod=self._pod(name),
+            secrets=LocalStore(self.config.secrets_dir, "secret"),
+            config_maps=LocalStore(self.config.config_maps_dir, "config map"),
+            resolve=lambda source: resolve_source(name, spec, component, scope, source),
+        )
+
     def _launch(
         self,
         task: Task,
         component: dict[str, Any],
         container: dict[str, Any],
         inputs: ResolvedInputs,
+        env: list[tuple[str, str]] | None = None,
     ) -> None:
-        task.pods = [{"name": f"local-{task.id[:8]}", "type": TaskPodType.EXECUTOR.name}]
+        task.pods = [{"name": self._pod(task.name).name, "type": TaskPodType.EXECUTOR.name}]
+        if env:
+            extra = [{"name": k, "value": v} for k, v in env]
+            container = {**container, "env": [*(container.get("env") or []), *extra]}
         self.step.launches.append(
             build_launch_spec(
                 server_url=self.config.server_url,
@@ -609,7 +655,17 @@ class _RunStepper:
                 *task.state_history,
                 history_entry(to_rfc3339(self.now) or "", TaskState.RUNNING.name),
             ]
-        self._launch(task, component, self._container(component), self._recorded_inputs(task))
+        env: list[tuple[str, str]] = []
+        parent = self.session.get(Task, task.parent_task_id) if task.parent_task_id else None
+        scope_path, _, name = task.scope_path.rpartition(".")
+        dag = component_for_scope(self.spec, scope_path) or {}
+        spec = ((dag.get("dag") or {}).get("tasks") or {}).get(name) or {}
+        try:
+            env = self._platform_env(name, spec, component, self._scope(parent) if parent else None)
+        except ResolveError as exc:
+            self.fail(task, str(exc))
+            return
+        self._launch(task, component, self._container(component), self._recorded_inputs(task), env)
 
     def _component_of(self, task: Task) -> dict[str, Any] | None:
         return component_for_scope(self.spec, task.scope_path)

@@ -40,6 +40,7 @@ def _children(session: Session, group: Task, names: set[str]) -> dict[str, list[
     found: dict[str, list[_Child]] = {n: [] for n in names}
     if not names:
         return found
+    session.flush()
     if group.type == TaskType.LOOP:
         iterations = {
             t.id: t.iteration_index

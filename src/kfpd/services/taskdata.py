@@ -61,6 +61,7 @@ def links_of(
     """Input (or output) artifacts of tasks, grouped per task and key."""
     if not task_ids:
         return {}
+    session.flush()  # sessions do not autoflush: links added in this step must be seen
     kind = (
         ArtifactTask.type.in_(_OUTPUT_TYPES) if outputs else ArtifactTask.type.notin_(_OUTPUT_TYPES)
     )
@@ -121,6 +122,7 @@ def sibling_of(session: Session, task: Task) -> Sibling:
 
 
 def child_named(session: Session, parent_id: str, name: str) -> Task | None:
+    session.flush()
     return session.scalars(
         select(Task)
         .where(Task.parent_task_id == parent_id, Task.name == name)
