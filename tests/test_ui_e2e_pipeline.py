@@ -5,8 +5,8 @@ Model artifacts, scalar metrics and a confusion matrix. The test opens the run p
 run executes and sees nodes go from RUNNING to SUCCEEDED without a reload, then opens a task's
 log, an artifact preview and its lineage, the confusion matrix, and compares two runs.
 
-It needs the orchestrator (runs that actually execute), so it is deselected by default:
-``pytest -m needs_orchestrator tests/test_ui_e2e_pipeline.py``.
+It needs runs that actually execute:
+The test server runs its engine for tests marked ``needs_orchestrator``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metri
 
 @dsl.component(base_image="python:3.11")
 def make_data(data: Output[Dataset], report: Output[Markdown], page: Output[HTML]) -> int:
+    import time
+
+    time.sleep(4)  # long enough for the browser to see the task RUNNING
     with open(data.path, "w") as fh:
         fh.write("x,y\n1,2\n3,4\n5,6\n")
     with open(report.path, "w") as fh:

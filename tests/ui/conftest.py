@@ -88,11 +88,16 @@ class UiServer:
 
 
 @pytest.fixture
-def ui_server(ui_db: Database, tmp_path: Path) -> Iterator[UiServer]:
+def ui_server(
+    ui_db: Database, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[UiServer]:
     port = _free_port()
     data_dir = tmp_path / "data"
     (data_dir / "artifacts").mkdir(parents=True)
-    app = create_app(Settings(data_dir=data_dir), database=ui_db)
+    # Seeded tests write run graphs themselves; only real-pipeline tests run the engine.
+    orchestrate = request.node.get_closest_marker("needs_orchestrator") is not None
+    settings = Settings(data_dir=data_dir, port=port, orchestrate=orchestrate)
+    app = create_app(settings, database=ui_db)
     doubles = Doubles(app, ui_db)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
