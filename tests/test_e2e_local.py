@@ -128,6 +128,11 @@ def test_cli_run_wait(orchestrated_server: Any, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "run SUCCEEDED" in result.output
+    run_id = result.output.split("run ", 1)[1].split()[0]
+    listed = CliRunner().invoke(cli, ["runs", "list", "--host", url])
+    assert listed.exit_code == 0 and run_id[:8] in listed.output
+    shown = CliRunner().invoke(cli, ["runs", "get", run_id, "--host", url])
+    assert shown.exit_code == 0 and "for-loop-1" in shown.output and "SUCCEEDED" in shown.output
     failing = Path(__file__).parent / "pipelines" / "lifecycle.py"
     result = CliRunner().invoke(
         cli,
@@ -135,6 +140,9 @@ def test_cli_run_wait(orchestrated_server: Any, tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, result.output
     assert "run FAILED" in result.output
+    failed_id = result.output.split("run ", 1)[1].split()[0]
+    logs = CliRunner().invoke(cli, ["runs", "logs", failed_id, "--task", "fail-op", "--host", url])
+    assert logs.exit_code == 0 and "RuntimeError: boom" in logs.output
     bad = CliRunner().invoke(
         cli, ["run", str(source), "--function", "control_flow", "-p", "n=x", "--host", url]
     )

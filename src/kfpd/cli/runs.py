@@ -276,3 +276,45 @@ def get_run(run_id: str, host: Host = DEFAULT_HOST) -> None:
             console.print(f"[red]{exc.message}[/]")
             raise typer.Exit(1) from None
     console.print(task_table(found))
+
+
+@runs_app.command("logs")
+def logs(
+    run_id: str,
+    task: Annotated[
+        str | None, typer.Option(help="Task name (default: every container task).")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Tail until it ends.")] = False,
+    host: Host = DEFAULT_HOST,
+) -> None:
+    """Print task logs (container tasks), optionally following a running one."""
+    with KfpdClient(host) as client:
+        try:
+            found = client.get_run(run_id, full=True)
+        except KfpdApiError as exc:
+            console.print(f"[red]{exc.message}[/]")
+            raise typer.Exit(1) from None
+        tasks = [
+            t
+            for t in found.tasks or []
+            if _state(t.type) == "RUNTIME" and (task is None or t.name == task)
+        ]
+        if not tasks:
+            console.print(f"[red]no container task {task or ''} in run {run_id}[/]")
+            raise typer.Exit(1)
+        for t in tasks:
+            if len(tasks) > 1:
+                label = t.name or ""
+                if t.type_attributes and t.type_attributes.iteration_index is not None:
+                    label += f" #{t.type_attributes.iteration_index}"
+                console.rule(label)
+            offset = 0
+            while True:
+                chunk = client.read_log(run_id, t.task_id or "", offset)
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+                offset = chunk.next_offset
+                if chunk.complete or not follow:
+                    break
+                if not chunk.text:
+                    time.sleep(0.5)
