@@ -25,6 +25,7 @@ from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
 from kfpd.db.models import Artifact, ArtifactTask, Experiment, Pipeline, PipelineVersion, Run, Task
+from kfpd.domain.tokens import issue_run_token
 from tests.conftest import REQUIRE, _free_port
 from tests.ui.doubles import Doubles
 from tests.ui.seed import Seeder
@@ -81,8 +82,11 @@ class UiServer:
         if self.doubles.log_double:
             self.doubles.logs[task_id] = self.doubles.logs.get(task_id, b"") + text.encode()
             return
+        token = issue_run_token(Settings(data_dir=self.data_dir).run_token_secret(), run_id)
         response = self.seeder.http.post(
-            f"/apis/v2beta1/runs/{run_id}/tasks/{task_id}/logs", json={"text": text}
+            f"/apis/v2beta1/runs/{run_id}/tasks/{task_id}/logs",
+            json={"text": text},
+            headers={"authorization": f"Bearer {token}"},
         )
         assert response.status_code == 200, response.text
 

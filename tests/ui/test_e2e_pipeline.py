@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.pipelines.ui_demo import ui_demo
-from tests.ui.conftest import UiServer, browser, page, ui_database, ui_db, ui_server  # noqa: F401
+from tests.ui.conftest import UiServer
 
 pytestmark = [pytest.mark.needs_orchestrator, pytest.mark.slow, pytest.mark.ui]
 
@@ -36,7 +36,7 @@ def _client(url: str) -> Any:
         return kfp.Client(host=url)
 
 
-def _watch_states(page: Any, selector: str, until: str, timeout_s: float) -> list[str]:  # noqa: F811
+def _watch_states(page: Any, selector: str, until: str, timeout_s: float) -> list[str]:
     """The distinct data-state values a node shows, in order, until it reaches `until`."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout_s
@@ -54,7 +54,7 @@ def _watch_states(page: Any, selector: str, until: str, timeout_s: float) -> lis
     raise AssertionError(f"{selector} never reached {until}; saw {seen}")
 
 
-def test_real_pipeline_in_the_browser(page: Any, ui_server: UiServer) -> None:  # noqa: F811
+def test_real_pipeline_in_the_browser(page: Any, ui_server: UiServer) -> None:
     client = _client(ui_server.url)
     first = client.create_run_from_pipeline_func(
         ui_demo, arguments={"threshold": 1, "lr": 0.1}, run_name="e2e A"
