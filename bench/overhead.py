@@ -22,7 +22,6 @@ busy factor on the fan-out (sum of task durations / wall: how many tasks ran at 
 Target: kfpd <= 0.05 s per task on the chain; the fan-out keeps every core busy.
 """
 
-from __future__ import annotations
 
 import argparse
 import os

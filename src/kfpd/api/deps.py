@@ -31,6 +31,8 @@ class RunEvents(Protocol):
 
     def run_terminated(self, run_id: str) -> None: ...
 
+    def task_finished(self, run_id: str, task_id: str) -> None: ...
+
 
 class _NoEngine:
     """A server started without orchestration: runs are only stored."""
@@ -42,6 +44,9 @@ class _NoEngine:
         pass
 
     def run_terminated(self, run_id: str) -> None:
+        pass
+
+    def task_finished(self, run_id: str, task_id: str) -> None:
         pass
 
 

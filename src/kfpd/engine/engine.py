@@ -42,6 +42,7 @@ class Engine:
         self._timers: list[tuple[float, int, _Event]] = []
         self._seq = itertools.count()
         self._running: dict[str, str] = {}  # task id -> run id
+        self._reported: set[str] = set()  # running tasks whose launcher already reported
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
@@ -74,6 +75,15 @@ class Engine:
     def run_terminated(self, run_id: str) -> None:
         self._events.put(_Event("terminate", run_id))
 
+    def task_finished(self, run_id: str, task_id: str) -> None:
+        """A launcher reported (the :finish call committed): advance without waiting for
+        its process to exit. The exit that follows is then only bookkeeping."""
+        with self._lock:
+            if task_id not in self._running:
+                return
+            self._reported.add(task_id)
+        self._events.put(_Event("exit", run_id, task_id, "reported"))
+
     def running_tasks(self) -> dict[str, str]:
         with self._lock:
             return dict(self._running)
@@ -83,6 +93,10 @@ class Engine:
     def _on_exit(self, exit: TaskExit) -> None:
         with self._lock:
             run_id = self._running.pop(exit.task_id, "")
+            reported = exit.task_id in self._reported
+            self._reported.discard(exit.task_id)
+        if reported and exit.returncode == 0:
+            return  # already advanced when the report came in
         reason = exit.reason or (
             f"the launcher exited with code {exit.returncode} without reporting a result"
         )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from kfpd.api.convert import task_out
-from kfpd.api.deps import Db, RunToken, opt_int
+from kfpd.api.deps import Db, Events, RunToken, opt_int
 from kfpd.config import Settings
 from kfpd.schemas.launch import AppendLogRequest, FinishTaskRequest, TaskLog
 from kfpd.schemas.tasks import PipelineTask
@@ -31,11 +31,14 @@ def _logs(request: Request) -> LogStore:
     dependencies=[RunToken],
 )
 def finish_task(
-    run_id: str, task_id: str, body: FinishTaskRequest, db: Db, request: Request
+    run_id: str, task_id: str, body: FinishTaskRequest, db: Db, request: Request, events: Events
 ) -> PipelineTask:
     with db.write_session() as s:
         task = svc.finish_task(s, _logs(request), run_id, task_id, body)
-        return task_out(task, artifacts_svc.hydrate(s, [task]))
+        reply = task_out(task, artifacts_svc.hydrate(s, [task]))
+    # The engine moves on now, without waiting for the launcher process to exit.
+    events.task_finished(run_id, task_id)
+    return reply
 
 
 @router.post("/logs", dependencies=[RunToken])
