@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -65,6 +66,39 @@ def lock_writable_run(session: Session, run_id: str | None) -> Run:
             f"run {run.id} is {state.name}; its tasks and artifact links can no longer change"
         )
     return run
+
+
+@dataclass(frozen=True)
+class LockedRun:
+    """The columns of a locked run that the task and link write paths need."""
+
+    id: str
+    namespace: str
+    state: RunState
+
+
+_RUNS = Run.__table__.c
+_LOCK_RUN_ROW = (
+    select(_RUNS.id, _RUNS.namespace, _RUNS.state)
+    .where(_RUNS.id == bindparam("run_id"))
+    .with_for_update()
+)
+
+
+def lock_run_for_writes(session: Session, run_id: str | None) -> LockedRun:
+    """:func:`lock_writable_run` for the hot write paths: the same lock and terminal-run
+    guard, read with one prebuilt Core statement instead of loading the ORM row."""
+    if not run_id:
+        raise InvalidArgument("run_id is required")
+    row = session.connection().execute(_LOCK_RUN_ROW, {"run_id": run_id}).first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} not found")
+    state = RunState(row.state)
+    if state.is_terminal:
+        raise RunIsTerminal(
+            f"run {row.id} is {state.name}; its tasks and artifact links can no longer change"
+        )
+    return LockedRun(row.id, row.namespace, state)
 
 
 def flush_unique(session: Session, what: Callable[[], str]) -> None:
