@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Connection, Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
@@ -20,7 +20,8 @@ from kfpd.domain.filtering import Op, parse_filter
 from kfpd.domain.timeutil import now_us
 from kfpd.schemas.artifacts import ArtifactTask as ArtifactTaskBody
 from kfpd.schemas.artifacts import CreateArtifactRequest
-from kfpd.services.common import lock_run_for_writes, new_id, require
+from kfpd.schemas.tasks import IOArtifact
+from kfpd.services.common import detached, lock_run_for_writes, new_id, require
 
 ARTIFACT_FIELDS: dict[str, Field] = {
     "artifact_id": Field(Artifact.id),
@@ -124,14 +125,26 @@ _LINKS_BETWEEN = select(_LINKS).where(
     _L.task_id.in_(bindparam("task_ids", expanding=True)),
     _L.artifact_id.in_(bindparam("artifact_ids", expanding=True)),
 )
+_LINKS_OF_TASKS = (
+    select(_LINKS, _ARTIFACTS)
+    .join(_ARTIFACTS, _A.id == _L.artifact_id)
+    .where(_L.task_id.in_(bindparam("task_ids", expanding=True)))
+    .order_by(_L.task_id, _L.type, _L.key, _L.id)
+)
+_CHILDREN_OF = (
+    select(_T.parent_task_id, _T.id, _T.name)
+    .where(_T.parent_task_id.in_(bindparam("task_ids", expanding=True)))
+    .order_by(_T.created_at, _T.id)
+)
 _INSERT_ARTIFACT = insert(_ARTIFACTS)
 _INSERT_LINK = insert(_LINKS)
 
 
 def _artifact_snapshot(values: Values) -> Artifact:
-    return Artifact(
-        metadata_=values["metadata"], **{k: v for k, v in values.items() if k != "metadata"}
-    )
+    """A detached Artifact of a row dict (its "metadata" column is the metadata_ attribute)."""
+    attrs = {k: v for k, v in values.items() if k != "metadata"}
+    attrs["metadata_"] = values["metadata"]
+    return detached(Artifact, attrs)
 
 
 @dataclass(frozen=True)
@@ -144,10 +157,10 @@ class _TaskRef:
     name: str
 
 
-def _task_refs(session: Session, pairs: set[tuple[str, str]]) -> dict[str, _TaskRef]:
+def _task_refs(conn: Connection, pairs: set[tuple[str, str]]) -> dict[str, _TaskRef]:
     """Load tasks by id and check each belongs to the run named with it."""
     ids = [t for t, _ in pairs]
-    rows = session.connection().execute(_TASK_REFS, {"task_ids": ids})
+    rows = conn.execute(_TASK_REFS, {"task_ids": ids})
     tasks = {r.id: _TaskRef(r.id, r.run_id, r.namespace, r.name) for r in rows}
     for task_id, run_id in pairs:
         task = tasks.get(task_id)
@@ -163,14 +176,13 @@ class _LinkSpec:
     io_type: IOType
     producer: dict[str, Any] | None
     key: str
-    new_artifact: bool = False  # then no stored link can exist yet
+    unseen: bool = False  # its artifact or task was just created: no stored link can exist
 
 
-def _ensure_links(session: Session, specs: list[_LinkSpec], now: int) -> list[Values]:
+def _ensure_links(conn: Connection, specs: list[_LinkSpec], now: int) -> list[Values]:
     """Insert links; one already stored, or given twice, is returned instead (idempotent)."""
-    conn = session.connection()
     links: dict[tuple[str, str, int, int, str], Values] = {}
-    stored = [s for s in specs if not s.new_artifact]
+    stored = [s for s in specs if not s.unseen]
     if stored:
         params = {
             "task_ids": list({s.task.id for s in stored}),
@@ -209,7 +221,7 @@ def _ensure_links(session: Session, specs: list[_LinkSpec], now: int) -> list[Va
 
 
 def _artifact_for(
-    session: Session,
+    conn: Connection,
     checked: _Checked,
     task: _TaskRef,
     now: int,
@@ -231,11 +243,8 @@ def _artifact_for(
         )
         found = by_identity.get((namespace, ident))
         if found is None:
-            row = (
-                session.connection()
-                .execute(_ARTIFACT_BY_IDENTITY, {"namespace": namespace, "identity_key": ident})
-                .first()
-            )
+            params = {"namespace": namespace, "identity_key": ident}
+            row = conn.execute(_ARTIFACT_BY_IDENTITY, params).first()
             found = dict(row._mapping) if row is not None else None
         if found is not None:
             by_identity[(namespace, ident)] = found
@@ -264,11 +273,10 @@ def create_artifacts(session: Session, requests: list[CreateArtifactRequest]) ->
     if not requests:
         raise InvalidArgument("artifacts must not be empty")
     checked = [_check_create(r) for r in requests]
+    conn = session.connection()
     for run_id in sorted({c.request.run_id or "" for c in checked}):
-        lock_run_for_writes(session, run_id)
-    tasks = _task_refs(
-        session, {(c.request.task_id or "", c.request.run_id or "") for c in checked}
-    )
+        lock_run_for_writes(conn, run_id)
+    tasks = _task_refs(conn, {(c.request.task_id or "", c.request.run_id or "") for c in checked})
     now = now_us()
     rows: list[Values] = []
     new_rows: list[Values] = []
@@ -276,16 +284,16 @@ def create_artifacts(session: Session, requests: list[CreateArtifactRequest]) ->
     by_identity: dict[tuple[str, str], Values] = {}
     for c in checked:
         task = tasks[c.request.task_id or ""]
-        row, is_new = _artifact_for(session, c, task, now, by_identity)
+        row, is_new = _artifact_for(conn, c, task, now, by_identity)
         if is_new:
             new_rows.append(row)
         rows.append(row)
         producer = _producer(task.name, c.request.iteration_index)
         key = c.request.producer_key or ""
-        specs.append(_LinkSpec(row["id"], task, c.link_type, producer, key, new_artifact=is_new))
+        specs.append(_LinkSpec(row["id"], task, c.link_type, producer, key, unseen=is_new))
     if new_rows:
-        session.connection().execute(_INSERT_ARTIFACT, new_rows)
-    _ensure_links(session, specs, now)
+        conn.execute(_INSERT_ARTIFACT, new_rows)
+    _ensure_links(conn, specs, now)
     return [_artifact_snapshot(r) for r in rows]
 
 
@@ -331,23 +339,63 @@ def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> l
         raise InvalidArgument("artifact_tasks must not be empty")
     for body in bodies:
         _check_link(body)
+    conn = session.connection()
     for run_id in sorted({b.run_id or "" for b in bodies}):
-        lock_run_for_writes(session, run_id)
-    tasks = _task_refs(session, {(b.task_id or "", b.run_id or "") for b in bodies})
-    artifact_ids = list({b.artifact_id or "" for b in bodies})
-    found = set(
-        session.connection().execute(_ARTIFACT_IDS, {"artifact_ids": artifact_ids}).scalars()
-    )
-    missing = set(artifact_ids) - found
-    if missing:
-        raise NotFound(f"artifact(s) not found: {sorted(missing)}")
+        lock_run_for_writes(conn, run_id)
+    tasks = _task_refs(conn, {(b.task_id or "", b.run_id or "") for b in bodies})
+    _check_artifacts_exist(conn, list({b.artifact_id or "" for b in bodies}))
     specs = []
     for body in bodies:
         assert body.producer is not None and body.type is not None
         task = tasks[body.task_id or ""]
         producer = body.producer.dump()
         specs.append(_LinkSpec(body.artifact_id or "", task, body.type, producer, body.key or ""))
-    return [ArtifactTask(**link) for link in _ensure_links(session, specs, now_us())]
+    return [detached(ArtifactTask, link) for link in _ensure_links(conn, specs, now_us())]
+
+
+def _check_artifacts_exist(conn: Connection, artifact_ids: list[str]) -> None:
+    found = set(conn.execute(_ARTIFACT_IDS, {"artifact_ids": artifact_ids}).scalars())
+    missing = set(artifact_ids) - found
+    if missing:
+        raise NotFound(f"artifact(s) not found: {sorted(missing)}")
+
+
+def link_task_artifacts(
+    session: Session,
+    task: Task,
+    io: dict[str, list[IOArtifact]],
+    *,
+    new_task: bool,
+) -> None:
+    """Record the links a CreateTask body lists in ``inputs/outputs.artifacts`` (a kfpd extension:
+    one request instead of CreateTask + CreateArtifactTasksBulk). ``io`` maps "inputs" and
+    "outputs" to their IOArtifacts; each names stored artifacts by id, its IO type (an input type
+    under inputs, an output type under outputs), key and producer. Idempotent like
+    CreateArtifactTasksBulk. The caller holds the run's lock."""
+    ref = _TaskRef(task.id, task.run_id, task.namespace, task.name)
+    specs: list[_LinkSpec] = []
+    for side, entries in io.items():
+        for i, entry in enumerate(entries):
+            where = f"{side}.artifacts[{i}]"
+            io_type = entry.type or IOType.UNSPECIFIED
+            if io_type == IOType.UNSPECIFIED:
+                raise InvalidArgument(f"{where}.type is required and must not be UNSPECIFIED")
+            if io_type.is_output != (side == "outputs"):
+                kind = "an output" if io_type.is_output else "an input"
+                raise InvalidArgument(f"{where}.type {io_type.name} is {kind} type")
+            key = require(entry.artifact_key, f"{where}.artifact_key")
+            if entry.producer is None:
+                raise InvalidArgument(f"{where}.producer is required")
+            if not entry.artifacts:
+                raise InvalidArgument(f"{where}.artifacts must name at least one artifact")
+            producer = entry.producer.dump()
+            for j, art in enumerate(entry.artifacts):
+                artifact_id = require(art.artifact_id, f"{where}.artifacts[{j}].artifact_id")
+                specs.append(_LinkSpec(artifact_id, ref, io_type, producer, key, unseen=new_task))
+    if specs:
+        conn = session.connection()
+        _check_artifacts_exist(conn, list({s.artifact_id for s in specs}))
+        _ensure_links(conn, specs, now_us())
 
 
 def list_artifact_tasks(
@@ -397,29 +445,18 @@ class Hydration:
 def hydrate(session: Session, tasks: list[Task]) -> Hydration:
     links: dict[str, list[tuple[ArtifactTask, Artifact]]] = defaultdict(list)
     children: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    conn = session.connection()
+    width = len(_LINKS.c)
     for start in range(0, len(tasks), 500):
         chunk = tasks[start : start + 500]
-        ids = [t.id for t in chunk]
-        id_clause = (
-            ArtifactTask.task_id == ids[0] if len(ids) == 1 else ArtifactTask.task_id.in_(ids)
-        )
-        rows = session.execute(
-            select(ArtifactTask, Artifact)
-            .join(Artifact, Artifact.id == ArtifactTask.artifact_id)
-            .where(id_clause)
-            .order_by(ArtifactTask.task_id, ArtifactTask.type, ArtifactTask.key, ArtifactTask.id)
-        )
-        for link, artifact in rows:
+        for row in conn.execute(_LINKS_OF_TASKS, {"task_ids": [t.id for t in chunk]}):
+            link = detached(ArtifactTask, dict(zip(_LINKS.c.keys(), row[:width], strict=True)))
+            artifact = _artifact_snapshot(dict(zip(_ARTIFACTS.c.keys(), row[width:], strict=True)))
             links[link.task_id].append((link, artifact))
         # Only group tasks have children: runtime tasks skip the query.
         groups = [t.id for t in chunk if t.type in GROUP_TYPE_NUMBERS]
         if not groups:
             continue
-        kids = session.execute(
-            select(Task.parent_task_id, Task.id, Task.name)
-            .where(Task.parent_task_id.in_(groups))
-            .order_by(Task.created_at, Task.id)
-        )
-        for parent_id, child_id, name in kids:
+        for parent_id, child_id, name in conn.execute(_CHILDREN_OF, {"task_ids": groups}):
             children[parent_id or ""].append((child_id, name))
     return Hydration(links=links, children=children)

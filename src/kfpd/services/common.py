@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -35,6 +35,17 @@ def get_or_404(session: Session, model: type[T], ident: str | None, what: str) -
     row = session.get(model, ident)
     if row is None:
         raise NotFound(f"{what} {ident!r} not found")
+    return row
+
+
+def detached(model: type[T], values: dict[str, Any]) -> T:
+    """An ORM object of ``model`` holding ``values`` (attribute names), outside any session.
+
+    What the Core write paths return for a row they just wrote or read: built the way the ORM's
+    loader builds rows (no per-attribute events), some 20x cheaper than ``model(**values)``.
+    """
+    row: T = inspect(model).class_manager.new_instance()
+    row.__dict__.update(values)
     return row
 
 
@@ -85,12 +96,12 @@ _LOCK_RUN_ROW = (
 )
 
 
-def lock_run_for_writes(session: Session, run_id: str | None) -> LockedRun:
+def lock_run_for_writes(conn: Connection, run_id: str | None) -> LockedRun:
     """:func:`lock_writable_run` for the hot write paths: the same lock and terminal-run
     guard, read with one prebuilt Core statement instead of loading the ORM row."""
     if not run_id:
         raise InvalidArgument("run_id is required")
-    row = session.connection().execute(_LOCK_RUN_ROW, {"run_id": run_id}).first()
+    row = conn.execute(_LOCK_RUN_ROW, {"run_id": run_id}).first()
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
     state = RunState(row.state)

@@ -1,4 +1,4 @@
-"""Tasks: the run graph. Every task state change passes through :func:`_set_state`, under the
+"""Tasks: the run graph. Every task state change passes through :class:`_Writer`, under the
 run's row lock, which applies the transition rules and rolls status up to parents and the run."""
 
 from __future__ import annotations
@@ -8,10 +8,23 @@ import json
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, defer
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
@@ -33,7 +46,9 @@ from kfpd.domain.transitions import (
     task_transition,
 )
 from kfpd.schemas.tasks import IOParameter, PipelineTask
+from kfpd.services import artifacts as artifacts_svc
 from kfpd.services.common import (
+    detached,
     history_entry,
     lock_run,
     lock_run_for_writes,
@@ -165,7 +180,10 @@ _TASKS = cast(Table, Task.__table__)
 _T = _TASKS.c
 _SELECT_TASK = select(_TASKS).where(_T.id == bindparam("task_id"))
 _SELECT_TASKS = select(_TASKS).where(_T.id.in_(bindparam("task_ids", expanding=True)))
-_SELECT_TASK_BY_KEY = select(_TASKS).where(_T.logical_key == bindparam("key"))
+# CreateTask's two lookups in one statement: the parent (by id) and an earlier create (by key).
+_SELECT_PARENT_AND_SAME = select(_TASKS).where(
+    or_(_T.id == bindparam("parent_id"), _T.logical_key == bindparam("key"))
+)
 _SELECT_TASK_RUN = select(_T.run_id).where(_T.id == bindparam("task_id"))
 _INSERT_TASK = insert(_TASKS)
 _UPDATE_TASK = update(_TASKS).where(_T.id == bindparam("where_task_id"))
@@ -200,7 +218,7 @@ def _load_task_in_run(conn: Connection, run_id: str, task_id: str) -> TaskValues
 
 
 def _snapshot(values: TaskValues) -> Task:
-    return Task(**values)
+    return detached(Task, values)
 
 
 # ---------------------------------------------------------------------------- state + roll-up
@@ -217,13 +235,10 @@ class _Writer:
         self, session: Session, run_id: str, run_state: RunState, run: Run | None = None
     ) -> None:
         self.session = session
+        self.conn = session.connection()
         self.run_id = run_id
         self.run_state = run_state
         self._run = run
-
-    @property
-    def conn(self) -> Connection:
-        return self.session.connection()
 
     @property
     def run(self) -> Run:
@@ -424,23 +439,28 @@ def dag_of(session: Session, run_id: str, scope_path: str) -> _Dag | None:
 def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     if body.run_id and body.run_id != run_id:
         raise InvalidArgument(f"task.run_id {body.run_id!r} does not match the path's {run_id!r}")
-    run = lock_run_for_writes(session, run_id)
     conn = session.connection()
+    run = lock_run_for_writes(conn, run_id)
     now = now_us()
     parent_id = body.parent_task_id or None
-    if (
-        parent_id is not None
-        and conn.execute(_SELECT_TASK_RUN, {"task_id": parent_id}).scalar() != run_id
-    ):
-        raise InvalidArgument(f"parent task {parent_id!r} does not exist in run {run_id}")
     ttype = int(body.type or TaskType.TASK_TYPE_UNSPECIFIED)
     attrs = body.type_attributes.dump() if body.type_attributes else {}
     iteration = body.type_attributes.iteration_index if body.type_attributes else None
     key = logical_key(run_id, parent_id, body.scope_path or "", body.name or "", ttype, iteration)
-    if key is not None:
-        existing = conn.execute(_SELECT_TASK_BY_KEY, {"key": key}).first()
-        if existing is not None:
-            return _snapshot(dict(existing._mapping))
+    found: Sequence[Row[Any]] = []
+    if parent_id is not None or key is not None:
+        found = conn.execute(_SELECT_PARENT_AND_SAME, {"parent_id": parent_id, "key": key}).all()
+    if parent_id is not None and not any(r.id == parent_id and r.run_id == run_id for r in found):
+        raise InvalidArgument(f"parent task {parent_id!r} does not exist in run {run_id}")
+    links = {
+        "inputs": (body.inputs.artifacts if body.inputs else None) or [],
+        "outputs": (body.outputs.artifacts if body.outputs else None) or [],
+    }
+    for row in found:
+        if key is not None and row.logical_key == key:
+            existing = _snapshot(dict(row._mapping))
+            artifacts_svc.link_task_artifacts(session, existing, links, new_task=False)
+            return existing
     created = _time_or_none(body.create_time, "create_time") or now
     task: TaskValues = {
         "id": new_id(),
@@ -474,10 +494,12 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
         task, body.state or TaskState.RUNNING, at=now, message=_message(body)
     )
     conn.execute(_INSERT_TASK, task)
+    created_task = _snapshot(task)
+    artifacts_svc.link_task_artifacts(session, created_task, links, new_task=True)
     writer.mark_run_running(now)
     if final:
         writer.roll_up_from(task, now)
-    return _snapshot(task)
+    return created_task
 
 
 def _message(body: PipelineTask) -> str | None:
@@ -542,7 +564,7 @@ def _apply_update(writer: _Writer, task: TaskValues, body: PipelineTask, now: in
 
 
 def update_task(session: Session, run_id: str, task_id: str, body: PipelineTask) -> Task:
-    run = lock_run_for_writes(session, run_id)
+    run = lock_run_for_writes(session.connection(), run_id)
     writer = _Writer(session, run.id, run.state)
     task = _load_task_in_run(writer.conn, run_id, task_id)
     _apply_update(writer, task, body, now_us())
@@ -555,7 +577,7 @@ def update_tasks_bulk(session: Session, run_id: str, tasks: dict[str, PipelineTa
         raise InvalidArgument("tasks must not be empty")
     if any(not k for k in tasks):
         raise InvalidArgument("task ids must not be empty")
-    run = lock_run_for_writes(session, run_id)
+    run = lock_run_for_writes(session.connection(), run_id)
     writer = _Writer(session, run.id, run.state)
     conn = writer.conn
     ids = {"task_ids": list(tasks)}

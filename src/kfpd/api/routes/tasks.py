@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from kfpd.api.convert import page_dict, task_dict, wire_json
-from kfpd.api.deps import Db, list_request, opt_str
+from kfpd.api.deps import Db, opt_str, parse_list_request
 from kfpd.domain.errors import InvalidArgument
 from kfpd.schemas.tasks import (
     FindCachedTaskRequest,
@@ -75,9 +75,7 @@ def list_tasks(
     sort_by: Q = None,
     parent_id: Q = None,
 ) -> Response:
-    base = list_request(
-        page_token=page_token, page_size=page_size, sort_by=order_by or sort_by, filter=filter
-    )
+    base = parse_list_request(page_token, page_size, order_by or sort_by, filter)
     with db.read_session() as s:
         page = svc.list_tasks(s, run_id, opt_str(parent_id), base)
         hydration = artifacts_svc.hydrate(s, page.items)
