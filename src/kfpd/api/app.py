@@ -30,7 +30,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.db = database
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (experiments, pipelines, runs, tasks, artifacts):
+    # The launcher's hot task and artifact routes first: FastAPI matches routes in order.
+    for module in (tasks, artifacts, runs, experiments, pipelines):
         app.include_router(module.router)
 
     @app.get("/apis/v2beta1/healthz", tags=["healthz"])

@@ -23,6 +23,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session, defer
@@ -178,6 +179,7 @@ _GROUP_TYPES = [int(t) for t in GROUP_TASK_TYPES]
 
 _TASKS = cast(Table, Task.__table__)
 _T = _TASKS.c
+_TASK_KEYS = tuple(_TASKS.c.keys())
 _SELECT_TASK = select(_TASKS).where(_T.id == bindparam("task_id"))
 _SELECT_TASKS = select(_TASKS).where(_T.id.in_(bindparam("task_ids", expanding=True)))
 # CreateTask's two lookups in one statement: the parent (by id) and an earlier create (by key).
@@ -187,11 +189,23 @@ _SELECT_PARENT_AND_SAME = select(_TASKS).where(
 _SELECT_TASK_RUN = select(_T.run_id).where(_T.id == bindparam("task_id"))
 _INSERT_TASK = insert(_TASKS)
 _UPDATE_TASK = update(_TASKS).where(_T.id == bindparam("where_task_id"))
-_CHILD_COUNTS = select(
-    func.count(),
-    func.coalesce(func.sum(case((_T.state.notin_(_FINAL), 1), else_=0)), 0),
-    func.coalesce(func.sum(case((_T.state.in_([int(s) for s in _BLOCKING]), 1), else_=0)), 0),
-).where(_T.parent_task_id == bindparam("parent_id"))
+_CHILD_COUNTS = (
+    select(
+        func.count().label("total"),
+        func.coalesce(func.sum(case((_T.state.notin_(_FINAL), 1), else_=0)), 0).label("unfinished"),
+        func.coalesce(
+            func.sum(case((_T.state.in_([int(s) for s in _BLOCKING]), 1), else_=0)), 0
+        ).label("blocking"),
+    )
+    .where(_T.parent_task_id == bindparam("parent_id"))
+    .subquery("child_counts")
+)
+# A finish's roll-up reads its parent and the parent's child counts in one statement.
+_PARENT_WITH_COUNTS = (
+    select(_TASKS, _CHILD_COUNTS)
+    .select_from(_TASKS.join(_CHILD_COUNTS, true()))
+    .where(_T.id == bindparam("parent_id"))
+)
 _CHILDREN = select(_T.name, _T.state, _T.type, _T.iteration_index).where(
     _T.parent_task_id == bindparam("parent_id")
 )
@@ -308,10 +322,14 @@ class _Writer:
                 if current["type"] == TaskType.ROOT:
                     self._finish_run(TaskState(current["state"]), at)
                 return
-            parent = _load_task(conn, current["parent_task_id"])
-            if parent is None or TaskState(parent["state"]).is_terminal:
+            row = conn.execute(_PARENT_WITH_COUNTS, {"parent_id": current["parent_task_id"]})
+            found = row.first()
+            if found is None:
                 return
-            verdict = self._evaluate_group(parent)
+            parent = {k: found._mapping[k] for k in _TASK_KEYS}
+            if TaskState(parent["state"]).is_terminal:
+                return
+            verdict = self._evaluate_group(parent, found.total, found.unfinished, found.blocking)
             if verdict is None:
                 return
             new: TaskValues = {
@@ -338,11 +356,15 @@ class _Writer:
                 error = {"code": 2, "message": "the run failed"}
         self.set_run_state(state, at=at, error=error)
 
-    def _evaluate_group(self, parent: TaskValues) -> TaskState | None:
-        """The rolled-up state of a group task, or None while it can still change."""
+    def _evaluate_group(
+        self, parent: TaskValues, total: int, unfinished: int, blocking: int
+    ) -> TaskState | None:
+        """The rolled-up state of a group task, or None while it can still change.
+
+        ``total``, ``unfinished`` and ``blocking`` count its children: most finishes leave
+        siblings still to come, and those counts settle that without reading the children.
+        """
         conn = self.conn
-        # One aggregate first: most finishes leave siblings still to come (O(1) per finish).
-        total, unfinished, blocking = conn.execute(_CHILD_COUNTS, {"parent_id": parent["id"]}).one()
         if unfinished:
             return None
         ptype = TaskType(parent["type"])
@@ -356,7 +378,7 @@ class _Writer:
                 return None
             if count == 0:
                 return TaskState.SKIPPED
-        expected = count if ptype == TaskType.LOOP else (len(dag.order) if dag else 0)
+        expected = count if count is not None else (len(dag.order) if dag else 0)
         if not blocking and total < expected:
             return None
         children = list(conn.execute(_CHILDREN, {"parent_id": parent["id"]}))
