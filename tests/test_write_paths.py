@@ -286,3 +286,25 @@ def test_bulk_update_answers_with_states_rolled_up_within_the_batch(api: TestCli
     assert updated[root_id]["state"] == "SUCCEEDED", "a's finish rolled the root up"
     assert updated[root_id]["display_name"] == "the root"
     assert ok(api.get(f"{API}/runs/{run_id}"))["state"] == "SUCCEEDED"
+
+
+def test_streamed_body_over_the_limit_is_refused(api: TestClient) -> None:
+    """Without a Content-Length (chunked upload) the limit is counted as the body streams in."""
+    chunk = b" " * (512 * 1024)  # the test app allows 2 MiB
+
+    def body() -> Any:
+        yield b'{"display_name": "big"'
+        for _ in range(6):
+            yield chunk
+        yield b"}"
+
+    refused = api.post(f"{API}/experiments", content=body())
+    assert refused.status_code == 413, refused.text
+    assert "larger than the limit" in refused.json()["message"]
+    assert ok(api.get(f"{API}/experiments"))["total_size"] == 0
+
+    def small() -> Any:
+        yield b'{"display_name": '
+        yield b'"small"}'
+
+    assert ok(api.post(f"{API}/experiments", content=small()))["display_name"] == "small"
