@@ -2,6 +2,10 @@
 
 SQLite runs in WAL mode; write transactions start with ``BEGIN IMMEDIATE`` on a separate
 engine so that two writers never deadlock on a lock upgrade, while readers stay concurrent.
+``synchronous=NORMAL``: a commit appends to the WAL without an fsync (the WAL is synced at
+checkpoints), so a committed transaction survives a crash of kfpd but the last ones may be lost
+on power loss or an OS crash; the database itself stays consistent. That is SQLite's advice for
+WAL and what a single-node metadata store needs; FULL would add an fsync to every write request.
 MySQL/MariaDB run at READ COMMITTED so that a transaction that waited on a row lock sees
 what the transaction before it committed (PostgreSQL's default).
 """
