@@ -2,31 +2,45 @@
 
 Usage::
 
-    .venv/bin/python bench/metadata_write.py [--tasks 1000] [--json]
+    .venv/bin/python bench/metadata_write.py [--tasks 1000] [--rounds 3] [--json]
         [--db-url postgresql+psycopg://postgres@127.0.0.1:5432/kfpd_bench]
 
-What is measured (wall clock, tasks/s = N / seconds):
+The workload is a run of N container tasks in a chain (task i reads task i-1's first output).
+Per task, both sides record the same facts: the task with its name, parent, fingerprint, pod
+and three input parameters, RUNNING; one input artifact link; two Dataset output artifacts
+(URI + metadata) with their output links; then the final state COMPLETE/SUCCEEDED with two
+output parameters.
 
 * kfpd: a real ``kfpd server --log-level warning`` subprocess (SQLite in a fresh data dir
-  under /tmp unless ``--db-url``), driven by one ``KfpdClient`` (one keep-alive connection,
-  sequential requests, like one launcher). Untimed: experiment, run with an inline IR of N
-  chained tasks ``step-i`` (which the server validates). Timed: the ROOT task and a seed
-  artifact, then per task the launcher's four calls: CreateTask (RUNNING, one input
-  parameter), CreateArtifactsBulk (two Dataset outputs), CreateArtifactTask (input link to
-  the previous task's ``out-a``) and UpdateTask (SUCCEEDED, one output parameter). After the
-  last task the server's roll-up must have made the run SUCCEEDED; that and the task,
-  artifact and link counts are asserted.
-* MLMD: ``bench/mlmd_workload.py`` with the same N in the side venv of ``bench/mlmd_env.py``
-  (13 in-process MLMD calls per task on a fresh SQLite file under /tmp).
+  under /tmp unless ``--db-url``), driven by one ``httpx.Client`` (one keep-alive connection,
+  sequential requests, like one launcher; JSON bodies are plain dicts, as a Go launcher's
+  would be). Untimed: experiment, run with an inline IR of N chained tasks ``step-i``. Timed:
+  the ROOT task and a seed artifact, then per task three requests, batched within the task,
+  never across tasks:
 
-The two run one after the other, never at the same time. Target: kfpd >= 3x MLMD on SQLite.
+  1. CreateTask (RUNNING, pod, 3 input parameters, and the input link to the previous task's
+     ``out-a`` in ``inputs.artifacts`` — a kfpd extension; upstream sends it separately);
+  2. CreateArtifactsBulk (two Dataset outputs; the server writes their OUTPUT links);
+  3. UpdateTask (SUCCEEDED, 2 output parameters).
+
+  After the last task the server's roll-up must have made the run SUCCEEDED; that and the
+  task, artifact and link counts are asserted.
+* MLMD: ``bench/mlmd_workload.py`` with the same N in the side venv of ``bench/mlmd_env.py``
+  (the 13 in-process MLMD calls per task of KFP's Go MLMD client — driver PutExecution with
+  the INPUT event, launcher PutExecution, 2x PutArtifacts, PublishExecution with the OUTPUT
+  events, plus their type/read calls — on a fresh SQLite file under /tmp).
+
+kfpd and MLMD run one after the other, never at the same time; with ``--rounds R`` they
+alternate R times and the medians are compared. Target: kfpd >= 3x MLMD on SQLite.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,14 +53,9 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from kfpd.client.http import KfpdClient
-from kfpd.domain.enums import ArtifactType, IOType, RunState, TaskState, TaskType
-from kfpd.schemas.artifacts import Artifact, ArtifactTask, CreateArtifactRequest, IOProducer
-from kfpd.schemas.runs import RunCreate
-from kfpd.schemas.tasks import InputOutputs, IOParameter, PipelineTask
-
 BENCH = Path(__file__).resolve().parent
 KFPD = Path(sys.executable).with_name("kfpd")
+API = "/apis/v2beta1"
 TARGET = 3.0
 
 
@@ -120,7 +129,7 @@ def start_server(data_dir: Path, port: int, db_url: str | None) -> subprocess.Po
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/apis/v2beta1/healthz").status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{API}/healthz").status_code == 200:
                 return proc
         except httpx.TransportError:
             pass
@@ -131,95 +140,126 @@ def start_server(data_dir: Path, port: int, db_url: str | None) -> subprocess.Po
     raise RuntimeError(f"kfpd server did not become healthy (exit {proc.returncode}):\n{tail}")
 
 
-def kfpd_workload(client: KfpdClient, n: int) -> float:
-    """Run the workload once; return the timed seconds. Asserts the end state."""
-    artifacts_before = client.list_artifacts(page_size=1).total_size
-    exp = client.create_experiment(f"bench-metadata-write-{time.time_ns()}")
-    run = client.create_run(
-        RunCreate(
-            experiment_id=exp.experiment_id, display_name="bench", pipeline_spec=pipeline_spec(n)
-        )
-    )
-    rid = run.run_id
-    uri = f"minio://mlpipeline/v2/artifacts/bench/{rid}"
+def call(http: httpx.Client, method: str, path: str, body: Any = None, **params: Any) -> Any:
+    response = http.request(method, API + path, json=body, params=params or None)
+    if response.status_code != 200:
+        raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+    return response.json()
 
-    def output(task_id: str, key: str, i: int) -> CreateArtifactRequest:
-        art = Artifact(
-            name=key, type=ArtifactType.Dataset, uri=f"{uri}/{key}-{i}", metadata={"rows": i}
-        )
-        return CreateArtifactRequest(artifact=art, run_id=rid, task_id=task_id, producer_key=key)
+
+def kfpd_workload(http: httpx.Client, n: int) -> float:
+    """Run the workload once; return the timed seconds. Asserts the end state."""
+    artifacts_before = call(http, "GET", "/artifacts", page_size=1).get("total_size", 0)
+    exp = call(http, "POST", "/experiments", {"display_name": f"bench-mw-{time.time_ns()}"})
+    run = call(
+        http,
+        "POST",
+        "/runs",
+        {
+            "experiment_id": exp["experiment_id"],
+            "display_name": "bench",
+            "pipeline_spec": pipeline_spec(n),
+        },
+    )
+    rid = run["run_id"]
+    uri = f"minio://mlpipeline/v2/artifacts/bench-metadata-write/{rid}"
+
+    def output(task_id: str, key: str, i: int) -> dict[str, Any]:
+        artifact = {
+            "name": key,
+            "type": "Dataset",
+            "uri": f"{uri}/{key}-{i}",
+            "metadata": {"rows": i},
+        }
+        return {"artifact": artifact, "run_id": rid, "task_id": task_id, "producer_key": key}
 
     t0 = time.perf_counter()
-    root = client.create_task(
-        rid,
-        PipelineTask(name="ROOT", type=TaskType.ROOT, scope_path="root", state=TaskState.RUNNING),
+    root = call(
+        http,
+        "POST",
+        f"/runs/{rid}/tasks",
+        {"name": "ROOT", "type": "ROOT", "scope_path": "root", "state": "RUNNING"},
     )
-    assert root.task_id
-    (upstream,) = client.create_artifacts_bulk([output(root.task_id, "seed", 0)])
-    producer = "ROOT"
+    seed = call(
+        http, "POST", "/artifacts:batchCreate", {"artifacts": [output(root["task_id"], "seed", 0)]}
+    )
+    upstream, producer = seed["artifacts"][0]["artifact_id"], "ROOT"
     for i in range(n):
         name = f"step-{i}"
-        param = IOParameter(value=i, type=IOType.RUNTIME_VALUE_INPUT, parameter_key="n")
-        task = client.create_task(
-            rid,
-            PipelineTask(
-                name=name,
-                type=TaskType.RUNTIME,
-                state=TaskState.RUNNING,
-                parent_task_id=root.task_id,
-                scope_path=f"root.{name}",
-                cache_fingerprint=f"{i:064x}",
-                inputs=InputOutputs(parameters=[param]),
-            ),
+        inputs = [
+            {"value": i, "type": "COMPONENT_INPUT", "parameter_key": "n"},
+            {"value": f"hello from {name}", "type": "COMPONENT_INPUT", "parameter_key": "message"},
+            {"value": 0.01, "type": "COMPONENT_INPUT", "parameter_key": "lr"},
+        ]
+        link = {
+            "artifacts": [{"artifact_id": upstream}],
+            "type": "TASK_OUTPUT_INPUT",
+            "artifact_key": "in",
+            "producer": {"task_name": producer},
+        }
+        task = call(
+            http,
+            "POST",
+            f"/runs/{rid}/tasks",
+            {
+                "name": name,
+                "display_name": name,
+                "type": "RUNTIME",
+                "state": "RUNNING",
+                "parent_task_id": root["task_id"],
+                "scope_path": f"root.{name}",
+                "cache_fingerprint": f"{i:064x}",
+                "pods": [{"name": f"{name}-pod", "uid": f"uid-{i}", "type": "EXECUTOR"}],
+                "inputs": {"parameters": inputs, "artifacts": [link]},
+            },
         )
-        tid = task.task_id
-        assert tid
-        out_a, _ = client.create_artifacts_bulk([output(tid, "out-a", i), output(tid, "out-b", i)])
-        assert upstream.artifact_id
-        client.create_artifact_task(
-            ArtifactTask(
-                artifact_id=upstream.artifact_id,
-                run_id=rid,
-                task_id=tid,
-                type=IOType.TASK_OUTPUT_INPUT,
-                producer=IOProducer(task_name=producer),
-                key="in",
-            )
+        tid = task["task_id"]
+        outs = [output(tid, "out-a", i), output(tid, "out-b", i)]
+        made = call(http, "POST", "/artifacts:batchCreate", {"artifacts": outs})
+        results = [
+            {"value": 0.5 + i / 1e6, "type": "OUTPUT", "parameter_key": "accuracy"},
+            {"value": name, "type": "OUTPUT", "parameter_key": "msg"},
+        ]
+        done = call(
+            http,
+            "PATCH",
+            f"/runs/{rid}/tasks/{tid}",
+            {"state": "SUCCEEDED", "outputs": {"parameters": results}},
         )
-        result = IOParameter(value=0.5 + i / 1e6, type=IOType.OUTPUT, parameter_key="accuracy")
-        client.update_task(
-            rid,
-            tid,
-            PipelineTask(state=TaskState.SUCCEEDED, outputs=InputOutputs(parameters=[result])),
-        )
-        upstream, producer = out_a, name
+        assert done["state"] == "SUCCEEDED", done
+        upstream, producer = made["artifacts"][0]["artifact_id"], name
     seconds = time.perf_counter() - t0
 
-    done = client.get_run(rid)
-    assert done.state == RunState.SUCCEEDED, f"run is {done.state}, expected SUCCEEDED"
-    assert done.task_count == n + 1, done.task_count
-    listed = client.list_tasks(rid, page_size=1)
-    assert listed.total_size == n + 1, listed.total_size
-    links = client.list_artifact_tasks(run_ids=[rid], page_size=1).total_size
+    final = call(http, "GET", f"/runs/{rid}")
+    assert final["state"] == "SUCCEEDED", f"run is {final['state']}, expected SUCCEEDED"
+    assert final["task_count"] == n + 1, final["task_count"]
+    listed = call(http, "GET", f"/runs/{rid}/tasks", page_size=1)
+    assert listed["total_size"] == n + 1, listed["total_size"]
+    links = call(http, "GET", "/artifact_tasks", run_ids=rid, page_size=1)["total_size"]
     assert links == 3 * n + 1, links  # 2n + 1 outputs, n inputs
-    made = client.list_artifacts(page_size=1).total_size - artifacts_before
-    assert made == 2 * n + 1, made
+    made_total = call(http, "GET", "/artifacts", page_size=1)["total_size"] - artifacts_before
+    assert made_total == 2 * n + 1, made_total
     return seconds
 
 
-def run_kfpd(n: int, db_url: str | None) -> Result:
+def run_kfpd(n: int, db_url: str | None, synchronous: str | None = None) -> Result:
     if db_url:
         ensure_database(db_url)
     with tempfile.TemporaryDirectory(prefix="kfpd-bench-", dir="/tmp") as tmp:
+        url = db_url
+        if synchronous and not db_url:
+            url = f"sqlite:///{Path(tmp) / 'kfpd.sqlite'}?synchronous={synchronous}"
         port = free_port()
-        server = start_server(Path(tmp), port, db_url)
+        server = start_server(Path(tmp), port, url)
         try:
-            with KfpdClient(f"http://127.0.0.1:{port}", timeout=120) as client:
-                seconds = kfpd_workload(client, n)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+                seconds = kfpd_workload(http, n)
         finally:
             server.terminate()
             server.wait(timeout=30)
     backend = make_url(db_url).get_backend_name() if db_url else "sqlite"
+    if synchronous and not db_url:
+        backend += f", {synchronous.upper()}"
     return Result("kfpd", n, round(seconds, 4), round(n / seconds, 2), backend)
 
 
@@ -234,15 +274,41 @@ def run_mlmd(n: int) -> Result:
     return Result("mlmd", n, data["seconds"], data["tasks_per_s"], "sqlite")
 
 
+def median_result(results: list[Result]) -> Result:
+    seconds = statistics.median(r.seconds for r in results)
+    first = results[0]
+    return Result(
+        first.system, first.tasks, seconds, round(first.tasks / seconds, 2), first.backend
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=1, help="alternate kfpd/MLMD this many times")
     ap.add_argument("--db-url", help="run kfpd against this PostgreSQL/MariaDB URL instead")
+    ap.add_argument(
+        "--sqlite-synchronous",
+        choices=["normal", "full"],
+        help="kfpd's SQLite synchronous level (default normal; full = fsync per commit, as MLMD)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
 
-    kfpd = run_kfpd(args.tasks, args.db_url)
-    mlmd = run_mlmd(args.tasks)
+    load_before = os.getloadavg()[0]
+    kfpd_runs: list[Result] = []
+    mlmd_runs: list[Result] = []
+    for r in range(args.rounds):
+        kfpd_runs.append(run_kfpd(args.tasks, args.db_url, args.sqlite_synchronous))
+        mlmd_runs.append(run_mlmd(args.tasks))
+        if not args.json and args.rounds > 1:
+            k, m = kfpd_runs[-1], mlmd_runs[-1]
+            print(
+                f"round {r + 1}: kfpd {k.tasks_per_s:.1f} tasks/s, mlmd {m.tasks_per_s:.1f}"
+                f" tasks/s, ratio {k.tasks_per_s / m.tasks_per_s:.2f}x"
+            )
+    kfpd, mlmd = median_result(kfpd_runs), median_result(mlmd_runs)
+    load = f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     ratio = kfpd.tasks_per_s / mlmd.tasks_per_s
     verdict = "PASS" if ratio >= TARGET else "BELOW"
     if args.json:
@@ -251,19 +317,24 @@ def main() -> None:
                 {
                     "kfpd": asdict(kfpd),
                     "mlmd": asdict(mlmd),
+                    "rounds": args.rounds,
                     "ratio": round(ratio, 2),
                     "target": TARGET,
                     "verdict": verdict,
+                    "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                 }
             )
         )
         return
-    print(f"{'system':<20}{'tasks':>7}{'seconds':>10}{'tasks/s':>10}")
+    print("per task: kfpd = 3 HTTP requests (CreateTask with its input link, CreateArtifactsBulk")
+    print("          of 2 outputs, UpdateTask to SUCCEEDED); mlmd = 13 in-process MLMD calls")
+    print(f"{'system':<24}{'tasks':>7}{'seconds':>10}{'tasks/s':>10}")
     for r in (kfpd, mlmd):
         label = f"{r.system} ({r.backend})"
-        print(f"{label:<20}{r.tasks:>7}{r.seconds:>10.2f}{r.tasks_per_s:>10.1f}")
+        print(f"{label:<24}{r.tasks:>7}{r.seconds:>10.2f}{r.tasks_per_s:>10.1f}")
+    median = " (medians)" if args.rounds > 1 else ""
     target = f"target >= {TARGET:g}x on SQLite"
-    print(f"ratio kfpd/mlmd: {ratio:.2f}x ({target}): {verdict}")
+    print(f"ratio kfpd/mlmd{median}: {ratio:.2f}x ({target}): {verdict}; {load}")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     install_error_handlers(app)
-    for module in (experiments, pipelines, runs, tasks, artifacts, execution):
+    # The launchers' hot routes first: FastAPI matches routes in order.
+    for module in (execution, tasks, artifacts, runs, experiments, pipelines):
         app.include_router(module.router)
 
     @app.get("/apis/v2beta1/healthz", tags=["healthz"])

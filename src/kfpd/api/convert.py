@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from fastapi import Response
+from pydantic_core import to_json
+
+from kfpd.db.listing import Page
 from kfpd.db.models import Artifact as ArtifactRow
 from kfpd.db.models import ArtifactTask as LinkRow
 from kfpd.db.models import Experiment as ExperimentRow
@@ -17,17 +21,7 @@ from kfpd.schemas.artifacts import Artifact, ArtifactTask, IOProducer
 from kfpd.schemas.experiments import Experiment
 from kfpd.schemas.pipelines import Pipeline, PipelineVersion
 from kfpd.schemas.runs import PipelineVersionReference, Run, RuntimeConfig, RuntimeStatus
-from kfpd.schemas.tasks import (
-    ChildTask,
-    InputOutputs,
-    IOArtifact,
-    IOParameter,
-    PipelineTask,
-    StatusMetadata,
-    TaskPod,
-    TaskStatus,
-    TypeAttributes,
-)
+from kfpd.schemas.tasks import PipelineTask
 from kfpd.services.artifacts import Hydration
 from kfpd.services.runs import RunView
 
@@ -73,21 +67,51 @@ def version_out(row: VersionRow) -> PipelineVersion:
     )
 
 
+# Tasks, artifacts and links are built as plain wire dicts (exactly what their Pydantic models
+# dump with exclude_none), so the hot write routes can send them without a validate/serialize
+# round trip; the *_out functions validate the same dicts for the responses that embed them.
+# Their stored JSON columns (parameters, pods, history, ...) are written by services/tasks.py in
+# this wire form already; tests check the dicts equal the models' dumps.
+
+
+def wire_json(content: Any, status_code: int = 200) -> Response:
+    """A JSON response of an already wire-shaped value (no response-model pass)."""
+    body = to_json(content, inf_nan_mode="null")  # as the models do (ser_json_inf_nan)
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+def page_dict(key: str, items: list[dict[str, Any]], page: Page[Any]) -> dict[str, Any]:
+    """A List* response: the items, total_size and (when there is more) next_page_token."""
+    out: dict[str, Any] = {key: items, "total_size": page.total_size}
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return out
+
+
+def artifact_dict(row: ArtifactRow) -> dict[str, Any]:
+    out: dict[str, Any] = {"artifact_id": row.id, "name": row.name}
+    if row.description:
+        out["description"] = row.description
+    out["type"] = ArtifactType(row.type).name
+    if row.uri is not None:
+        out["uri"] = row.uri
+    if row.metadata_ is not None:
+        out["metadata"] = row.metadata_
+    if row.number_value is not None:
+        out["number_value"] = row.number_value
+    created = to_rfc3339(row.created_at)
+    if created is not None:
+        out["created_at"] = created
+    if row.namespace:
+        out["namespace"] = row.namespace
+    return out
+
+
 def artifact_out(row: ArtifactRow) -> Artifact:
-    return Artifact(
-        artifact_id=row.id,
-        name=row.name,
-        description=row.description or None,
-        type=ArtifactType(row.type),
-        uri=row.uri,
-        metadata=row.metadata_,
-        number_value=row.number_value,
-        created_at=to_rfc3339(row.created_at),
-        namespace=row.namespace or None,
-    )
+    return Artifact.model_validate(artifact_dict(row))
 
 
-def _producer(raw: dict[str, Any] | None) -> IOProducer | None:
+def _producer(raw: dict[str, Any] | None) -> dict[str, Any] | None:
     if not raw:
         return None
     # Iterations may have been stored as numbers or strings; accept both.
@@ -96,73 +120,105 @@ def _producer(raw: dict[str, Any] | None) -> IOProducer | None:
             "task_name": raw.get("task_name") or raw.get("taskName"),
             "iteration": raw.get("iteration"),
         }
-    )
+    ).dump()
+
+
+def link_dict(row: LinkRow) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row.id,
+        "artifact_id": row.artifact_id,
+        "run_id": row.run_id,
+        "task_id": row.task_id,
+        "type": IOType(row.type).name,
+    }
+    producer = _producer(row.producer)
+    if producer is not None:
+        out["producer"] = producer
+    out["key"] = row.key
+    return out
 
 
 def link_out(row: LinkRow) -> ArtifactTask:
-    return ArtifactTask(
-        id=row.id,
-        artifact_id=row.artifact_id,
-        run_id=row.run_id,
-        task_id=row.task_id,
-        type=IOType(row.type),
-        producer=_producer(row.producer),
-        key=row.key,
-    )
+    return ArtifactTask.model_validate(link_dict(row))
 
 
 def _io_artifacts(
     links: list[tuple[LinkRow, ArtifactRow]],
-) -> tuple[list[IOArtifact], list[IOArtifact]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Group a task's links into IOArtifacts: one per (key, IO type, producer, iteration)."""
     groups: dict[tuple[str, int, str, int], list[tuple[LinkRow, ArtifactRow]]] = defaultdict(list)
     for link, art in links:
         producer_name = (link.producer or {}).get("task_name", "")
         groups[(link.key, link.type, producer_name, link.iteration)].append((link, art))
-    inputs: list[IOArtifact] = []
-    outputs: list[IOArtifact] = []
+    inputs: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
     for (key, io_type, _name, _iteration), members in sorted(groups.items()):
-        item = IOArtifact(
-            artifact_key=key,
-            type=IOType(io_type),
-            producer=_producer(members[0][0].producer),
-            artifacts=[artifact_out(a) for _, a in members],
-        )
+        item: dict[str, Any] = {
+            "artifacts": [artifact_dict(a) for _, a in members],
+            "type": IOType(io_type).name,
+            "artifact_key": key,
+        }
+        producer = _producer(members[0][0].producer)
+        if producer is not None:
+            item["producer"] = producer
         (outputs if IOType(io_type).is_output else inputs).append(item)
     return inputs, outputs
 
 
-def task_out(row: TaskRow, hydration: Hydration | None = None) -> PipelineTask:
-    in_arts: list[IOArtifact] = []
-    out_arts: list[IOArtifact] = []
-    children: list[ChildTask] | None = None
+def _io(parameters: list[dict[str, Any]] | None, artifacts: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if parameters:
+        # A stored parameter keeps "value": None when it has none; the wire omits it.
+        out["parameters"] = [
+            p if p.get("value") is not None else {k: v for k, v in p.items() if k != "value"}
+            for p in parameters
+        ]
+    if artifacts:
+        out["artifacts"] = artifacts
+    return out
+
+
+def task_dict(row: TaskRow, hydration: Hydration | None = None) -> dict[str, Any]:
+    in_arts: list[dict[str, Any]] = []
+    out_arts: list[dict[str, Any]] = []
+    children: list[tuple[str, str]] = []
     if hydration is not None:
         in_arts, out_arts = _io_artifacts(hydration.links.get(row.id, []))
-        children = [ChildTask(task_id=i, name=n) for i, n in hydration.children.get(row.id, [])]
-    in_params = [IOParameter.model_validate(p) for p in row.input_parameters or []]
-    out_params = [IOParameter.model_validate(p) for p in row.output_parameters or []]
-    return PipelineTask(
-        name=row.name,
-        display_name=row.display_name,
-        task_id=row.id,
-        run_id=row.run_id,
-        pods=[TaskPod.model_validate(p) for p in row.pods or []],
-        cache_fingerprint=row.cache_fingerprint or None,
-        create_time=to_rfc3339(row.created_at),
-        end_time=to_rfc3339(row.finished_at),
-        state=TaskState(row.state),
-        status_metadata=StatusMetadata.model_validate(row.status_metadata)
-        if row.status_metadata
-        else None,
-        state_history=[TaskStatus.model_validate(h) for h in row.state_history or []],
-        type=TaskType(row.type),
-        type_attributes=TypeAttributes.model_validate(row.type_attributes or {}),
-        parent_task_id=row.parent_task_id,
-        child_tasks=children or None,
-        inputs=InputOutputs(parameters=in_params or None, artifacts=in_arts or None),
-        outputs=InputOutputs(parameters=out_params or None, artifacts=out_arts or None),
-        scope_path=row.scope_path or None,
-    )
+        children = hydration.children.get(row.id, [])
+    out: dict[str, Any] = {
+        "name": row.name,
+        "display_name": row.display_name,
+        "task_id": row.id,
+        "run_id": row.run_id,
+        "pods": row.pods or [],
+    }
+    if row.cache_fingerprint:
+        out["cache_fingerprint"] = row.cache_fingerprint
+    created = to_rfc3339(row.created_at)
+    if created is not None:
+        out["create_time"] = created
+    ended = to_rfc3339(row.finished_at)
+    if ended is not None:
+        out["end_time"] = ended
+    out["state"] = TaskState(row.state).name
+    if row.status_metadata:
+        out["status_metadata"] = row.status_metadata
+    out["state_history"] = row.state_history or []
+    out["type"] = TaskType(row.type).name
+    out["type_attributes"] = row.type_attributes or {}
+    if row.parent_task_id is not None:
+        out["parent_task_id"] = row.parent_task_id
+    if children:
+        out["child_tasks"] = [{"task_id": i, "name": n} for i, n in children]
+    out["inputs"] = _io(row.input_parameters, in_arts)
+    out["outputs"] = _io(row.output_parameters, out_arts)
+    if row.scope_path:
+        out["scope_path"] = row.scope_path
+    return out
+
+
+def task_out(row: TaskRow, hydration: Hydration | None = None) -> PipelineTask:
+    return PipelineTask.model_validate(task_dict(row, hydration))
 
 
 def run_out(view: RunView, hydration: Hydration | None = None, *, with_spec: bool = True) -> Run:

@@ -14,7 +14,9 @@ from kfpd.domain.errors import InvalidArgument, PermissionDenied, Unauthenticate
 from kfpd.domain.tokens import token_run_id
 
 
-def get_database(request: Request) -> Database:
+# Dependencies that do no I/O are async: FastAPI runs a sync dependency in the threadpool,
+# one more thread hop per request.
+async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
@@ -92,11 +94,8 @@ def parse_view(value: str | None) -> ViewMode:
         raise InvalidArgument(f"view must be DEFAULT or FULL, got {value!r}") from exc
 
 
-def list_request(
-    page_token: Annotated[str | None, Query()] = None,
-    page_size: Annotated[str | None, Query()] = None,
-    sort_by: Annotated[str | None, Query()] = None,
-    filter: Annotated[str | None, Query()] = None,
+def parse_list_request(
+    page_token: str | None, page_size: str | None, sort_by: str | None, filter: str | None
 ) -> ListRequest:
     return ListRequest(
         page_size=opt_int(page_size, "page_size"),
@@ -104,6 +103,15 @@ def list_request(
         sort_by=opt_str(sort_by),
         filter=opt_str(filter),
     )
+
+
+async def list_request(
+    page_token: Annotated[str | None, Query()] = None,
+    page_size: Annotated[str | None, Query()] = None,
+    sort_by: Annotated[str | None, Query()] = None,
+    filter: Annotated[str | None, Query()] = None,
+) -> ListRequest:
+    return parse_list_request(page_token, page_size, sort_by, filter)
 
 
 Listing = Annotated[ListRequest, Depends(list_request)]

@@ -1,4 +1,7 @@
-"""Request-body size limit, enforced while the body streams in (no full buffering first)."""
+"""Request-body size limit, enforced while the body streams in (no full buffering first).
+
+Both middlewares are plain ASGI (no BaseHTTPMiddleware task per request) and step aside on the
+common path: a JSON body with a Content-Length within the limit."""
 
 from __future__ import annotations
 
@@ -33,8 +36,12 @@ class BodySizeLimit:
             return
         headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._reject(send)
+        if length is not None and length.isdigit():
+            if int(length) > self.max_bytes:
+                await self._reject(send)
+                return
+            # The server frames the body by Content-Length: no need to count it as it streams.
+            await self.app(scope, receive, send)
             return
         seen = 0
         too_large = False
@@ -75,8 +82,8 @@ class JsonBodies:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in {"POST", "PATCH", "PUT"}:
-            headers = [(k, v) for k, v in scope.get("headers") or [] if k != b"content-type"]
             original = dict(scope.get("headers") or []).get(b"content-type", b"")
-            if not original.startswith(b"multipart/"):
+            if original != b"application/json" and not original.startswith(b"multipart/"):
+                headers = [(k, v) for k, v in scope.get("headers") or [] if k != b"content-type"]
                 scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         await self.app(scope, receive, send)

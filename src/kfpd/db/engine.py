@@ -2,6 +2,11 @@
 
 SQLite runs in WAL mode; write transactions start with ``BEGIN IMMEDIATE`` on a separate
 engine so that two writers never deadlock on a lock upgrade, while readers stay concurrent.
+``synchronous=NORMAL``: a commit appends to the WAL without an fsync (the WAL is synced at
+checkpoints), so a committed transaction survives a crash of kfpd but the last ones may be lost
+on power loss or an OS crash; the database itself stays consistent. That is SQLite's advice for
+WAL and what a single-node metadata store needs. ``?synchronous=full`` on the SQLite URL makes
+every commit durable on power loss too, at the cost of an fsync per write request.
 MySQL/MariaDB run at READ COMMITTED so that a transaction that waited on a row lock sees
 what the transaction before it committed (PostgreSQL's default).
 """
@@ -16,11 +21,26 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def sqlite_synchronous(url: str | URL) -> str:
+    """The ``synchronous`` level a SQLite URL asks for (``?synchronous=full``); NORMAL if none."""
+    value = str(make_url(url).query.get("synchronous") or "NORMAL").upper()
+    if value not in SQLITE_SYNCHRONOUS:
+        raise ValueError(
+            f"synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}, got {value!r}"
+        )
+    return value
+
 
 def normalize_url(url: str | URL) -> URL:
-    """Pick the drivers kfpd ships with when a URL names only the dialect."""
+    """Pick the drivers kfpd ships with when a URL names only the dialect, and drop the
+    options kfpd itself applies (SQLite ``synchronous``)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.difference_update_query(["synchronous"])
     if backend == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend in {"mysql", "mariadb"} and "+" not in parsed.drivername:
@@ -30,7 +50,7 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def _sqlite_engine(url: URL, *, immediate: bool) -> Engine:
+def _sqlite_engine(url: URL, *, immediate: bool, synchronous: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -38,7 +58,7 @@ def _sqlite_engine(url: URL, *, immediate: bool) -> Engine:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")  # one of SQLITE_SYNCHRONOUS
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.close()
@@ -57,8 +77,9 @@ class Database:
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(self.url, immediate=False)
-            self.write_engine = _sqlite_engine(self.url, immediate=True)
+            sync = sqlite_synchronous(url)
+            self.engine = _sqlite_engine(self.url, immediate=False, synchronous=sync)
+            self.write_engine = _sqlite_engine(self.url, immediate=True, synchronous=sync)
         else:
             kwargs: dict[str, Any] = {
                 "pool_pre_ping": True,

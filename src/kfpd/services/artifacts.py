@@ -6,10 +6,11 @@ import hashlib
 import json
 import struct
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
@@ -20,7 +21,8 @@ from kfpd.domain.filtering import Op, parse_filter
 from kfpd.domain.timeutil import now_us
 from kfpd.schemas.artifacts import ArtifactTask as ArtifactTaskBody
 from kfpd.schemas.artifacts import CreateArtifactRequest
-from kfpd.services.common import lock_writable_run, new_id, require
+from kfpd.schemas.tasks import IOArtifact
+from kfpd.services.common import detached, lock_run_for_writes, new_id, require
 
 ARTIFACT_FIELDS: dict[str, Field] = {
     "artifact_id": Field(Artifact.id),
@@ -104,7 +106,129 @@ def _producer(task_name: str, iteration: int | None) -> dict[str, Any]:
     return producer
 
 
-def _insert_one(session: Session, checked: _Checked, task: Task, now: int) -> Artifact:
+# The write paths use these prebuilt Core statements on plain row dicts (no ORM unit of work);
+# the Artifact and ArtifactTask objects they return are detached snapshots of the rows written.
+Values = dict[str, Any]
+
+_ARTIFACTS = cast(Table, Artifact.__table__)
+_A = _ARTIFACTS.c
+_LINKS = cast(Table, ArtifactTask.__table__)
+_L = _LINKS.c
+_T = cast(Table, Task.__table__).c
+_TASK_REFS = select(_T.id, _T.run_id, _T.namespace, _T.name).where(
+    _T.id.in_(bindparam("task_ids", expanding=True))
+)
+_ARTIFACT_IDS = select(_A.id).where(_A.id.in_(bindparam("artifact_ids", expanding=True)))
+_ARTIFACT_BY_IDENTITY = select(_ARTIFACTS).where(
+    _A.namespace == bindparam("namespace"), _A.identity_key == bindparam("identity_key")
+)
+_LINKS_BETWEEN = select(_LINKS).where(
+    _L.task_id.in_(bindparam("task_ids", expanding=True)),
+    _L.artifact_id.in_(bindparam("artifact_ids", expanding=True)),
+)
+_LINKS_OF_TASKS = (
+    select(_LINKS, _ARTIFACTS)
+    .join(_ARTIFACTS, _A.id == _L.artifact_id)
+    .where(_L.task_id.in_(bindparam("task_ids", expanding=True)))
+    .order_by(_L.task_id, _L.type, _L.key, _L.id)
+)
+_CHILDREN_OF = (
+    select(_T.parent_task_id, _T.id, _T.name)
+    .where(_T.parent_task_id.in_(bindparam("task_ids", expanding=True)))
+    .order_by(_T.created_at, _T.id)
+)
+_INSERT_ARTIFACT = insert(_ARTIFACTS)
+_INSERT_LINK = insert(_LINKS)
+
+
+def _artifact_snapshot(values: Values) -> Artifact:
+    """A detached Artifact of a row dict (its "metadata" column is the metadata_ attribute)."""
+    attrs = {k: v for k, v in values.items() if k != "metadata"}
+    attrs["metadata_"] = values["metadata"]
+    return detached(Artifact, attrs)
+
+
+@dataclass(frozen=True)
+class _TaskRef:
+    """What a link or an artifact needs of its task."""
+
+    id: str
+    run_id: str
+    namespace: str
+    name: str
+
+
+def _task_refs(conn: Connection, pairs: set[tuple[str, str]]) -> dict[str, _TaskRef]:
+    """Load tasks by id and check each belongs to the run named with it."""
+    ids = [t for t, _ in pairs]
+    rows = conn.execute(_TASK_REFS, {"task_ids": ids})
+    tasks = {r.id: _TaskRef(r.id, r.run_id, r.namespace, r.name) for r in rows}
+    for task_id, run_id in pairs:
+        task = tasks.get(task_id)
+        if task is None or task.run_id != run_id:
+            raise NotFound(f"task {task_id!r} not found in run {run_id}")
+    return tasks
+
+
+@dataclass(frozen=True)
+class _LinkSpec:
+    artifact_id: str
+    task: _TaskRef
+    io_type: IOType
+    producer: dict[str, Any] | None
+    key: str
+    unseen: bool = False  # its artifact or task was just created: no stored link can exist
+
+
+def _ensure_links(conn: Connection, specs: list[_LinkSpec], now: int) -> list[Values]:
+    """Insert links; one already stored, or given twice, is returned instead (idempotent)."""
+    links: dict[tuple[str, str, int, int, str], Values] = {}
+    stored = [s for s in specs if not s.unseen]
+    if stored:
+        params = {
+            "task_ids": list({s.task.id for s in stored}),
+            "artifact_ids": list({s.artifact_id for s in stored}),
+        }
+        for row in conn.execute(_LINKS_BETWEEN, params):
+            links[(row.artifact_id, row.task_id, row.type, row.iteration, row.key)] = dict(
+                row._mapping
+            )
+    out: list[Values] = []
+    new: list[Values] = []
+    for spec in specs:
+        iteration = -1
+        if spec.producer and spec.producer.get("iteration") is not None:
+            iteration = int(spec.producer["iteration"])
+        identity = (spec.artifact_id, spec.task.id, int(spec.io_type), iteration, spec.key)
+        link = links.get(identity)
+        if link is None:
+            link = {
+                "id": new_id(),
+                "artifact_id": spec.artifact_id,
+                "task_id": spec.task.id,
+                "run_id": spec.task.run_id,
+                "type": int(spec.io_type),
+                "iteration": iteration,
+                "producer": spec.producer,
+                "key": spec.key,
+                "created_at": now,
+            }
+            links[identity] = link
+            new.append(link)
+        out.append(link)
+    if new:
+        conn.execute(_INSERT_LINK, new)
+    return out
+
+
+def _artifact_for(
+    conn: Connection,
+    checked: _Checked,
+    task: _TaskRef,
+    now: int,
+    by_identity: dict[tuple[str, str], Values],
+) -> tuple[Values, bool]:
+    """The artifact row a create request names: a reused one (False) or a new one (True)."""
     req = checked.request
     art = req.artifact
     assert art is not None
@@ -113,98 +237,36 @@ def _insert_one(session: Session, checked: _Checked, task: Task, now: int) -> Ar
             f"artifact namespace {art.namespace!r} differs from its run's {task.namespace!r}"
         )
     namespace = task.namespace
-    row: Artifact | None = None
     ident = None
     if req.reuse_if_exists:
         ident = identity_key(
             int(checked.atype), art.uri or "", art.name or "", art.description or "", art.metadata
         )
-        row = session.scalars(
-            select(Artifact).where(Artifact.namespace == namespace, Artifact.identity_key == ident)
-        ).first()
-    if row is None:
-        row = Artifact(
-            id=new_id(),
-            namespace=namespace,
-            type=int(checked.atype),
-            uri=art.uri or None,
-            uri_hash=uri_hash(art.uri),
-            name=art.name or "",
-            description=art.description or "",
-            created_at=now,
-            last_update=now,
-            metadata_=art.metadata,
-            number_value=art.number_value,
-            identity_key=ident,
-        )
-        session.add(row)
-    _ensure_link(
-        session,
-        artifact_id=row.id,
-        task=task,
-        io_type=checked.link_type,
-        producer=_producer(task.name, req.iteration_index),
-        key=req.producer_key or "",
-        now=now,
-        new_artifact=ident is None,
-    )
-    return row
-
-
-def _ensure_link(
-    session: Session,
-    *,
-    artifact_id: str,
-    task: Task,
-    io_type: IOType,
-    producer: dict[str, Any] | None,
-    key: str,
-    now: int,
-    new_artifact: bool = False,
-) -> ArtifactTask:
-    """Insert a link; an identical link already present is returned (idempotent retries)."""
-    iteration = -1
-    if producer and producer.get("iteration") is not None:
-        iteration = int(producer["iteration"])
-    existing = (
-        None
-        if new_artifact
-        else session.scalars(
-            select(ArtifactTask).where(
-                ArtifactTask.artifact_id == artifact_id,
-                ArtifactTask.task_id == task.id,
-                ArtifactTask.type == int(io_type),
-                ArtifactTask.iteration == iteration,
-                ArtifactTask.key == key,
-            )
-        ).first()
-    )
-    if existing is not None:
-        return existing
-    link = ArtifactTask(
-        id=new_id(),
-        artifact_id=artifact_id,
-        task_id=task.id,
-        run_id=task.run_id,
-        type=int(io_type),
-        iteration=iteration,
-        producer=producer,
-        key=key,
-        created_at=now,
-    )
-    session.add(link)
-    return link
-
-
-def _tasks_for(session: Session, pairs: set[tuple[str, str]]) -> dict[str, Task]:
-    """Load tasks by id and check each belongs to the run named with it."""
-    ids = [t for t, _ in pairs]
-    tasks = {t.id: t for t in session.scalars(select(Task).where(Task.id.in_(ids)))}
-    for task_id, run_id in pairs:
-        task = tasks.get(task_id)
-        if task is None or task.run_id != run_id:
-            raise NotFound(f"task {task_id!r} not found in run {run_id}")
-    return tasks
+        found = by_identity.get((namespace, ident))
+        if found is None:
+            params = {"namespace": namespace, "identity_key": ident}
+            row = conn.execute(_ARTIFACT_BY_IDENTITY, params).first()
+            found = dict(row._mapping) if row is not None else None
+        if found is not None:
+            by_identity[(namespace, ident)] = found
+            return found, False
+    values: Values = {
+        "id": new_id(),
+        "namespace": namespace,
+        "type": int(checked.atype),
+        "uri": art.uri or None,
+        "uri_hash": uri_hash(art.uri),
+        "name": art.name or "",
+        "description": art.description or "",
+        "created_at": now,
+        "last_update": now,
+        "metadata": art.metadata,
+        "number_value": art.number_value,
+        "identity_key": ident,
+    }
+    if ident is not None:
+        by_identity[(namespace, ident)] = values
+    return values, True
 
 
 def create_artifacts(session: Session, requests: list[CreateArtifactRequest]) -> list[Artifact]:
@@ -212,15 +274,28 @@ def create_artifacts(session: Session, requests: list[CreateArtifactRequest]) ->
     if not requests:
         raise InvalidArgument("artifacts must not be empty")
     checked = [_check_create(r) for r in requests]
+    conn = session.connection()
     for run_id in sorted({c.request.run_id or "" for c in checked}):
-        lock_writable_run(session, run_id)
-    tasks = _tasks_for(
-        session, {(c.request.task_id or "", c.request.run_id or "") for c in checked}
-    )
+        lock_run_for_writes(conn, run_id)
+    tasks = _task_refs(conn, {(c.request.task_id or "", c.request.run_id or "") for c in checked})
     now = now_us()
-    rows = [_insert_one(session, c, tasks[c.request.task_id or ""], now) for c in checked]
-    session.flush()
-    return rows
+    rows: list[Values] = []
+    new_rows: list[Values] = []
+    specs: list[_LinkSpec] = []
+    by_identity: dict[tuple[str, str], Values] = {}
+    for c in checked:
+        task = tasks[c.request.task_id or ""]
+        row, is_new = _artifact_for(conn, c, task, now, by_identity)
+        if is_new:
+            new_rows.append(row)
+        rows.append(row)
+        producer = _producer(task.name, c.request.iteration_index)
+        key = c.request.producer_key or ""
+        specs.append(_LinkSpec(row["id"], task, c.link_type, producer, key, unseen=is_new))
+    if new_rows:
+        conn.execute(_INSERT_ARTIFACT, new_rows)
+    _ensure_links(conn, specs, now)
+    return [_artifact_snapshot(r) for r in rows]
 
 
 def get_artifact(session: Session, artifact_id: str) -> Artifact:
@@ -265,31 +340,63 @@ def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> l
         raise InvalidArgument("artifact_tasks must not be empty")
     for body in bodies:
         _check_link(body)
+    conn = session.connection()
     for run_id in sorted({b.run_id or "" for b in bodies}):
-        lock_writable_run(session, run_id)
-    tasks = _tasks_for(session, {(b.task_id or "", b.run_id or "") for b in bodies})
-    artifact_ids = {b.artifact_id for b in bodies}
-    found = set(session.scalars(select(Artifact.id).where(Artifact.id.in_(artifact_ids))))
-    missing = artifact_ids - found
-    if missing:
-        raise NotFound(f"artifact(s) not found: {sorted(x or '' for x in missing)}")
-    now = now_us()
-    links = []
+        lock_run_for_writes(conn, run_id)
+    tasks = _task_refs(conn, {(b.task_id or "", b.run_id or "") for b in bodies})
+    _check_artifacts_exist(conn, list({b.artifact_id or "" for b in bodies}))
+    specs = []
     for body in bodies:
         assert body.producer is not None and body.type is not None
-        links.append(
-            _ensure_link(
-                session,
-                artifact_id=body.artifact_id or "",
-                task=tasks[body.task_id or ""],
-                io_type=body.type,
-                producer=body.producer.dump(),
-                key=body.key or "",
-                now=now,
-            )
-        )
-    session.flush()
-    return links
+        task = tasks[body.task_id or ""]
+        producer = body.producer.dump()
+        specs.append(_LinkSpec(body.artifact_id or "", task, body.type, producer, body.key or ""))
+    return [detached(ArtifactTask, link) for link in _ensure_links(conn, specs, now_us())]
+
+
+def _check_artifacts_exist(conn: Connection, artifact_ids: list[str]) -> None:
+    found = set(conn.execute(_ARTIFACT_IDS, {"artifact_ids": artifact_ids}).scalars())
+    missing = set(artifact_ids) - found
+    if missing:
+        raise NotFound(f"artifact(s) not found: {sorted(missing)}")
+
+
+def link_task_artifacts(
+    session: Session,
+    task: Task,
+    io: dict[str, list[IOArtifact]],
+    *,
+    new_task: bool,
+) -> None:
+    """Record the links a CreateTask body lists in ``inputs/outputs.artifacts`` (a kfpd extension:
+    one request instead of CreateTask + CreateArtifactTasksBulk). ``io`` maps "inputs" and
+    "outputs" to their IOArtifacts; each names stored artifacts by id, its IO type (an input type
+    under inputs, an output type under outputs), key and producer. Idempotent like
+    CreateArtifactTasksBulk. The caller holds the run's lock."""
+    ref = _TaskRef(task.id, task.run_id, task.namespace, task.name)
+    specs: list[_LinkSpec] = []
+    for side, entries in io.items():
+        for i, entry in enumerate(entries):
+            where = f"{side}.artifacts[{i}]"
+            io_type = entry.type or IOType.UNSPECIFIED
+            if io_type == IOType.UNSPECIFIED:
+                raise InvalidArgument(f"{where}.type is required and must not be UNSPECIFIED")
+            if io_type.is_output != (side == "outputs"):
+                kind = "an output" if io_type.is_output else "an input"
+                raise InvalidArgument(f"{where}.type {io_type.name} is {kind} type")
+            key = require(entry.artifact_key, f"{where}.artifact_key")
+            if entry.producer is None:
+                raise InvalidArgument(f"{where}.producer is required")
+            if not entry.artifacts:
+                raise InvalidArgument(f"{where}.artifacts must name at least one artifact")
+            producer = entry.producer.dump()
+            for j, art in enumerate(entry.artifacts):
+                artifact_id = require(art.artifact_id, f"{where}.artifacts[{j}].artifact_id")
+                specs.append(_LinkSpec(artifact_id, ref, io_type, producer, key, unseen=new_task))
+    if specs:
+        conn = session.connection()
+        _check_artifacts_exist(conn, list({s.artifact_id for s in specs}))
+        _ensure_links(conn, specs, now_us())
 
 
 def list_artifact_tasks(
@@ -339,30 +446,19 @@ class Hydration:
 def hydrate(session: Session, tasks: list[Task]) -> Hydration:
     links: dict[str, list[tuple[ArtifactTask, Artifact]]] = defaultdict(list)
     children: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    conn = session.connection()
+    width = len(_LINKS.c)
     for start in range(0, len(tasks), 500):
         chunk = tasks[start : start + 500]
-        ids = [t.id for t in chunk]
-        id_clause = (
-            ArtifactTask.task_id == ids[0] if len(ids) == 1 else ArtifactTask.task_id.in_(ids)
-        )
-        rows = session.execute(
-            select(ArtifactTask, Artifact)
-            .join(Artifact, Artifact.id == ArtifactTask.artifact_id)
-            .where(id_clause)
-            .order_by(ArtifactTask.task_id, ArtifactTask.type, ArtifactTask.key, ArtifactTask.id)
-        )
-        for link, artifact in rows:
+        for row in conn.execute(_LINKS_OF_TASKS, {"task_ids": [t.id for t in chunk]}):
+            link = detached(ArtifactTask, dict(zip(_LINKS.c.keys(), row[:width], strict=True)))
+            artifact = _artifact_snapshot(dict(zip(_ARTIFACTS.c.keys(), row[width:], strict=True)))
             links[link.task_id].append((link, artifact))
         # Only group tasks have children: runtime tasks skip the query.
         groups = [t.id for t in chunk if t.type in GROUP_TYPE_NUMBERS]
         if not groups:
             continue
-        kids = session.execute(
-            select(Task.parent_task_id, Task.id, Task.name)
-            .where(Task.parent_task_id.in_(groups))
-            .order_by(Task.created_at, Task.id)
-        )
-        for parent_id, child_id, name in kids:
+        for parent_id, child_id, name in conn.execute(_CHILDREN_OF, {"task_ids": groups}):
             children[parent_id or ""].append((child_id, name))
     return Hydration(links=links, children=children)
 
@@ -371,19 +467,12 @@ def link_artifact(
     session: Session,
     *,
     artifact_id: str,
-    task: Task,
+    task: Mapping[str, Any],
     io_type: IOType,
     producer: dict[str, Any] | None,
     key: str,
     now: int,
-) -> ArtifactTask:
-    """Link an existing artifact to a task (idempotent); the caller holds the run lock."""
-    return _ensure_link(
-        session,
-        artifact_id=artifact_id,
-        task=task,
-        io_type=io_type,
-        producer=producer,
-        key=key,
-        now=now,
-    )
+) -> None:
+    """Link an existing artifact to a task row (idempotent); the caller holds the run lock."""
+    ref = _TaskRef(task["id"], task["run_id"], task["namespace"], task["name"])
+    _ensure_links(session.connection(), [_LinkSpec(artifact_id, ref, io_type, producer, key)], now)

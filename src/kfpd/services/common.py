@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -34,6 +35,17 @@ def get_or_404(session: Session, model: type[T], ident: str | None, what: str) -
     row = session.get(model, ident)
     if row is None:
         raise NotFound(f"{what} {ident!r} not found")
+    return row
+
+
+def detached(model: type[T], values: dict[str, Any]) -> T:
+    """An ORM object of ``model`` holding ``values`` (attribute names), outside any session.
+
+    What the Core write paths return for a row they just wrote or read: built the way the ORM's
+    loader builds rows (no per-attribute events), some 20x cheaper than ``model(**values)``.
+    """
+    row: T = inspect(model).class_manager.new_instance()
+    row.__dict__.update(values)
     return row
 
 
@@ -65,6 +77,39 @@ def lock_writable_run(session: Session, run_id: str | None) -> Run:
             f"run {run.id} is {state.name}; its tasks and artifact links can no longer change"
         )
     return run
+
+
+@dataclass(frozen=True)
+class LockedRun:
+    """The columns of a locked run that the task and link write paths need."""
+
+    id: str
+    namespace: str
+    state: RunState
+
+
+_RUNS = Run.__table__.c
+_LOCK_RUN_ROW = (
+    select(_RUNS.id, _RUNS.namespace, _RUNS.state)
+    .where(_RUNS.id == bindparam("run_id"))
+    .with_for_update()
+)
+
+
+def lock_run_for_writes(conn: Connection, run_id: str | None) -> LockedRun:
+    """:func:`lock_writable_run` for the hot write paths: the same lock and terminal-run
+    guard, read with one prebuilt Core statement instead of loading the ORM row."""
+    if not run_id:
+        raise InvalidArgument("run_id is required")
+    row = conn.execute(_LOCK_RUN_ROW, {"run_id": run_id}).first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} not found")
+    state = RunState(row.state)
+    if state.is_terminal:
+        raise RunIsTerminal(
+            f"run {row.id} is {state.name}; its tasks and artifact links can no longer change"
+        )
+    return LockedRun(row.id, row.namespace, state)
 
 
 def flush_unique(session: Session, what: Callable[[], str]) -> None:

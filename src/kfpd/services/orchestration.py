@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.orm import Session
 
 from kfpd.db.models import Artifact, Run, Task
@@ -50,7 +50,18 @@ from kfpd.schemas.launch import LaunchSpec
 from kfpd.services import tasks as tasks_svc
 from kfpd.services.artifacts import link_artifact, uri_hash
 from kfpd.services.common import history_entry, new_id
-from kfpd.services.taskdata import child_named, links_of, params, sibling_of, spec_of
+from kfpd.services.taskdata import (
+    TASKS,
+    TaskValues,
+    child_named,
+    links_of,
+    load_task,
+    load_tasks,
+    params,
+    sibling_of,
+    spec_of,
+    write_task,
+)
 from kfpd.spec.scope import component_for_scope, topological_order
 from kfpd.spec.validate import resolve_runtime_parameters
 
@@ -95,7 +106,7 @@ class _RunStepper:
         self.step = Step()
         self.now = now_us()
         self._scope_cache: Scope | None = None
-        self._dirty: list[Task] = []
+        self._dirty: list[TaskValues] = []
         runtime = session.scalar(select(Run.runtime_config).where(Run.id == run_id)) or {}
         self.platform_spec: dict[str, Any] = (
             session.scalar(select(Run.platform_spec).where(Run.id == run_id)) or {}
@@ -118,7 +129,7 @@ class _RunStepper:
         self,
         *,
         name: str,
-        parent: Task | None,
+        parent: TaskValues | None,
         scope_path: str,
         ttype: TaskType,
         state: TaskState,
@@ -129,52 +140,51 @@ class _RunStepper:
         message: str | None = None,
         fingerprint: str = "",
         type_attributes: dict[str, Any] | None = None,
-    ) -> Task:
-        parent_id = parent.id if parent is not None else None
+    ) -> TaskValues:
+        parent_id = parent["id"] if parent is not None else None
         key = tasks_svc.logical_key(self.run.id, parent_id, scope_path, name, int(ttype), iteration)
-        existing = self.session.scalars(select(Task).where(Task.logical_key == key)).first()
-        if existing is not None:
-            return existing
+        existing = load_tasks(self.session, TASKS.c.logical_key == key)
+        if existing:
+            return existing[0]
         attrs = dict(type_attributes or {})
         if iteration is not None:
             attrs["iteration_index"] = str(iteration)
         input_params = [p.to_json() for p in (inputs.params.values() if inputs else [])]
         input_params += [p.to_json() for p in extra_params or []]
-        task = Task(
-            id=new_id(),
-            run_id=self.run.id,
-            namespace=self.run.namespace,
-            parent_task_id=parent_id,
-            name=name,
-            display_name=display_name or name,
-            scope_path=scope_path,
-            type=int(ttype),
-            state=int(TaskState.RUNTIME_STATE_UNSPECIFIED),
-            state_history=[],
-            status_metadata=None,
-            type_attributes=attrs,
-            iteration_index=iteration,
-            pods=[],
-            cache_fingerprint=fingerprint,
-            input_parameters=input_params,
-            output_parameters=[],
-            created_at=self.now,
-            started_at=self.now,
-            finished_at=0,
-            logical_key=key,
-        )
-        self.session.add(task)
-        self.session.flush()
+        task: TaskValues = {
+            "id": new_id(),
+            "run_id": self.run.id,
+            "namespace": self.run.namespace,
+            "parent_task_id": parent_id,
+            "name": name,
+            "display_name": display_name or name,
+            "scope_path": scope_path,
+            "type": int(ttype),
+            "state": int(TaskState.RUNTIME_STATE_UNSPECIFIED),
+            "state_history": [],
+            "status_metadata": {"message": message} if message else None,
+            "type_attributes": attrs,
+            "iteration_index": iteration,
+            "pods": [],
+            "cache_fingerprint": fingerprint,
+            "input_parameters": input_params,
+            "output_parameters": [],
+            "created_at": self.now,
+            "started_at": self.now,
+            "finished_at": 0,
+            "logical_key": key,
+        }
+        self.session.connection().execute(insert(TASKS), [task])
         if inputs is not None:
             for io in inputs.artifacts.values():
                 self._link(task, io, io.key)
         self.writer.mark_run_running(self.now)
-        if message:
-            task.status_metadata = {"message": message}
         self.set_state(task, state, message=message)
         return task
 
-    def _link(self, task: Task, io: ArtifactIO, key: str, io_type: IOType | None = None) -> None:
+    def _link(
+        self, task: TaskValues, io: ArtifactIO, key: str, io_type: IOType | None = None
+    ) -> None:
         producer: dict[str, Any] = {"task_name": io.producer or ""}
         if io.iteration is not None:
             producer["iteration"] = str(io.iteration)
@@ -189,51 +199,61 @@ class _RunStepper:
                 now=self.now,
             )
 
-    def set_state(self, task: Task, state: TaskState, *, message: str | None = None) -> None:
-        self.writer.set_task_state(task, state, at=self.now, message=message)
-        if state.is_terminal and task.parent_task_id:
-            parent = self.session.get(Task, task.parent_task_id)
-            if parent is not None:
-                self._dirty.append(parent)
+    def set_state(self, task: TaskValues, state: TaskState, *, message: str | None = None) -> None:
+        changes: TaskValues = {}
+        final = self.writer.set_task_state(
+            task, state, at=self.now, message=message, changes=changes
+        )
+        write_task(self.session, task, changes)
+        if final:
+            self.writer.roll_up_from(task, self.now)
+        if TaskState(task["state"]).is_terminal and task["parent_task_id"]:
+            self._dirty_id(task["parent_task_id"])
 
-    def fail(self, task: Task, message: str) -> None:
-        task.status_metadata = {**(task.status_metadata or {}), "message": message}
+    def _dirty_id(self, task_id: str) -> None:
+        found = load_task(self.session, task_id)
+        if found is not None:
+            self._dirty.append(found)
+
+    def fail(self, task: TaskValues, message: str) -> None:
+        changes = {"status_metadata": {**(task["status_metadata"] or {}), "message": message}}
+        write_task(self.session, task, changes)
         self.set_state(task, TaskState.FAILED, message=message)
         if tasks_svc.retry_pending(task):
             self._schedule_retry(task)
 
-    def _schedule_retry(self, task: Task) -> None:
+    def _schedule_retry(self, task: TaskValues) -> None:
         policy = tasks_svc.retry_policy(self.session, task)
         delay = policy.delay(tasks_svc.failed_attempts(task)) if policy else 0.0
-        self.step.retries.append((delay, task.id))
+        self.step.retries.append((delay, task["id"]))
 
     # -- scopes
 
-    def _scope(self, group: Task) -> Scope:
+    def _scope(self, group: TaskValues) -> Scope:
         siblings: dict[str, Sibling | None] = {}
 
         def sibling(name: str) -> Sibling | None:
             if name not in siblings:
-                row = child_named(self.session, group.id, name)
+                row = child_named(self.session, group["id"], name)
                 siblings[name] = sibling_of(self.session, row) if row is not None else None
             return siblings[name]
 
         return Scope(
-            group_name=group.name,
-            group_task_id=group.id,
-            params=params(group.input_parameters),
-            artifacts=links_of(self.session, [group.id], outputs=False).get(group.id, []),
-            iteration=group.iteration_index,
+            group_name=group["name"],
+            group_task_id=group["id"],
+            params=params(group["input_parameters"]),
+            artifacts=links_of(self.session, [group["id"]], outputs=False).get(group["id"], []),
+            iteration=group["iteration_index"],
             sibling=sibling,
             job=self.job,
         )
 
-    def _recorded_inputs(self, task: Task) -> ResolvedInputs:
+    def _recorded_inputs(self, task: TaskValues) -> ResolvedInputs:
         """A task's inputs as recorded at its creation (for launches and loop items)."""
         inputs = ResolvedInputs()
-        for p in params(task.input_parameters):
+        for p in params(task["input_parameters"]):
             inputs.params[p.key] = p
-        for io in links_of(self.session, [task.id], outputs=False).get(task.id, []):
+        for io in links_of(self.session, [task["id"]], outputs=False).get(task["id"], []):
             current = inputs.artifacts.get(io.key)
             if current is None:
                 inputs.artifacts[io.key] = io
@@ -246,11 +266,11 @@ class _RunStepper:
     # -- the walk
 
     def start(self) -> None:
-        existing = self.session.scalars(
-            select(Task).where(Task.run_id == self.run.id, Task.parent_task_id.is_(None))
-        ).first()
-        if existing is not None:
-            self._dirty.append(existing)
+        roots = load_tasks(
+            self.session, TASKS.c.run_id == self.run.id, TASKS.c.parent_task_id.is_(None)
+        )
+        if roots:
+            self._dirty.append(roots[0])
             self.drain()
             return
         config = self.runtime_config.get("parameters") or {}
@@ -277,34 +297,32 @@ class _RunStepper:
     def drain(self) -> None:
         """Advance every touched group until nothing more can start now."""
         while self._dirty:
-            # Rows are live in this session (the roll-up changes the same objects).
-            group = self._dirty.pop()
-            if TaskState(group.state).is_terminal:
-                if group.parent_task_id:
-                    parent = self.session.get(Task, group.parent_task_id)
-                    if parent is not None:
-                        self._dirty.append(parent)
+            # Re-read: the roll-up may have finished it since it was queued.
+            queued = self._dirty.pop()
+            group = load_task(self.session, queued["id"]) or queued
+            if TaskState(group["state"]).is_terminal:
+                if group["parent_task_id"]:
+                    self._dirty_id(group["parent_task_id"])
                 continue
-            if group.type == TaskType.LOOP:
+            if group["type"] == TaskType.LOOP:
                 self._advance_loop(group)
-            elif group.type in _GROUPS:
+            elif group["type"] in _GROUPS:
                 self._advance_dag(group)
         if RunState(self.run.state).is_terminal:
             self.step.finished = True
 
-    def _advance_dag(self, group: Task) -> None:
-        component = component_for_scope(self.spec, group.scope_path) or {}
+    def _advance_dag(self, group: TaskValues) -> None:
+        component = component_for_scope(self.spec, group["scope_path"]) or {}
         specs: dict[str, Any] = dict(((component.get("dag") or {}).get("tasks")) or {})
         if not specs:
             self.set_state(group, TaskState.SUCCEEDED)
             return
         order = topological_order(specs)[0]
         while True:
-            self.session.flush()
             rows = {
                 name: TaskState(state)
                 for name, state in self.session.execute(
-                    select(Task.name, Task.state).where(Task.parent_task_id == group.id)
+                    select(Task.name, Task.state).where(Task.parent_task_id == group["id"])
                 )
             }
             ready = ready_tasks(order, specs, rows).ready
@@ -314,13 +332,16 @@ class _RunStepper:
             self._scope_cache = scope
             for name in ready:
                 self._start_child(group, scope, name, specs[name])
-            if TaskState(group.state).is_terminal:
+            group = load_task(self.session, group["id"]) or group
+            if TaskState(group["state"]).is_terminal:
                 return
 
-    def _start_child(self, group: Task, scope: Scope, name: str, spec: dict[str, Any]) -> None:
+    def _start_child(
+        self, group: TaskValues, scope: Scope, name: str, spec: dict[str, Any]
+    ) -> None:
         component = self.components.get((spec.get("componentRef") or {}).get("name", "")) or {}
         ttype = task_type(name, spec, component, self.executors)
-        scope_path = f"{group.scope_path}.{name}"
+        scope_path = f"{group['scope_path']}.{name}"
         display = (spec.get("taskInfo") or {}).get("name") or name
         common: dict[str, Any] = {
             "name": name,
@@ -328,7 +349,7 @@ class _RunStepper:
             "scope_path": scope_path,
             "ttype": ttype,
             "display_name": display,
-            "iteration": group.iteration_index,
+            "iteration": group["iteration_index"],
         }
         try:
             inputs = resolve_inputs(name, spec, component, scope)
@@ -371,21 +392,20 @@ class _RunStepper:
             return
         self._dirty.append(loop)
 
-    def _loop_spec(self, loop: Task) -> dict[str, Any]:
-        scope, _, name = loop.scope_path.rpartition(".")
+    def _loop_spec(self, loop: TaskValues) -> dict[str, Any]:
+        scope, _, name = loop["scope_path"].rpartition(".")
         component = component_for_scope(self.spec, scope) or {}
         return dict(((component.get("dag") or {}).get("tasks") or {}).get(name) or {})
 
-    def _advance_loop(self, loop: Task) -> None:
-        count = int((loop.type_attributes or {}).get("iteration_count") or 0)
-        self.session.flush()
+    def _advance_loop(self, loop: TaskValues) -> None:
+        count = int((loop["type_attributes"] or {}).get("iteration_count") or 0)
         started, running = self.session.execute(
             select(
                 func.count(),
                 func.coalesce(
                     func.sum(case((Task.state == int(TaskState.RUNNING), 1), else_=0)), 0
                 ),
-            ).where(Task.parent_task_id == loop.id, Task.type == int(TaskType.LOOP_ITERATION))
+            ).where(Task.parent_task_id == loop["id"], Task.type == int(TaskType.LOOP_ITERATION))
         ).one()
         if started >= count:
             return
@@ -403,7 +423,7 @@ class _RunStepper:
         have = set(
             self.session.scalars(
                 select(Task.iteration_index).where(
-                    Task.parent_task_id == loop.id, Task.type == int(TaskType.LOOP_ITERATION)
+                    Task.parent_task_id == loop["id"], Task.type == int(TaskType.LOOP_ITERATION)
                 )
             )
         )
@@ -417,28 +437,28 @@ class _RunStepper:
             room -= 1
 
     def _start_iteration(
-        self, loop: Task, index: int, item: Any, item_key: str, artifact_item: bool
+        self, loop: TaskValues, index: int, item: Any, item_key: str, artifact_item: bool
     ) -> None:
-        inherited = params(loop.input_parameters)
+        inherited = params(loop["input_parameters"])
         extra: list[Param] = []
         if not artifact_item:
-            extra.append(Param(item_key, item, IOType.ITERATOR_INPUT, loop.name, index))
+            extra.append(Param(item_key, item, IOType.ITERATOR_INPUT, loop["name"], index))
         iteration = self._new_task(
-            name=loop.name,
+            name=loop["name"],
             parent=loop,
-            scope_path=loop.scope_path,
+            scope_path=loop["scope_path"],
             ttype=TaskType.LOOP_ITERATION,
             state=TaskState.RUNNING,
-            display_name=f"{loop.display_name} #{index}",
+            display_name=f"{loop['display_name']} #{index}",
             iteration=index,
             extra_params=[*inherited, *extra],
         )
-        for io in links_of(self.session, [loop.id], outputs=False).get(loop.id, []):
+        for io in links_of(self.session, [loop["id"]], outputs=False).get(loop["id"], []):
             self._link(iteration, io, io.key)
         if artifact_item:
             self._link(
                 iteration,
-                ArtifactIO(item_key, (item,), IOType.ITERATOR_INPUT, loop.name, index),
+                ArtifactIO(item_key, (item,), IOType.ITERATOR_INPUT, loop["name"], index),
                 item_key,
             )
         self._dirty.append(iteration)
@@ -481,9 +501,9 @@ class _RunStepper:
             metadata=metadata,
             reuse=not executor.get("reimport", False),
         )
-        producer = {"task_name": task.name}
-        if task.iteration_index is not None:
-            producer["iteration"] = str(task.iteration_index)
+        producer = {"task_name": task["name"]}
+        if task["iteration_index"] is not None:
+            producer["iteration"] = str(task["iteration_index"])
         link_artifact(
             self.session,
             artifact_id=artifact,
@@ -527,7 +547,7 @@ class _RunStepper:
         )
         self.session.add(row)
         self.session.flush()
-        return row.id
+        return str(row.id)
 
     def _container(self, component: dict[str, Any]) -> dict[str, Any]:
         executor = self.executors.get(component.get("executorLabel", "")) or {}
@@ -570,19 +590,23 @@ class _RunStepper:
         task = self._new_task(
             **common, state=TaskState.RUNNING, inputs=inputs, fingerprint=fingerprint
         )
-        task.output_parameters = [
-            Param(p.key, p.value, IOType.OUTPUT, task.name, task.iteration_index).to_json()
+        outputs = [
+            Param(p.key, p.value, IOType.OUTPUT, task["name"], task["iteration_index"]).to_json()
             for p in params(cached.output_parameters)
         ]
+        write_task(self.session, task, {"output_parameters": outputs})
         for io in links_of(self.session, [cached.id], outputs=True).get(cached.id, []):
             if io.key == "executor-logs":
                 continue
             self._link(
                 task,
-                ArtifactIO(io.key, io.artifacts, IOType.OUTPUT, task.name, task.iteration_index),
+                ArtifactIO(
+                    io.key, io.artifacts, IOType.OUTPUT, task["name"], task["iteration_index"]
+                ),
                 io.key,
             )
-        task.status_metadata = {"message": f"cache hit: outputs of task {cached.id}"}
+        message = {"message": f"cache hit: outputs of task {cached.id}"}
+        write_task(self.session, task, {"status_metadata": message})
         self.set_state(task, TaskState.CACHED)
 
     def _pod(self, name: str, task_id: str = "") -> Pod:
@@ -610,13 +634,14 @@ class _RunStepper:
 
     def _launch(
         self,
-        task: Task,
+        task: TaskValues,
         component: dict[str, Any],
         container: dict[str, Any],
         inputs: ResolvedInputs,
         env: list[tuple[str, str]] | None = None,
     ) -> None:
-        task.pods = [{"name": self._pod(task.name).name, "type": TaskPodType.EXECUTOR.name}]
+        pods = [{"name": self._pod(task["name"]).name, "type": TaskPodType.EXECUTOR.name}]
+        write_task(self.session, task, {"pods": pods})
         if env:
             extra = [{"name": k, "value": v} for k, v in env]
             container = {**container, "env": [*(container.get("env") or []), *extra]}
@@ -627,11 +652,11 @@ class _RunStepper:
                 job=self.job,
                 namespace=self.run.namespace,
                 pipeline_name=self.run.pipeline_name,
-                task_id=task.id,
-                task_name=task.name,
-                display_name=task.display_name,
-                parent_task_id=task.parent_task_id,
-                iteration_index=task.iteration_index,
+                task_id=task["id"],
+                task_name=task["name"],
+                display_name=task["display_name"],
+                parent_task_id=task["parent_task_id"],
+                iteration_index=task["iteration_index"],
                 container=container,
                 component=component,
                 inputs=inputs,
@@ -644,20 +669,21 @@ class _RunStepper:
             return ""
         return f"{self.config.workspace_root.rstrip('/')}/{self.run.id}"
 
-    def relaunch(self, task: Task) -> None:
+    def relaunch(self, task: TaskValues) -> None:
         """Launch a RUNTIME task again from its recorded inputs (retry, restart, reset)."""
         component = self._component_of(task)
         if component is None:
-            self.fail(task, f"no component for scope {task.scope_path!r}")
+            self.fail(task, f"no component for scope {task['scope_path']!r}")
             return
         if tasks_svc.retry_pending(task):
-            task.state_history = [
-                *task.state_history,
+            history = [
+                *task["state_history"],
                 history_entry(to_rfc3339(self.now) or "", TaskState.RUNNING.name),
             ]
+            write_task(self.session, task, {"state_history": history})
         env: list[tuple[str, str]] = []
-        parent = self.session.get(Task, task.parent_task_id) if task.parent_task_id else None
-        scope_path, _, name = task.scope_path.rpartition(".")
+        parent = load_task(self.session, task["parent_task_id"]) if task["parent_task_id"] else None
+        scope_path, _, name = task["scope_path"].rpartition(".")
         dag = component_for_scope(self.spec, scope_path) or {}
         spec = ((dag.get("dag") or {}).get("tasks") or {}).get(name) or {}
         try:
@@ -667,41 +693,39 @@ class _RunStepper:
             return
         self._launch(task, component, self._container(component), self._recorded_inputs(task), env)
 
-    def _component_of(self, task: Task) -> dict[str, Any] | None:
-        return component_for_scope(self.spec, task.scope_path)
+    def _component_of(self, task: TaskValues) -> dict[str, Any] | None:
+        return component_for_scope(self.spec, task["scope_path"])
 
     # -- events
 
     def task_exited(self, task_id: str, reason: str) -> None:
-        task = self.session.get(Task, task_id)
-        if task is None or task.run_id != self.run.id:
+        task = load_task(self.session, task_id)
+        if task is None or task["run_id"] != self.run.id:
             return
-        if task.state == TaskState.RUNNING:
+        if task["state"] == TaskState.RUNNING:
             if tasks_svc.retry_pending(task):
                 self._schedule_retry(task)
             else:
                 self.fail(task, reason)
-        elif task.parent_task_id:
-            parent = self.session.get(Task, task.parent_task_id)
-            if parent is not None:
-                self._dirty.append(parent)
+        elif task["parent_task_id"]:
+            self._dirty_id(task["parent_task_id"])
         self.drain()
 
     def resume(self) -> None:
         """Pick a run up from its rows: launch what never ran, fail what lost its process."""
-        rows = self.session.scalars(
-            select(Task).where(Task.run_id == self.run.id, Task.state == int(TaskState.RUNNING))
-        ).all()
+        rows = load_tasks(
+            self.session, TASKS.c.run_id == self.run.id, TASKS.c.state == int(TaskState.RUNNING)
+        )
         if not rows:
             self.start()
             return
         for task in rows:
-            if task.type in _GROUPS:
+            if task["type"] in _GROUPS:
                 self._dirty.append(task)
-            elif task.type == TaskType.RUNTIME:
+            elif task["type"] == TaskType.RUNTIME:
                 if tasks_svc.retry_pending(task):
                     self._schedule_retry(task)
-                elif not task.pods:
+                elif not task["pods"]:
                     self.relaunch(task)
                 else:
                     self.fail(task, "the server restarted while this task ran; its process is gone")
@@ -731,8 +755,12 @@ def task_exited(
 
 def relaunch_task(session: Session, run_id: str, task_id: str, config: OrchestratorConfig) -> Step:
     stepper = _RunStepper(session, run_id, config)
-    task = session.get(Task, task_id)
-    if RunState(stepper.run.state).is_terminal or task is None or task.state != TaskState.RUNNING:
+    task = load_task(session, task_id)
+    if (
+        RunState(stepper.run.state).is_terminal
+        or task is None
+        or task["state"] != TaskState.RUNNING
+    ):
         return stepper.step
     stepper.relaunch(task)
     return stepper.step

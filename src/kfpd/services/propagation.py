@@ -14,15 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kfpd.db.models import Task
 from kfpd.domain.enums import IOType, TaskState, TaskType
 from kfpd.domain.timeutil import now_us
 from kfpd.orchestrator.model import ArtifactIO, Param
 from kfpd.services.artifacts import link_artifact
-from kfpd.services.taskdata import links_of, params, spec_of
+from kfpd.services.taskdata import (
+    TASKS,
+    TaskValues,
+    links_of,
+    load_tasks,
+    params,
+    spec_of,
+    write_task,
+)
 from kfpd.spec.scope import component_for_scope
 
 _DONE = {int(TaskState.SUCCEEDED), int(TaskState.CACHED)}
@@ -31,79 +37,73 @@ _KEEP = {IOType.ITERATOR_OUTPUT, IOType.ONE_OF_OUTPUT}
 
 @dataclass
 class _Child:
-    task: Task
+    task: TaskValues
     iteration: int | None
 
 
-def _children(session: Session, group: Task, names: set[str]) -> dict[str, list[_Child]]:
+def _children(session: Session, group: TaskValues, names: set[str]) -> dict[str, list[_Child]]:
     """Children by name; for a LOOP, the tasks of every iteration with their index."""
     found: dict[str, list[_Child]] = {n: [] for n in names}
     if not names:
         return found
-    session.flush()
-    if group.type == TaskType.LOOP:
+    c = TASKS.c
+    if group["type"] == TaskType.LOOP:
         iterations = {
-            t.id: t.iteration_index
-            for t in session.scalars(
-                select(Task).where(
-                    Task.parent_task_id == group.id, Task.type == int(TaskType.LOOP_ITERATION)
-                )
+            t["id"]: t["iteration_index"]
+            for t in load_tasks(
+                session,
+                c.parent_task_id == group["id"],
+                c.type == int(TaskType.LOOP_ITERATION),
             )
         }
         if not iterations:
             return found
-        rows = session.scalars(
-            select(Task).where(Task.parent_task_id.in_(list(iterations)), Task.name.in_(names))
-        )
-        for row in rows:
-            found[row.name].append(_Child(row, iterations.get(row.parent_task_id or "")))
+        for row in load_tasks(session, c.parent_task_id.in_(list(iterations)), c.name.in_(names)):
+            found[row["name"]].append(_Child(row, iterations.get(row["parent_task_id"] or "")))
         for items in found.values():
-            items.sort(key=lambda c: c.iteration or 0)
+            items.sort(key=lambda ch: ch.iteration or 0)
         return found
-    rows = session.scalars(
-        select(Task).where(Task.parent_task_id == group.id, Task.name.in_(names))
-    )
-    for row in rows:
-        found[row.name].append(_Child(row, None))
+    for row in load_tasks(session, c.parent_task_id == group["id"], c.name.in_(names)):
+        found[row["name"]].append(_Child(row, None))
     return found
 
 
-def _emit_type(group: Task, child_type: IOType, is_list: bool) -> IOType:
-    if group.type == TaskType.LOOP:
+def _emit_type(group: TaskValues, child_type: IOType, is_list: bool) -> IOType:
+    if group["type"] == TaskType.LOOP:
         return IOType.ITERATOR_OUTPUT
-    if group.type == TaskType.CONDITION_BRANCH and not is_list:
+    if group["type"] == TaskType.CONDITION_BRANCH and not is_list:
         return IOType.ONE_OF_OUTPUT
     return child_type if child_type in _KEEP else IOType.OUTPUT
 
 
 def _param_entries(
-    group: Task, child: _Child, out_key: str, key: str, is_list: bool
+    group: TaskValues, child: _Child, out_key: str, key: str, is_list: bool
 ) -> list[Param]:
-    entries = [p for p in params(child.task.output_parameters) if p.key == out_key]
+    entries = [p for p in params(child.task["output_parameters"]) if p.key == out_key]
     if not entries:
         return []
-    if group.type == TaskType.LOOP and (
+    if group["type"] == TaskType.LOOP and (
         len(entries) > 1 or entries[0].io_type == IOType.ITERATOR_OUTPUT
     ):
         # A nested loop's outputs become one list per iteration of this loop.
         ordered = sorted(entries, key=lambda e: e.iteration or 0)
         value: Any = [e.value for e in ordered]
-        return [Param(key, value, IOType.ITERATOR_OUTPUT, child.task.name, child.iteration)]
+        return [Param(key, value, IOType.ITERATOR_OUTPUT, child.task["name"], child.iteration)]
     out = []
     for e in entries:
         io_type = _emit_type(group, e.io_type, is_list)
         iteration = child.iteration if io_type == IOType.ITERATOR_OUTPUT else None
-        if group.type != TaskType.LOOP and io_type == IOType.ITERATOR_OUTPUT:
+        if group["type"] != TaskType.LOOP and io_type == IOType.ITERATOR_OUTPUT:
             iteration = e.iteration
-        out.append(Param(key, e.value, io_type, child.task.name, iteration))
+        out.append(Param(key, e.value, io_type, child.task["name"], iteration))
     return out
 
 
-def record_group_outputs(session: Session, group: Task) -> None:
+def record_group_outputs(session: Session, group: TaskValues) -> None:
     """Write a completed group's declared outputs onto its task row."""
-    if group.state not in _DONE:
+    if group["state"] not in _DONE:
         return
-    component = component_for_scope(spec_of(session, group.run_id), group.scope_path)
+    component = component_for_scope(spec_of(session, group["run_id"]), group["scope_path"])
     dag_outputs = ((component or {}).get("dag") or {}).get("outputs") or {}
     if not dag_outputs:
         return
@@ -130,7 +130,7 @@ def record_group_outputs(session: Session, group: Task) -> None:
         if "valueFromParameter" in sel:
             ref = sel["valueFromParameter"]
             for child in children.get(ref.get("producerSubtask", ""), []):
-                if child.task.state in _DONE:
+                if child.task["state"] in _DONE:
                     new_params += _param_entries(
                         group, child, ref.get("outputParameterKey", ""), key, is_list
                     )
@@ -139,7 +139,7 @@ def record_group_outputs(session: Session, group: Task) -> None:
                 done = [
                     c
                     for c in children.get(s.get("producerSubtask", ""), [])
-                    if c.task.state in _DONE
+                    if c.task["state"] in _DONE
                 ]
                 entries = [
                     e
@@ -153,12 +153,15 @@ def record_group_outputs(session: Session, group: Task) -> None:
                     ]
                     break
     if new_params:
-        group.output_parameters = [
-            *(group.output_parameters or []),
-            *(p.to_json() for p in new_params),
-        ]
+        changes = {
+            "output_parameters": [
+                *(group["output_parameters"] or []),
+                *(p.to_json() for p in new_params),
+            ]
+        }
+        write_task(session, group, changes)
 
-    child_ids = [c.task.id for items in children.values() for c in items]
+    child_ids = [c.task["id"] for items in children.values() for c in items]
     child_links = links_of(session, child_ids, outputs=True) if artifact_sel else {}
     now = now_us()
     for key, sel in artifact_sel.items():
@@ -168,9 +171,9 @@ def record_group_outputs(session: Session, group: Task) -> None:
         for s in selectors:
             emitted = 0
             for child in children.get(s.get("producerSubtask", ""), []):
-                if child.task.state not in _DONE:
+                if child.task["state"] not in _DONE:
                     continue
-                for io in child_links.get(child.task.id, []):
+                for io in child_links.get(child.task["id"], []):
                     if io.key != s.get("outputArtifactKey", ""):
                         continue
                     emitted += _link_up(session, group, child, io, key, is_list, oneof, now)
@@ -180,7 +183,7 @@ def record_group_outputs(session: Session, group: Task) -> None:
 
 def _link_up(
     session: Session,
-    group: Task,
+    group: TaskValues,
     child: _Child,
     io: ArtifactIO,
     key: str,
@@ -190,9 +193,9 @@ def _link_up(
 ) -> int:
     io_type = IOType.ONE_OF_OUTPUT if oneof else _emit_type(group, io.io_type, is_list)
     iteration = child.iteration if io_type == IOType.ITERATOR_OUTPUT else None
-    if group.type != TaskType.LOOP and io_type == IOType.ITERATOR_OUTPUT:
+    if group["type"] != TaskType.LOOP and io_type == IOType.ITERATOR_OUTPUT:
         iteration = io.iteration
-    producer: dict[str, Any] = {"task_name": child.task.name}
+    producer: dict[str, Any] = {"task_name": child.task["name"]}
     if iteration is not None:
         producer["iteration"] = str(iteration)
     for art in io.artifacts:

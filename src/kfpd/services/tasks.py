@@ -1,4 +1,4 @@
-"""Tasks: the run graph. Every task state change passes through :func:`_set_state`, under the
+"""Tasks: the run graph. Every task state change passes through :class:`_Writer`, under the
 run's row lock, which applies the transition rules and rolls status up to parents and the run."""
 
 from __future__ import annotations
@@ -8,11 +8,25 @@ import json
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import Session, defer
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import ArtifactTask, Run, Task
@@ -34,7 +48,15 @@ from kfpd.domain.transitions import (
     task_transition,
 )
 from kfpd.schemas.tasks import IOParameter, PipelineTask
-from kfpd.services.common import history_entry, lock_run, lock_writable_run, new_id, require
+from kfpd.services import artifacts as artifacts_svc
+from kfpd.services.common import (
+    detached,
+    history_entry,
+    lock_run,
+    lock_run_for_writes,
+    new_id,
+    require,
+)
 from kfpd.services.propagation import record_group_outputs
 from kfpd.spec.scope import dag_tasks, topological_order
 
@@ -146,113 +168,228 @@ def _time_or_none(value: str | None, what: str) -> int | None:
         raise InvalidArgument(f"{what}: {exc.message}") from exc
 
 
+# ---------------------------------------------------------------------------- statements
+
+# The write paths work on plain row dicts with these prebuilt Core statements: no ORM unit of
+# work or identity map per request. The Task objects they return are detached snapshots of the
+# rows as written; read them, and change tasks through this module.
+TaskValues = dict[str, Any]
+
+_BLOCKING = {TaskState.FAILED, TaskState.CANCELED}
+_FINAL = [int(s) for s in TERMINAL_TASK_STATES]
+_GROUP_TYPES = [int(t) for t in GROUP_TASK_TYPES]
+
+_TASKS = cast(Table, Task.__table__)
+_T = _TASKS.c
+_TASK_KEYS = tuple(_TASKS.c.keys())
+_SELECT_TASK = select(_TASKS).where(_T.id == bindparam("task_id"))
+_SELECT_TASKS = select(_TASKS).where(_T.id.in_(bindparam("task_ids", expanding=True)))
+# CreateTask's two lookups in one statement: the parent (by id) and an earlier create (by key).
+_SELECT_PARENT_AND_SAME = select(_TASKS).where(
+    or_(_T.id == bindparam("parent_id"), _T.logical_key == bindparam("key"))
+)
+_SELECT_TASK_RUN = select(_T.run_id).where(_T.id == bindparam("task_id"))
+_INSERT_TASK = insert(_TASKS)
+_UPDATE_TASK = update(_TASKS).where(_T.id == bindparam("where_task_id"))
+_CHILD_COUNTS = (
+    select(
+        func.count().label("total"),
+        func.coalesce(func.sum(case((_T.state.notin_(_FINAL), 1), else_=0)), 0).label("unfinished"),
+        func.coalesce(
+            func.sum(case((_T.state.in_([int(s) for s in _BLOCKING]), 1), else_=0)), 0
+        ).label("blocking"),
+    )
+    .where(_T.parent_task_id == bindparam("parent_id"))
+    .subquery("child_counts")
+)
+# A finish's roll-up reads its parent and the parent's child counts in one statement.
+_PARENT_WITH_COUNTS = (
+    select(_TASKS, _CHILD_COUNTS)
+    .select_from(_TASKS.join(_CHILD_COUNTS, true()))
+    .where(_T.id == bindparam("parent_id"))
+)
+_CHILDREN = select(_T.name, _T.state, _T.type, _T.iteration_index).where(
+    _T.parent_task_id == bindparam("parent_id")
+)
+_FIRST_FAILED = (
+    select(_T.name, _T.status_metadata)
+    .where(_T.run_id == bindparam("run_id"), _T.state == int(TaskState.FAILED))
+    .where(_T.type.notin_(_GROUP_TYPES))
+    .order_by(_T.finished_at, _T.id)
+    .limit(1)
+)
+_RUN_ROW_OPTIONS = [defer(Run.pipeline_spec), defer(Run.platform_spec), defer(Run.runtime_config)]
+
+
+def _load_task(conn: Connection, task_id: str) -> TaskValues | None:
+    row = conn.execute(_SELECT_TASK, {"task_id": task_id}).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def _load_task_in_run(conn: Connection, run_id: str, task_id: str) -> TaskValues:
+    task = _load_task(conn, require(task_id, "task_id"))
+    if task is None or task["run_id"] != run_id:
+        raise NotFound(f"task {task_id!r} not found in run {run_id}")
+    return task
+
+
+def _snapshot(values: TaskValues) -> Task:
+    return detached(Task, values)
+
+
 # ---------------------------------------------------------------------------- state + roll-up
 
 
-@dataclass
 class _Writer:
-    """Applies state changes for one run under its lock, rolling them up as it goes."""
+    """Applies state changes for one run under its lock, rolling them up as it goes.
 
-    session: Session
-    run: Run
+    The run's ORM row is loaded only when the run's own state changes (its first and its last
+    task); task rows are read and written as dicts with the statements above.
+    """
+
+    def __init__(
+        self, session: Session, run_id: str, run_state: RunState, run: Run | None = None
+    ) -> None:
+        self.session = session
+        self.conn = session.connection()
+        self.run_id = run_id
+        self.run_state = run_state
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        if self._run is None:
+            run = self.session.get(Run, self.run_id, options=_RUN_ROW_OPTIONS)
+            if run is None:  # the caller holds its lock, so it cannot vanish
+                raise NotFound(f"run {self.run_id!r} not found")
+            self._run = run
+        return self._run
 
     def set_task_state(
-        self, task: Task, state: TaskState, *, at: int, message: str | None = None
-    ) -> None:
-        if not task_transition(TaskState(task.state), state):
-            return
-        if state == TaskState.FAILED and self._retry(task, at=at, message=message):
-            return
-        task.state = int(state)
-        error = {"code": 2, "message": message} if message and state == TaskState.FAILED else None
-        task.state_history = [
-            *task.state_history,
-            history_entry(to_rfc3339(at) or "", state.name, error),
-        ]
-        if state.is_terminal:
-            if not task.finished_at:
-                task.finished_at = at
-            self.session.flush()
-            self._roll_up_from(task, at)
+        self,
+        task: TaskValues,
+        state: TaskState,
+        *,
+        at: int,
+        message: str | None = None,
+        changes: TaskValues | None = None,
+    ) -> bool:
+        """Move a task row to ``state`` in memory (changed columns also go to ``changes``).
 
-    def _retry(self, task: Task, *, at: int, message: str | None) -> bool:
+        Returns True when the task just became final: write the row, then :meth:`roll_up_from`.
+        A RUNTIME task reported FAILED with retries left stays RUNNING instead (see _retry).
+        """
+        if not task_transition(TaskState(task["state"]), state):
+            return False
+        if state == TaskState.FAILED and self._retry(task, at=at, message=message, changes=changes):
+            return False
+        error = {"code": 2, "message": message} if message and state == TaskState.FAILED else None
+        new: TaskValues = {
+            "state": int(state),
+            "state_history": [
+                *(task["state_history"] or []),
+                history_entry(to_rfc3339(at) or "", state.name, error),
+            ],
+        }
+        if state.is_terminal and not task["finished_at"]:
+            new["finished_at"] = at
+        task.update(new)
+        if changes is not None:
+            changes.update(new)
+        return state.is_terminal
+
+    def _retry(
+        self, task: TaskValues, *, at: int, message: str | None, changes: TaskValues | None
+    ) -> bool:
         """Record a failed attempt and keep the task RUNNING when its retry policy allows.
 
         The history then ends in FAILED while the task is RUNNING: a retry is pending, and the
-        orchestrator relaunches it after the policy's backoff (see retry_pending).
+        orchestrator relaunches it after the policy's backoff (see retry_pending). Outputs of
+        the failed attempt are dropped.
         """
-        if task.type != TaskType.RUNTIME:
+        if task["type"] != TaskType.RUNTIME:
             return False
         policy = retry_policy(self.session, task)
         if policy is None or failed_attempts(task) >= policy.max_retries:
             return False
         error = {"code": 2, "message": message or "the task failed"}
-        task.state_history = [
-            *task.state_history,
-            history_entry(to_rfc3339(at) or "", TaskState.FAILED.name, error),
-        ]
-        task.status_metadata = {**(task.status_metadata or {}), "message": error["message"]}
-        task.output_parameters = []
-        self.session.execute(
+        new: TaskValues = {
+            "state_history": [
+                *(task["state_history"] or []),
+                history_entry(to_rfc3339(at) or "", TaskState.FAILED.name, error),
+            ],
+            "status_metadata": {**(task["status_metadata"] or {}), "message": error["message"]},
+            "output_parameters": [],
+        }
+        task.update(new)
+        if changes is not None:
+            changes.update(new)
+        self.conn.execute(
             delete(ArtifactTask).where(
-                ArtifactTask.task_id == task.id,
+                ArtifactTask.task_id == task["id"],
                 ArtifactTask.type.in_([int(t) for t in OUTPUT_IO_TYPES]),
             )
         )
         return True
 
     def mark_run_running(self, at: int) -> None:
-        if RunState(self.run.state) == RunState.PENDING:
+        if self.run_state == RunState.PENDING:
             self.set_run_state(RunState.RUNNING, at=at)
 
     def set_run_state(
         self, state: RunState, *, at: int, error: dict[str, Any] | None = None
     ) -> None:
-        if not run_transition(RunState(self.run.state), state):
+        run = self.run
+        if not run_transition(RunState(run.state), state):
             return
-        self.run.state = int(state)
-        self.run.state_history = [
-            *self.run.state_history,
+        run.state = int(state)
+        run.state_history = [
+            *run.state_history,
             history_entry(to_rfc3339(at) or "", state.name, error),
         ]
         if state.is_terminal:
-            self.run.finished_at = at
-            self.run.error = error
+            run.finished_at = at
+            run.error = error
+        self.run_state = state
 
-    def _roll_up_from(self, task: Task, at: int) -> None:
+    def roll_up_from(self, task: TaskValues, at: int) -> None:
+        """After ``task`` became final (and was written): settle its parents and the run."""
+        conn = self.conn
         current = task
         while True:
-            if current.parent_task_id is None:
-                if current.type == TaskType.ROOT:
-                    self._finish_run(TaskState(current.state), at)
+            if current["parent_task_id"] is None:
+                if current["type"] == TaskType.ROOT:
+                    self._finish_run(TaskState(current["state"]), at)
                 return
-            parent = self.session.get(Task, current.parent_task_id)
-            if parent is None or TaskState(parent.state).is_terminal:
+            row = conn.execute(_PARENT_WITH_COUNTS, {"parent_id": current["parent_task_id"]})
+            found = row.first()
+            if found is None:
                 return
-            verdict = self._evaluate_group(parent)
+            parent = {k: found._mapping[k] for k in _TASK_KEYS}
+            if TaskState(parent["state"]).is_terminal:
+                return
+            verdict = self._evaluate_group(parent, found.total, found.unfinished, found.blocking)
             if verdict is None:
                 return
-            parent.state = int(verdict)
-            parent.finished_at = at
-            parent.state_history = [
-                *parent.state_history,
-                history_entry(to_rfc3339(at) or "", verdict.name),
-            ]
-            self.session.flush()
+            new: TaskValues = {
+                "state": int(verdict),
+                "finished_at": at,
+                "state_history": [
+                    *(parent["state_history"] or []),
+                    history_entry(to_rfc3339(at) or "", verdict.name),
+                ],
+            }
+            conn.execute(_UPDATE_TASK, {"where_task_id": parent["id"], **new})
+            parent.update(new)
+            # Declared DAG outputs go on the group before its parent is evaluated.
             record_group_outputs(self.session, parent)
             current = parent
 
     def _finish_run(self, root_state: TaskState, at: int) -> None:
-        state = run_state_for_root(root_state, RunState(self.run.state))
+        state = run_state_for_root(root_state, self.run_state)
         error = None
         if state == RunState.FAILED:
-            failed = self.session.scalars(
-                select(Task)
-                .where(Task.run_id == self.run.id, Task.state == int(TaskState.FAILED))
-                .where(Task.type.notin_([int(t) for t in GROUP_TASK_TYPES]))
-                .order_by(Task.finished_at, Task.id)
-                .limit(1)
-            ).first()
+            failed = self.conn.execute(_FIRST_FAILED, {"run_id": self.run_id}).first()
             if failed is not None:
                 detail = (failed.status_metadata or {}).get("message") or "failed"
                 error = {"code": 2, "message": f"task {failed.name!r} failed: {detail}"}
@@ -260,41 +397,32 @@ class _Writer:
                 error = {"code": 2, "message": "the run failed"}
         self.set_run_state(state, at=at, error=error)
 
-    def _evaluate_group(self, parent: Task) -> TaskState | None:
-        """The rolled-up state of a group task, or None while it can still change."""
-        # One aggregate first: most finishes leave siblings still to come (O(1) per finish).
-        total, unfinished, blocking = self.session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((Task.state.notin_(_FINAL), 1), else_=0)), 0),
-                func.coalesce(
-                    func.sum(case((Task.state.in_([int(s) for s in _BLOCKING]), 1), else_=0)), 0
-                ),
-            ).where(Task.parent_task_id == parent.id)
-        ).one()
+    def _evaluate_group(
+        self, parent: TaskValues, total: int, unfinished: int, blocking: int
+    ) -> TaskState | None:
+        """The rolled-up state of a group task, or None while it can still change.
+
+        ``total``, ``unfinished`` and ``blocking`` count its children: most finishes leave
+        siblings still to come, and those counts settle that without reading the children.
+        """
+        conn = self.conn
         if unfinished:
             return None
-        ptype = TaskType(parent.type)
+        ptype = TaskType(parent["type"])
         if ptype not in GROUP_TASK_TYPES:
             return None
-        dag = dag_of(self.session, self.run.id, parent.scope_path)
+        dag = dag_of(self.session, self.run_id, parent["scope_path"])
         count = None
         if ptype == TaskType.LOOP:
-            count = _int_or_none((parent.type_attributes or {}).get("iteration_count"))
+            count = _int_or_none((parent["type_attributes"] or {}).get("iteration_count"))
             if count is None:
                 return None
             if count == 0:
                 return TaskState.SKIPPED
-        expected = count if ptype == TaskType.LOOP else (len(dag.order) if dag else 0)
+        expected = count if count is not None else (len(dag.order) if dag else 0)
         if not blocking and total < expected:
             return None
-        children = list(
-            self.session.execute(
-                select(Task.name, Task.state, Task.type, Task.iteration_index).where(
-                    Task.parent_task_id == parent.id
-                )
-            )
-        )
+        children = list(conn.execute(_CHILDREN, {"parent_id": parent["id"]}))
         states = [TaskState(c.state) for c in children]
         if ptype == TaskType.LOOP:
             assert count is not None
@@ -316,10 +444,6 @@ class _Writer:
         if not dag.complete({c.name: TaskState(c.state) for c in children}):
             return None
         return rolled_up_state(states)
-
-
-_BLOCKING = {TaskState.FAILED, TaskState.CANCELED}
-_FINAL = [int(s) for s in TERMINAL_TASK_STATES]
 
 
 @dataclass(frozen=True)
@@ -394,10 +518,10 @@ def _seconds(text: Any, default: float) -> float:
         return default
 
 
-def retry_policy(session: Session, task: Task) -> RetryPolicy | None:
+def retry_policy(session: Session, task: TaskValues) -> RetryPolicy | None:
     """The retryPolicy of a task's spec, if it asks for retries."""
-    scope, _, name = task.scope_path.rpartition(".")
-    dag = dag_of(session, task.run_id, scope) if scope else None
+    scope, _, name = str(task["scope_path"]).rpartition(".")
+    dag = dag_of(session, task["run_id"], scope) if scope else None
     spec = dag.specs.get(name) if dag else None
     policy = (spec or {}).get("retryPolicy") or {}
     count = _int_or_none(policy.get("maxRetryCount")) or 0
@@ -411,15 +535,16 @@ def retry_policy(session: Session, task: Task) -> RetryPolicy | None:
     )
 
 
-def failed_attempts(task: Task) -> int:
-    return sum(1 for h in task.state_history or [] if h.get("state") == TaskState.FAILED.name)
+def failed_attempts(task: TaskValues) -> int:
+    history = task["state_history"] or []
+    return sum(1 for h in history if h.get("state") == TaskState.FAILED.name)
 
 
-def retry_pending(task: Task) -> bool:
+def retry_pending(task: TaskValues) -> bool:
     """True when a failed attempt was recorded and the task waits to be relaunched."""
-    history = task.state_history or []
+    history = task["state_history"] or []
     return (
-        task.state == TaskState.RUNNING
+        task["state"] == TaskState.RUNNING
         and bool(history)
         and history[-1].get("state") == TaskState.FAILED.name
     )
@@ -431,115 +556,136 @@ def retry_pending(task: Task) -> bool:
 def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     if body.run_id and body.run_id != run_id:
         raise InvalidArgument(f"task.run_id {body.run_id!r} does not match the path's {run_id!r}")
-    run = lock_writable_run(session, run_id)
+    conn = session.connection()
+    run = lock_run_for_writes(conn, run_id)
     now = now_us()
     parent_id = body.parent_task_id or None
-    if parent_id is not None:
-        parent = session.get(Task, parent_id)
-        if parent is None or parent.run_id != run_id:
-            raise InvalidArgument(f"parent task {parent_id!r} does not exist in run {run_id}")
     ttype = int(body.type or TaskType.TASK_TYPE_UNSPECIFIED)
     attrs = body.type_attributes.dump() if body.type_attributes else {}
     iteration = body.type_attributes.iteration_index if body.type_attributes else None
     key = logical_key(run_id, parent_id, body.scope_path or "", body.name or "", ttype, iteration)
-    if key is not None:
-        existing = session.scalars(select(Task).where(Task.logical_key == key)).first()
-        if existing is not None:
+    found: Sequence[Row[Any]] = []
+    if parent_id is not None or key is not None:
+        found = conn.execute(_SELECT_PARENT_AND_SAME, {"parent_id": parent_id, "key": key}).all()
+    if parent_id is not None and not any(r.id == parent_id and r.run_id == run_id for r in found):
+        raise InvalidArgument(f"parent task {parent_id!r} does not exist in run {run_id}")
+    links = {
+        "inputs": (body.inputs.artifacts if body.inputs else None) or [],
+        "outputs": (body.outputs.artifacts if body.outputs else None) or [],
+    }
+    for row in found:
+        if key is not None and row.logical_key == key:
+            existing = _snapshot(dict(row._mapping))
+            artifacts_svc.link_task_artifacts(session, existing, links, new_task=False)
             return existing
     created = _time_or_none(body.create_time, "create_time") or now
-    state = body.state or TaskState.RUNNING
-    task = Task(
-        id=new_id(),
-        run_id=run_id,
-        namespace=run.namespace,
-        parent_task_id=parent_id,
-        name=body.name or "",
-        display_name=body.display_name or body.name or "",
-        scope_path=body.scope_path or "",
-        type=ttype,
-        state=int(TaskState.RUNTIME_STATE_UNSPECIFIED),
-        state_history=[],
-        status_metadata=body.status_metadata.dump() if body.status_metadata else None,
-        type_attributes=attrs,
-        iteration_index=iteration,
-        pods=[p.dump() for p in body.pods or []],
-        cache_fingerprint=body.cache_fingerprint or "",
-        input_parameters=_check_parameters(
+    task: TaskValues = {
+        "id": new_id(),
+        "run_id": run_id,
+        "namespace": run.namespace,
+        "parent_task_id": parent_id,
+        "name": body.name or "",
+        "display_name": body.display_name or body.name or "",
+        "scope_path": body.scope_path or "",
+        "type": ttype,
+        "state": int(TaskState.RUNTIME_STATE_UNSPECIFIED),
+        "state_history": [],
+        "status_metadata": body.status_metadata.dump() if body.status_metadata else None,
+        "type_attributes": attrs,
+        "iteration_index": iteration,
+        "pods": [p.dump() for p in body.pods or []],
+        "cache_fingerprint": body.cache_fingerprint or "",
+        "input_parameters": _check_parameters(
             body.inputs.parameters if body.inputs else None, "inputs"
         ),
-        output_parameters=_check_parameters(
+        "output_parameters": _check_parameters(
             body.outputs.parameters if body.outputs else None, "outputs"
         ),
-        created_at=created,
-        started_at=created,
-        finished_at=_time_or_none(body.end_time, "end_time") or 0,
-        logical_key=key,
+        "created_at": created,
+        "started_at": created,
+        "finished_at": _time_or_none(body.end_time, "end_time") or 0,
+        "logical_key": key,
+    }
+    writer = _Writer(session, run.id, run.state)
+    final = writer.set_task_state(
+        task, body.state or TaskState.RUNNING, at=now, message=_message(body)
     )
-    session.add(task)
-    session.flush()
-    writer = _Writer(session, run)
+    conn.execute(_INSERT_TASK, task)
+    created_task = _snapshot(task)
+    artifacts_svc.link_task_artifacts(session, created_task, links, new_task=True)
     writer.mark_run_running(now)
-    writer.set_task_state(task, state, at=now, message=_message(body))
-    return task
+    if final:
+        writer.roll_up_from(task, now)
+    return created_task
 
 
 def _message(body: PipelineTask) -> str | None:
     return body.status_metadata.message if body.status_metadata else None
 
 
-def _apply_update(writer: _Writer, task: Task, body: PipelineTask, now: int) -> None:
-    session = writer.session
-    if body.task_id and body.task_id != task.id:
+def _apply_update(writer: _Writer, task: TaskValues, body: PipelineTask, now: int) -> None:
+    """Apply an UpdateTask body to a task row: write the changed columns, then roll up."""
+    conn = writer.conn
+    if body.task_id and body.task_id != task["id"]:
         raise InvalidArgument(f"task.task_id {body.task_id!r} does not match the path")
-    if body.run_id and body.run_id != task.run_id:
+    if body.run_id and body.run_id != task["run_id"]:
         raise InvalidArgument(f"task.run_id {body.run_id!r} does not match the path")
+    changes: TaskValues = {}
     if body.name:
-        task.name = body.name
+        changes["name"] = body.name
     if body.display_name:
-        task.display_name = body.display_name
+        changes["display_name"] = body.display_name
     if body.cache_fingerprint:
-        task.cache_fingerprint = body.cache_fingerprint
+        changes["cache_fingerprint"] = body.cache_fingerprint
     if body.parent_task_id is not None:
         if body.parent_task_id == "":
-            task.parent_task_id = None
+            changes["parent_task_id"] = None
         else:
-            parent = session.get(Task, body.parent_task_id)
-            if parent is None or parent.run_id != task.run_id or parent.id == task.id:
+            parent_run = conn.execute(_SELECT_TASK_RUN, {"task_id": body.parent_task_id}).scalar()
+            if parent_run != task["run_id"] or body.parent_task_id == task["id"]:
                 raise InvalidArgument(
-                    f"parent task {body.parent_task_id!r} does not exist in run {task.run_id}"
+                    f"parent task {body.parent_task_id!r} does not exist in run {task['run_id']}"
                 )
-            task.parent_task_id = parent.id
+            changes["parent_task_id"] = body.parent_task_id
     if body.type:
-        task.type = int(body.type)
+        changes["type"] = int(body.type)
     if body.status_metadata is not None:
-        task.status_metadata = body.status_metadata.dump() or None
+        changes["status_metadata"] = body.status_metadata.dump() or None
     if body.pods is not None:
-        task.pods = [p.dump() for p in body.pods]
+        changes["pods"] = [p.dump() for p in body.pods]
     if body.type_attributes is not None:
-        task.type_attributes = body.type_attributes.dump()
-        task.iteration_index = body.type_attributes.iteration_index
+        changes["type_attributes"] = body.type_attributes.dump()
+        changes["iteration_index"] = body.type_attributes.iteration_index
     if body.inputs and body.inputs.parameters:
-        task.input_parameters = merge_parameters(
-            task.input_parameters, _check_parameters(body.inputs.parameters, "inputs")
+        changes["input_parameters"] = merge_parameters(
+            task["input_parameters"] or [], _check_parameters(body.inputs.parameters, "inputs")
         )
     if body.outputs and body.outputs.parameters:
-        task.output_parameters = merge_parameters(
-            task.output_parameters, _check_parameters(body.outputs.parameters, "outputs")
+        changes["output_parameters"] = merge_parameters(
+            task["output_parameters"] or [], _check_parameters(body.outputs.parameters, "outputs")
         )
     _time_or_none(body.create_time, "create_time")  # validated, never changed
     end = _time_or_none(body.end_time, "end_time")
     if end:
-        task.finished_at = end
-    session.flush()
+        changes["finished_at"] = end
+    task.update(changes)
+    final = False
     if body.state:
-        writer.set_task_state(task, body.state, at=now, message=_message(body))
+        final = writer.set_task_state(
+            task, body.state, at=now, message=_message(body), changes=changes
+        )
+    if changes:
+        conn.execute(_UPDATE_TASK, {"where_task_id": task["id"], **changes})
+    if final:
+        writer.roll_up_from(task, now)
 
 
 def update_task(session: Session, run_id: str, task_id: str, body: PipelineTask) -> Task:
-    run = lock_writable_run(session, run_id)
-    task = _task_in_run(session, run_id, task_id)
-    _apply_update(_Writer(session, run), task, body, now_us())
-    return task
+    run = lock_run_for_writes(session.connection(), run_id)
+    writer = _Writer(session, run.id, run.state)
+    task = _load_task_in_run(writer.conn, run_id, task_id)
+    _apply_update(writer, task, body, now_us())
+    return _snapshot(task)
 
 
 def update_tasks_bulk(session: Session, run_id: str, tasks: dict[str, PipelineTask]) -> list[Task]:
@@ -548,17 +694,20 @@ def update_tasks_bulk(session: Session, run_id: str, tasks: dict[str, PipelineTa
         raise InvalidArgument("tasks must not be empty")
     if any(not k for k in tasks):
         raise InvalidArgument("task ids must not be empty")
-    run = lock_writable_run(session, run_id)
-    rows = {t.id: t for t in session.scalars(select(Task).where(Task.id.in_(list(tasks))))}
+    run = lock_run_for_writes(session.connection(), run_id)
+    writer = _Writer(session, run.id, run.state)
+    conn = writer.conn
+    ids = {"task_ids": list(tasks)}
+    found = {r.id: r.run_id for r in conn.execute(_SELECT_TASKS, ids)}
     for task_id in tasks:
-        row = rows.get(task_id)
-        if row is None or row.run_id != run_id:
+        if found.get(task_id) != run_id:
             raise NotFound(f"task {task_id!r} not found in run {run_id}")
-    writer = _Writer(session, run)
     now = now_us()
     for task_id in sorted(tasks):
-        _apply_update(writer, rows[task_id], tasks[task_id], now)
-    return [rows[k] for k in tasks]
+        # Read each row just before its update: an earlier update's roll-up may have changed it.
+        _apply_update(writer, _load_task_in_run(conn, run_id, task_id), tasks[task_id], now)
+    rows = {r.id: dict(r._mapping) for r in conn.execute(_SELECT_TASKS, ids)}
+    return [_snapshot(rows[k]) for k in tasks]
 
 
 def _task_in_run(session: Session, run_id: str, task_id: str) -> Task:
@@ -662,4 +811,5 @@ def delete_run_tasks(session: Session, run_id: str) -> None:
 
 def run_writer(session: Session, run_id: str) -> _Writer:
     """A state writer for a run, with its row locked (used by run-level use cases)."""
-    return _Writer(session, lock_run(session, run_id))
+    run = lock_run(session, run_id)
+    return _Writer(session, run.id, RunState(run.state), run)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from kfpd.api.convert import artifact_out, link_out
+from kfpd.api.convert import artifact_dict, link_dict, page_dict, wire_json
 from kfpd.api.deps import Db, Listing, opt_str
 from kfpd.domain.enums import IOType
 from kfpd.domain.errors import InvalidArgument
@@ -25,11 +25,13 @@ from kfpd.services import artifacts as svc
 router = APIRouter(prefix="/apis/v2beta1", tags=["artifacts"])
 Q = Annotated[str | None, Query()]
 
+# Routes send wire dicts built from the rows (api/convert.py); response_model documents the shape.
+
 
 @router.post("/artifacts", response_model=Artifact, response_model_exclude_none=True)
-def create_artifact(body: CreateArtifactRequest, db: Db) -> Artifact:
+def create_artifact(body: CreateArtifactRequest, db: Db) -> Response:
     with db.write_session() as s:
-        return artifact_out(svc.create_artifacts(s, [body])[0])
+        return wire_json(artifact_dict(svc.create_artifacts(s, [body])[0]))
 
 
 @router.post(
@@ -37,35 +39,31 @@ def create_artifact(body: CreateArtifactRequest, db: Db) -> Artifact:
     response_model=CreateArtifactsBulkResponse,
     response_model_exclude_none=True,
 )
-def create_artifacts_bulk(body: CreateArtifactsBulkRequest, db: Db) -> CreateArtifactsBulkResponse:
+def create_artifacts_bulk(body: CreateArtifactsBulkRequest, db: Db) -> Response:
     with db.write_session() as s:
         rows = svc.create_artifacts(s, body.artifacts)
-        return CreateArtifactsBulkResponse(artifacts=[artifact_out(r) for r in rows])
+        return wire_json({"artifacts": [artifact_dict(r) for r in rows]})
 
 
 @router.get("/artifacts/{artifact_id}", response_model=Artifact, response_model_exclude_none=True)
-def get_artifact(artifact_id: str, db: Db) -> Artifact:
+def get_artifact(artifact_id: str, db: Db) -> Response:
     with db.read_session() as s:
-        return artifact_out(svc.get_artifact(s, artifact_id))
+        return wire_json(artifact_dict(svc.get_artifact(s, artifact_id)))
 
 
 @router.get("/artifacts", response_model=ListArtifactResponse, response_model_exclude_none=True)
-def list_artifacts(db: Db, listing: Listing, namespace: Q = None) -> ListArtifactResponse:
+def list_artifacts(db: Db, listing: Listing, namespace: Q = None) -> Response:
     with db.read_session() as s:
         page = svc.list_artifacts(s, opt_str(namespace) or "", listing)
-        return ListArtifactResponse(
-            artifacts=[artifact_out(a) for a in page.items],
-            total_size=page.total_size,
-            next_page_token=page.next_page_token or None,
-        )
+        return wire_json(page_dict("artifacts", [artifact_dict(a) for a in page.items], page))
 
 
 @router.post("/artifact_tasks", response_model=ArtifactTask, response_model_exclude_none=True)
-def create_artifact_task(body: CreateArtifactTaskRequest, db: Db) -> ArtifactTask:
+def create_artifact_task(body: CreateArtifactTaskRequest, db: Db) -> Response:
     if body.artifact_task is None:
         raise InvalidArgument("artifact_task is required")
     with db.write_session() as s:
-        return link_out(svc.create_artifact_tasks(s, [body.artifact_task])[0])
+        return wire_json(link_dict(svc.create_artifact_tasks(s, [body.artifact_task])[0]))
 
 
 @router.post(
@@ -73,12 +71,10 @@ def create_artifact_task(body: CreateArtifactTaskRequest, db: Db) -> ArtifactTas
     response_model=CreateArtifactTasksBulkResponse,
     response_model_exclude_none=True,
 )
-def create_artifact_tasks_bulk(
-    body: CreateArtifactTasksBulkRequest, db: Db
-) -> CreateArtifactTasksBulkResponse:
+def create_artifact_tasks_bulk(body: CreateArtifactTasksBulkRequest, db: Db) -> Response:
     with db.write_session() as s:
         links = svc.create_artifact_tasks(s, body.artifact_tasks)
-        return CreateArtifactTasksBulkResponse(artifact_tasks=[link_out(x) for x in links])
+        return wire_json({"artifact_tasks": [link_dict(x) for x in links]})
 
 
 @router.get(
@@ -91,7 +87,7 @@ def list_artifact_tasks(
     run_ids: Annotated[list[str] | None, Query()] = None,
     artifact_ids: Annotated[list[str] | None, Query()] = None,
     type: Q = None,
-) -> ListArtifactTasksResponse:
+) -> Response:
     io_type = None
     if opt_str(type):
         try:
@@ -107,8 +103,4 @@ def list_artifact_tasks(
             io_type=io_type,
             request=listing,
         )
-        return ListArtifactTasksResponse(
-            artifact_tasks=[link_out(x) for x in page.items],
-            total_size=page.total_size,
-            next_page_token=page.next_page_token or None,
-        )
+        return wire_json(page_dict("artifact_tasks", [link_dict(x) for x in page.items], page))

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from kfpd.api.convert import task_out
-from kfpd.api.deps import Db, list_request, opt_str
+from kfpd.api.convert import page_dict, task_dict, wire_json
+from kfpd.api.deps import Db, opt_str, parse_list_request
 from kfpd.domain.errors import InvalidArgument
 from kfpd.schemas.tasks import (
     FindCachedTaskRequest,
@@ -21,20 +21,22 @@ from kfpd.services import tasks as svc
 router = APIRouter(prefix="/apis/v2beta1", tags=["tasks"])
 Q = Annotated[str | None, Query()]
 
+# Routes send wire dicts built from the rows (api/convert.py); response_model documents the shape.
+
 
 @router.post("/runs/{run_id}/tasks", response_model=PipelineTask, response_model_exclude_none=True)
-def create_task(run_id: str, body: PipelineTask, db: Db) -> PipelineTask:
+def create_task(run_id: str, body: PipelineTask, db: Db) -> Response:
     with db.write_session() as s:
-        return task_out(svc.create_task(s, run_id, body))
+        return wire_json(task_dict(svc.create_task(s, run_id, body)))
 
 
 @router.patch(
     "/runs/{run_id}/tasks/{task_id}", response_model=PipelineTask, response_model_exclude_none=True
 )
-def update_task(run_id: str, task_id: str, body: PipelineTask, db: Db) -> PipelineTask:
+def update_task(run_id: str, task_id: str, body: PipelineTask, db: Db) -> Response:
     with db.write_session() as s:
         task = svc.update_task(s, run_id, task_id, body)
-        return task_out(task, artifacts_svc.hydrate(s, [task]))
+        return wire_json(task_dict(task, artifacts_svc.hydrate(s, [task])))
 
 
 @router.post(
@@ -42,22 +44,22 @@ def update_task(run_id: str, task_id: str, body: PipelineTask, db: Db) -> Pipeli
     response_model=UpdateTasksBulkResponse,
     response_model_exclude_none=True,
 )
-def update_tasks_bulk(run_id: str, body: UpdateTasksBulkRequest, db: Db) -> UpdateTasksBulkResponse:
+def update_tasks_bulk(run_id: str, body: UpdateTasksBulkRequest, db: Db) -> Response:
     if body.run_id and body.run_id != run_id:
         raise InvalidArgument("run_id in the body does not match the path")
     with db.write_session() as s:
         tasks = svc.update_tasks_bulk(s, run_id, body.tasks)
         hydration = artifacts_svc.hydrate(s, tasks)
-        return UpdateTasksBulkResponse(tasks={t.id: task_out(t, hydration) for t in tasks})
+        return wire_json({"tasks": {t.id: task_dict(t, hydration) for t in tasks}})
 
 
 @router.get(
     "/runs/{run_id}/tasks/{task_id}", response_model=PipelineTask, response_model_exclude_none=True
 )
-def get_task(run_id: str, task_id: str, db: Db) -> PipelineTask:
+def get_task(run_id: str, task_id: str, db: Db) -> Response:
     with db.read_session() as s:
         task = svc.get_task(s, run_id, task_id)
-        return task_out(task, artifacts_svc.hydrate(s, [task]))
+        return wire_json(task_dict(task, artifacts_svc.hydrate(s, [task])))
 
 
 @router.get(
@@ -72,26 +74,20 @@ def list_tasks(
     order_by: Q = None,
     sort_by: Q = None,
     parent_id: Q = None,
-) -> ListTasksResponse:
-    base = list_request(
-        page_token=page_token, page_size=page_size, sort_by=order_by or sort_by, filter=filter
-    )
+) -> Response:
+    base = parse_list_request(page_token, page_size, order_by or sort_by, filter)
     with db.read_session() as s:
         page = svc.list_tasks(s, run_id, opt_str(parent_id), base)
         hydration = artifacts_svc.hydrate(s, page.items)
-        return ListTasksResponse(
-            tasks=[task_out(t, hydration) for t in page.items],
-            total_size=page.total_size,
-            next_page_token=page.next_page_token or None,
-        )
+        return wire_json(page_dict("tasks", [task_dict(t, hydration) for t in page.items], page))
 
 
 @router.post(
     "/tasks:findCached", response_model=FindCachedTaskResponse, response_model_exclude_none=True
 )
-def find_cached_task(body: FindCachedTaskRequest, db: Db) -> FindCachedTaskResponse:
+def find_cached_task(body: FindCachedTaskRequest, db: Db) -> Response:
     with db.read_session() as s:
         task = svc.find_cached_task(s, body.namespace or "", body.cache_fingerprint)
         if task is None:
-            return FindCachedTaskResponse()
-        return FindCachedTaskResponse(task=task_out(task, artifacts_svc.hydrate(s, [task])))
+            return wire_json({})
+        return wire_json({"task": task_dict(task, artifacts_svc.hydrate(s, [task]))})
