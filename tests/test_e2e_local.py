@@ -147,3 +147,46 @@ def test_cli_run_wait(orchestrated_server: Any, tmp_path: Path) -> None:
         cli, ["run", str(source), "--function", "control_flow", "-p", "n=x", "--host", url]
     )
     assert bad.exit_code != 0 and "NUMBER_INTEGER" in bad.output
+
+
+def test_retry_succeeds_on_the_second_attempt(orchestrated_server: Any, tmp_path: Path) -> None:
+    url = orchestrated_server()
+    marker = tmp_path / "attempted"
+    run_id = _submit(url, tmp_path, "real_lifecycle:retry_once", marker=str(marker))
+    finished = _client(url).wait_for_run_completion(run_id, timeout=120, sleep_duration=0.1)
+    assert finished.state == "SUCCEEDED"
+    task = next(t for t in _full(url, run_id)["tasks"] if t["name"] == "fail-once")
+    assert [h["state"] for h in task["state_history"]] == [
+        "RUNNING",
+        "FAILED",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+    assert "first attempt fails on purpose" in task["state_history"][1]["error"]["message"]
+    assert _outputs(task) == {"Output": "second attempt"}
+    log = httpx.get(f"{url}/apis/v2beta1/runs/{run_id}/tasks/{task['task_id']}/logs").json()
+    assert "first attempt fails on purpose" in log["text"]  # both attempts' output is kept
+
+
+def test_server_restart_mid_run_resumes(orchestrated_server: Any, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    marker = tmp_path / "started"
+    first = orchestrated_server(data_dir=data_dir)
+    run_id = _submit(first, tmp_path, "real_lifecycle:restartable", marker=str(marker))
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.05)
+    orchestrated_server.stop(first)  # the server goes away with the task's process
+
+    second = orchestrated_server(data_dir=data_dir)
+    finished = _client(second).wait_for_run_completion(run_id, timeout=120, sleep_duration=0.1)
+    assert finished.state == "SUCCEEDED"
+    tasks = _full(second, run_id)["tasks"]
+    hang = next(t for t in tasks if t["name"] == "hang-once")
+    history = [h["state"] for h in hang["state_history"]]
+    assert history == ["RUNNING", "FAILED", "RUNNING", "SUCCEEDED"]
+    assert "server restarted" in hang["state_history"][1]["error"]["message"]
+    assert _outputs(hang) == {"Output": "resumed"}
+    step = next(t for t in tasks if t["name"] == "first-step")
+    assert [h["state"] for h in step["state_history"]] == ["RUNNING", "SUCCEEDED"]

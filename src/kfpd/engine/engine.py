@@ -130,6 +130,10 @@ class Engine:
             return
         if not event.run_id:
             return
+        if event.kind == "relaunch" and event.task_id in self.running_tasks():
+            # The failed attempt reported before its process exited: wait for the exit.
+            heapq.heappush(self._timers, (time.monotonic() + 0.05, next(self._seq), event))
+            return
         step_of: dict[str, Callable[..., Step]] = {
             "start": lambda s: orchestration.start_run(s, event.run_id, self.config),
             "resume": lambda s: orchestration.resume_run(s, event.run_id, self.config),
