@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from kfpd import __version__
 from kfpd.api.errors import install_error_handlers
 from kfpd.api.limits import BodySizeLimit, JsonBodies
-from kfpd.api.routes import artifacts, experiments, pipelines, runs, tasks
+from kfpd.api.routes import artifacts, experiments, lineage, pipelines, runs, tasks
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.db = database
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (experiments, pipelines, runs, tasks, artifacts):
+    for module in (experiments, pipelines, runs, tasks, artifacts, lineage):
         app.include_router(module.router)
 
     @app.get("/apis/v2beta1/healthz", tags=["healthz"])
