@@ -139,6 +139,7 @@ class Seeder:
     links: list[dict[str, Any]] = field(default_factory=list)
     chain_ends: list[tuple[str, str]] = field(default_factory=list)  # (last task, last out)
     loader_outputs: list[str] = field(default_factory=list)
+    artifact_run: dict[str, str] = field(default_factory=dict)  # artifact -> producing run
     clock: int = 1_735_689_600 * 1_000_000
 
     def uid(self) -> str:
@@ -217,6 +218,7 @@ class Seeder:
     ) -> str:
         now = self.tick()
         art_id = self.uid()
+        self.artifact_run[art_id] = run_id
         self.artifacts.append(
             {
                 "id": art_id,
@@ -550,32 +552,45 @@ def explain(url: URL, root_id: str) -> list[str]:
     return lines
 
 
-def run_mlmd(tasks: int, chains: int, chain_len: int, repeats: int) -> dict[str, Any] | None:
-    """MLMD 1.17.1's get_lineage_subgraph on the same graph shape, in its side venv."""
+def run_mlmd(s: Seeder, roots: list[str], warmup: int, repeats: int) -> dict[str, Any] | None:
+    """MLMD 1.17.1's get_lineage_subgraph on the same graph, in its side venv."""
     sys.path.insert(0, str(HERE))
     from mlmd_env import ensure_mlmd_python
 
     python = ensure_mlmd_python()
-    cmd = [
-        str(python),
-        str(HERE / "mlmd_lineage.py"),
-        "--tasks",
-        str(tasks),
-        "--chains",
-        str(chains),
-        "--chain-len",
-        str(chain_len),
-        "--hops",
-        str(HOPS),
-        "--repeats",
-        str(repeats),
-    ]
-    log("running MLMD side by side: " + " ".join(cmd))
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    work = Path(tempfile.mkdtemp(prefix="kfpd-bench-mlmd-lineage-"))
+    try:
+        graph = {
+            "runs": [r["id"] for r in s.runs],
+            "tasks": [[t["id"], t["type"], t["run_id"]] for t in s.tasks],
+            "artifacts": [[a["id"], a["type"], s.artifact_run[a["id"]]] for a in s.artifacts],
+            "links": [[x["artifact_id"], x["task_id"], x["type"], x["run_id"]] for x in s.links],
+            "roots": roots,
+        }
+        (work / "graph.json").write_text(json.dumps(graph))
+        cmd = [
+            str(python),
+            str(HERE / "mlmd_lineage.py"),
+            "--graph",
+            str(work / "graph.json"),
+            "--db",
+            str(work / "mlmd.sqlite"),
+            "--hops",
+            str(HOPS),
+            "--warmup",
+            str(warmup),
+            "--repeats",
+            str(repeats),
+        ]
+        log(f"seeding and querying MLMD in its side venv ({python}) ...")
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     if out.returncode != 0:
         log(f"MLMD run failed:\n{out.stderr[-2000:]}")
         return None
     result: dict[str, Any] = json.loads(out.stdout)
+    log(f"  MLMD: seeded in {result['seed_seconds']} s; p50 {result['p50_ms']} ms")
     return result
 
 
@@ -654,7 +669,8 @@ def _measure(args: argparse.Namespace, url: URL, s: Seeder) -> int:
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     load_after = os.getloadavg()
-    mlmd = run_mlmd(args.tasks, args.chains, args.chain_len, args.repeats) if args.mlmd else None
+    roots = [a for _, a in ends]
+    mlmd = run_mlmd(s, roots, args.warmup, args.repeats) if args.mlmd else None
     plan = explain(url, s.chain_ends[-1][1]) if args.explain else []
 
     main_case = cases[0]
@@ -721,7 +737,7 @@ def _print(summary: dict[str, Any], plan: list[str]) -> None:
     m = summary["mlmd_measured"]
     if m:
         print(
-            f"{'MLMD ' + m['version'] + ' get_lineage_subgraph (SQLite, in-process)':<42} "
+            f"{'MLMD ' + m['version'] + ' get_lineage_subgraph, in-proc':<42} "
             f"{m['n']:>4} {m['p50_ms']:>8.2f} {m['p95_ms']:>8.2f} {m['max_ms']:>8.2f} "
             f"{m['nodes']:>6} {m['edges']:>6}   at {m['tasks']:,} tasks"
         )

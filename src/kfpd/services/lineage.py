@@ -15,6 +15,11 @@ The whole traversal is one SQL statement (portable to SQLite, PostgreSQL and Mar
 * Each node is kept at its smallest hop (upstream before downstream on a tie) with every edge
   that reaches it there: an edge from a node at hop h-1, or from the root.
 * Window functions then count the nodes and cut one keyset page ordered by (hop, kind, id).
+
+Every page repeats the walk (there is no server-side cursor). A page first walks only
+EARLY_HOPS past its cursor and walks to max_hops only when that does not fill it, so the
+first pages of a huge neighbourhood (a dataset every run reads) stay fast; total_size is
+left out when the full walk was not needed.
 """
 
 from __future__ import annotations
@@ -171,7 +176,7 @@ class LineagePage:
     nodes: list[LineageNode] = field(default_factory=list)
     edges: list[LineageEdge] = field(default_factory=list)
     next_page_token: str = ""
-    total_size: int = 0
+    total_size: int | None = None
 
 
 # ---------------------------------------------------------------------------- page tokens
@@ -270,10 +275,12 @@ class _Shape:
         return self.dialect in {"mysql", "mariadb"}
 
 
-def _params(query: LineageQuery, after: tuple[int, int, str] | None) -> dict[str, Any]:
+def _params(
+    query: LineageQuery, after: tuple[int, int, str] | None, walk_hops: int
+) -> dict[str, Any]:
     params: dict[str, Any] = {
         "root_id": query.root_id,
-        "max_hops": query.max_hops,
+        "walk_hops": walk_hops,
         "limit": query.page_size + 1,
     }
     if query.namespace is not None:
@@ -294,7 +301,7 @@ class _Builder:
         self.tasks = Task.__table__
         self.artifacts = Artifact.__table__
         self.root_id = bindparam("root_id", type_=_ID)
-        self.max_hops = bindparam("max_hops", type_=Integer)
+        self.walk_hops = bindparam("walk_hops", type_=Integer)
         self.namespace = bindparam("namespace", type_=String(63))
 
     def _task_ok(self, t: Any, types: list[int]) -> ColumnElement[bool]:
@@ -387,7 +394,7 @@ class _Builder:
         step = step.join(t, t.c.id == far.c.task_id).where(
             cte.c.ttype.in_(_CONSUMERS if up else _PRODUCERS),
             self._task_ok(t, _PRODUCERS if up else _CONSUMERS),
-            cte.c.hop + _int(2) <= self.max_hops,
+            cte.c.hop + _int(2) <= self.walk_hops,
         )
         return cte.union(step)
 
@@ -438,7 +445,7 @@ class _Builder:
         )
         arts = self._through_artifact(arts, link).where(
             hops.c.ttype.in_(_CONSUMERS if up else _PRODUCERS),
-            hops.c.hop + _int(1) <= self.max_hops,
+            hops.c.hop + _int(1) <= self.walk_hops,
         )
         return [tasks, arts]
 
@@ -584,18 +591,32 @@ def _node(row: Any) -> LineageNode:
     return node
 
 
+# A page first walks only this many hops past its cursor: enough to fill it in a wide graph,
+# where walking all max_hops of a dataset every run reads could take seconds.
+EARLY_HOPS = 2
+
+
 def lineage(session: Session, query: LineageQuery) -> LineagePage:
-    """One page of the lineage of ``query.root_*`` (see the module docstring)."""
+    """One page of the lineage of ``query.root_*`` (see the module docstring).
+
+    The page is cut from a walk of ``cursor hop + EARLY_HOPS`` hops when that walk fills it
+    (nodes further away sort after it, and nodes within it have the same smallest hops and
+    edges as in the full walk); total_size is then unknown and left out. Otherwise the walk
+    goes to max_hops and total_size is exact.
+    """
     query.check()
     after = _decode_token(query)
     _check_root(session, query)
     stmt = _statement(_Shape.of(query, after is not None, _dialect(session)))
-    rows = session.execute(stmt, _params(query, after)).all()
+    walk_hops = min(query.max_hops, (after[0] if after else 0) + EARLY_HOPS)
+    rows = session.execute(stmt, _params(query, after, walk_hops)).all()
+    if walk_hops < query.max_hops and len({(r.kind, r.id) for r in rows}) <= query.page_size:
+        walk_hops = query.max_hops
+        rows = session.execute(stmt, _params(query, after, walk_hops)).all()
 
     nodes: list[LineageNode] = []
     edges: list[LineageEdge] = []
     seen: set[LineageEdge] = set()
-    total = int(rows[0].total or 0) if rows else 0
     more = False
     for row in rows:  # ordered by node, then edge
         if not nodes or (_KIND_CODE[nodes[-1].kind], nodes[-1].id) != (int(row.kind), row.id):
@@ -608,6 +629,11 @@ def lineage(session: Session, query: LineageQuery) -> LineagePage:
             seen.add(edge)
             edges.append(edge)
 
+    total: int | None = None
+    if walk_hops == query.max_hops:
+        # Counted over the whole answer, so any row carries it; an empty page after a cursor
+        # (the graph shrank since) has none.
+        total = int(rows[0].total or 0) if rows else (0 if after is None else None)
     next_token = ""
     if more:
         last = nodes[-1]
@@ -625,4 +651,5 @@ def lineage(session: Session, query: LineageQuery) -> LineagePage:
 def first_page_statement(query: LineageQuery, dialect: str) -> Select[Any]:
     """The statement of a query's first page with its values bound (for plans and benches)."""
     query.check()
-    return _statement(_Shape.of(query, False, dialect)).params(**_params(query, None))
+    params = _params(query, None, query.max_hops)
+    return _statement(_Shape.of(query, False, dialect)).params(**params)
