@@ -5,21 +5,23 @@ an output link (OUTPUT, ITERATOR_OUTPUT, ONE_OF_OUTPUT) of a RUNTIME or IMPORTER
 input link of a RUNTIME task. Group tasks carry propagated copies of their children's links;
 those are not edges. One hop is one edge, so tasks and artifacts alternate along a path.
 
-The whole traversal is one SQL statement (portable to SQLite, PostgreSQL and MariaDB):
+A walk is one SQL statement (portable to SQLite, PostgreSQL and MariaDB):
 
 * Per direction, a recursive CTE walks *tasks* two hops at a time (task -> artifact -> task),
   carrying the edge that reached each task; every step is an index lookup
-  (artifact_tasks by (task_id, type) and by (artifact_id, type), tasks by primary key).
+  (artifact_tasks by (task_id, type) and by the unique key's (artifact_id, type) prefix,
+  tasks by primary key).
   UNION (not UNION ALL) keeps one row per (task, hop, edge), so cycles and diamonds cannot
   blow up: at most tasks x hops x in-degree rows. The artifacts between are joined on after.
 * Each node is kept at its smallest hop (upstream before downstream on a tie) with every edge
-  that reaches it there: an edge from a node at hop h-1, or from the root.
+  that reaches it there: an edge from a node at hop h-1, or from the root. (That node's own
+  smallest hop is then h-1: were it smaller, this node's would be too.)
 * Window functions then count the nodes and cut one keyset page ordered by (hop, kind, id).
 
-Every page repeats the walk (there is no server-side cursor). A page first walks only
-EARLY_HOPS past its cursor and walks to max_hops only when that does not fill it, so the
-first pages of a huge neighbourhood (a dataset every run reads) stay fast; total_size is
-left out when the full walk was not needed.
+Every page repeats the walk (there is no server-side cursor). A page that looks downstream
+first walks only EARLY_HOPS past its cursor, and to max_hops only when that neither fills it
+nor dies out before its limit, so the first pages of a huge neighbourhood (a dataset every run
+reads) stay fast; total_size is left out when the full walk was not needed.
 """
 
 from __future__ import annotations
@@ -461,7 +463,12 @@ class _Builder:
         # Each node at its smallest hop (upstream first on a tie), with the edges reaching it.
         rank = r.c.hop * 2 + r.c.dir
         ranked = (
-            select(r, func.min(rank).over(partition_by=(r.c.kind, r.c.id)).label("best"))
+            select(
+                r,
+                func.min(rank).over(partition_by=(r.c.kind, r.c.id)).label("best"),
+                # The walk's deepest row: below its hop limit, a deeper walk finds nothing more.
+                func.max(r.c.hop).over().label("deepest"),
+            )
             .where(or_(r.c.kind != _int(_KIND_CODE[shape.root_kind]), r.c.id != self.root_id))
             .subquery("ranked")
         )
@@ -475,7 +482,8 @@ class _Builder:
             keep.append(
                 or_(ranked.c.kind != _int(_KIND_CODE[NodeKind.ARTIFACT]), ranked.c.id.in_(typed))
             )
-        cols = [ranked.c[n] for n in ("kind", "id", "dir", "hop", "src", "dst", "io", "lkey")]
+        names = ("kind", "id", "dir", "hop", "src", "dst", "io", "lkey", "deepest")
+        cols = [ranked.c[n] for n in names]
         first = case(
             (func.row_number().over(partition_by=(ranked.c.kind, ranked.c.id)) == 1, 1),
             else_=0,
@@ -530,6 +538,7 @@ class _Builder:
                 paged.c.io,
                 paged.c.lkey,
                 paged.c.total,
+                paged.c.deepest,
                 func.coalesce(nt.c.name, na.c.name).label("name"),
                 nt.c.display_name,
                 nt.c.type.label("task_type"),
@@ -591,28 +600,34 @@ def _node(row: Any) -> LineageNode:
     return node
 
 
-# A page first walks only this many hops past its cursor: enough to fill it in a wide graph,
-# where walking all max_hops of a dataset every run reads could take seconds.
+# A page that looks downstream first walks only this many hops past its cursor: enough to
+# fill it in a wide graph, where walking all max_hops from a dataset that every run reads
+# could take seconds. Upstream alone is bounded by what the root was made from (fan-in), so
+# it walks to max_hops at once rather than pay for a second statement on deep chains.
 EARLY_HOPS = 2
 
 
 def lineage(session: Session, query: LineageQuery) -> LineagePage:
     """One page of the lineage of ``query.root_*`` (see the module docstring).
 
-    The page is cut from a walk of ``cursor hop + EARLY_HOPS`` hops when that walk fills it
-    (nodes further away sort after it, and nodes within it have the same smallest hops and
-    edges as in the full walk); total_size is then unknown and left out. Otherwise the walk
-    goes to max_hops and total_size is exact.
+    Looking downstream, the page is cut from a walk of ``cursor hop + EARLY_HOPS`` hops when
+    that walk fills it (nodes further away sort after it, and nodes within it have the same
+    smallest hops and edges as in the full walk); total_size is then unknown and left out.
+    Otherwise the walk goes to max_hops and total_size is exact.
     """
     query.check()
     after = _decode_token(query)
     _check_root(session, query)
     stmt = _statement(_Shape.of(query, after is not None, _dialect(session)))
-    walk_hops = min(query.max_hops, (after[0] if after else 0) + EARLY_HOPS)
+    walk_hops = query.max_hops
+    if query.direction != Direction.UPSTREAM:
+        walk_hops = min(query.max_hops, (after[0] if after else 0) + EARLY_HOPS)
     rows = session.execute(stmt, _params(query, after, walk_hops)).all()
     if walk_hops < query.max_hops and len({(r.kind, r.id) for r in rows}) <= query.page_size:
+        # Not filled: walk all the way, unless this walk already died out before its limit.
+        if not rows or rows[0].deepest >= walk_hops:
+            rows = session.execute(stmt, _params(query, after, query.max_hops)).all()
         walk_hops = query.max_hops
-        rows = session.execute(stmt, _params(query, after, walk_hops)).all()
 
     nodes: list[LineageNode] = []
     edges: list[LineageEdge] = []
