@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from kfpd.api.deps import Db, opt_int, opt_str
 from kfpd.domain.enums import ArtifactType, TaskState
@@ -14,17 +15,23 @@ from kfpd.services import lineage as svc
 
 router = APIRouter(prefix="/apis/v2beta1", tags=["lineage"])
 Q = Annotated[str | None, Query()]
+E = TypeVar("E", bound=StrEnum)
 
 
-def _choice(value: str | None, name: str, choices: type[svc.Direction] | type[svc.NodeKind]) -> str:
-    text = (opt_str(value) or "").strip().upper()
-    allowed = [c.value for c in choices]
-    if text not in allowed:
-        raise InvalidArgument(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return text
+def _choice(value: str | None, name: str, choices: type[E]) -> E | None:
+    """An enum by name, in any case; empty means unset."""
+    text = opt_str(value)
+    if text is None:
+        return None
+    try:
+        return choices(text.strip().upper())
+    except ValueError:
+        allowed = ", ".join(c.value for c in choices)
+        raise InvalidArgument(f"{name} must be one of {allowed}, got {value!r}") from None
 
 
 def _artifact_type(value: str | None) -> ArtifactType | None:
+    """An ArtifactType name in any case (``Dataset``, ``DATASET``) or number."""
     text = opt_str(value)
     if text is None:
         return None
@@ -32,40 +39,38 @@ def _artifact_type(value: str | None) -> ArtifactType | None:
     found = by_name.get(text.strip().upper())
     if found is not None:
         return found
-    try:  # numbers, as for every enum of the API
+    try:
         return ArtifactType(ArtifactType.parse(text))
     except ValueError as exc:
         raise InvalidArgument(f"artifact_type: {exc}") from exc
 
 
-def _query(
-    kind: svc.NodeKind,
-    root_id: str,
-    direction: str | None,
-    max_hops: str | None,
-    page_size: str | None,
-    page_token: str | None,
-    namespace: str | None,
-    node_kind: str | None,
-    artifact_type: str | None,
+def lineage_params(
+    direction: Q = None,
+    max_hops: Q = None,
+    page_size: Q = None,
+    page_token: Q = None,
+    namespace: Q = None,
+    node_kind: Q = None,
+    artifact_type: Q = None,
 ) -> svc.LineageQuery:
+    """The query parameters, as a query of a root still to be named."""
     hops = opt_int(max_hops, "max_hops")
     size = opt_int(page_size, "page_size")
     return svc.LineageQuery(
-        root_kind=kind,
-        root_id=root_id,
-        direction=svc.Direction(_choice(direction, "direction", svc.Direction))
-        if opt_str(direction)
-        else svc.Direction.BOTH,
+        root_kind=svc.NodeKind.TASK,
+        root_id="",
+        direction=_choice(direction, "direction", svc.Direction) or svc.Direction.BOTH,
         max_hops=svc.DEFAULT_MAX_HOPS if hops is None else hops,
         page_size=svc.DEFAULT_PAGE_SIZE if size is None else size,
         page_token=opt_str(page_token),
         namespace=opt_str(namespace),
-        node_kind=svc.NodeKind(_choice(node_kind, "node_kind", svc.NodeKind))
-        if opt_str(node_kind)
-        else None,
+        node_kind=_choice(node_kind, "node_kind", svc.NodeKind),
         artifact_type=_artifact_type(artifact_type),
     )
+
+
+Params = Annotated[svc.LineageQuery, Depends(lineage_params)]
 
 
 def _out(page: svc.LineagePage) -> LineageResponse:
@@ -103,61 +108,22 @@ def _out(page: svc.LineagePage) -> LineageResponse:
     )
 
 
+def _answer(db: Db, query: svc.LineageQuery) -> LineageResponse:
+    with db.read_session() as s:
+        return _out(svc.lineage(s, query))
+
+
 @router.get(
     "/artifacts/{artifact_id}/lineage",
     response_model=LineageResponse,
     response_model_exclude_none=True,
 )
-def artifact_lineage(
-    artifact_id: str,
-    db: Db,
-    direction: Q = None,
-    max_hops: Q = None,
-    page_size: Q = None,
-    page_token: Q = None,
-    namespace: Q = None,
-    node_kind: Q = None,
-    artifact_type: Q = None,
-) -> LineageResponse:
-    query = _query(
-        svc.NodeKind.ARTIFACT,
-        artifact_id,
-        direction,
-        max_hops,
-        page_size,
-        page_token,
-        namespace,
-        node_kind,
-        artifact_type,
-    )
-    with db.read_session() as s:
-        return _out(svc.lineage(s, query))
+def artifact_lineage(artifact_id: str, db: Db, params: Params) -> LineageResponse:
+    return _answer(db, params.of_root(svc.NodeKind.ARTIFACT, artifact_id))
 
 
 @router.get(
     "/tasks/{task_id}/lineage", response_model=LineageResponse, response_model_exclude_none=True
 )
-def task_lineage(
-    task_id: str,
-    db: Db,
-    direction: Q = None,
-    max_hops: Q = None,
-    page_size: Q = None,
-    page_token: Q = None,
-    namespace: Q = None,
-    node_kind: Q = None,
-    artifact_type: Q = None,
-) -> LineageResponse:
-    query = _query(
-        svc.NodeKind.TASK,
-        task_id,
-        direction,
-        max_hops,
-        page_size,
-        page_token,
-        namespace,
-        node_kind,
-        artifact_type,
-    )
-    with db.read_session() as s:
-        return _out(svc.lineage(s, query))
+def task_lineage(task_id: str, db: Db, params: Params) -> LineageResponse:
+    return _answer(db, params.of_root(svc.NodeKind.TASK, task_id))
