@@ -22,13 +22,16 @@ What it does:
      propagated copies of their children's outputs, as group tasks do.
 
    Group tasks count in ``--tasks``. ``reference`` ends up with thousands of consumer links,
-   the case where finding an artifact's producer needs the (artifact_id, type) index.
+   the case where finding an artifact's producer needs the key led by (artifact_id, type).
 2. Starts ``kfpd server`` on that database and times, over HTTP with keep-alive,
    ``GET /apis/v2beta1/artifacts/{id}/lineage?direction=UPSTREAM&max_hops=20`` from the last
-   ``out`` of several chain runs (rotating roots), ``--warmup`` untimed then ``--repeats``
-   timed; plus two context cases: the same from a task root, and a wide fan-out
-   (DOWNSTREAM of a loader's data, 2 hops, page 1 of 200 nodes).
-3. Checks each answer against a breadth-first walk done in Python over the seeded links.
+   ``out`` of the last 8 chain runs (rotating roots), ``--warmup`` untimed then ``--repeats``
+   timed. Context cases, interleaved round-robin with it so that all see the same load of the
+   shared machine: the same query through the service in-process (no HTTP), from a task
+   root, a fan-out (DOWNSTREAM of a loader's data, 2 hops), page 1 of the lineage Vertex AI
+   would refuse (DOWNSTREAM of ``reference``, 3 hops: ~56k nodes), and healthz (the HTTP floor).
+3. Checks each page against a breadth-first walk done in Python over the generated links
+   (same first nodes in (hop, kind, id) order, same hops, total_size).
 
 Usage::
 
@@ -36,7 +39,8 @@ Usage::
     .venv/bin/python bench/lineage.py --reuse               # reuse the seeded SQLite file
     .venv/bin/python bench/lineage.py --db-url postgresql+psycopg://postgres@127.0.0.1:5432/kfpd_bench_lineage
     .venv/bin/python bench/lineage.py --db-url mariadb+pymysql://root@127.0.0.1:3306/kfpd_bench_lineage
-    .venv/bin/python bench/lineage.py --mlmd --tasks 10000  # with MLMD side by side
+    .venv/bin/python bench/lineage.py --reuse --mlmd        # with MLMD side by side
+    .venv/bin/python bench/lineage.py --tasks 10000 --chains 10 --mlmd   # the anchor's size
     .venv/bin/python bench/lineage.py --explain             # print the SQL plan
 
 Exit status: 1 if a correctness check fails; with ``--strict`` also 2 if p95 misses 20 ms.
