@@ -11,7 +11,16 @@ from fastapi import FastAPI
 from kfpd import __version__
 from kfpd.api.errors import install_error_handlers
 from kfpd.api.limits import BodySizeLimit, JsonBodies
-from kfpd.api.routes import artifacts, execution, experiments, pipelines, runs, tasks, ui
+from kfpd.api.routes import (
+    artifacts,
+    execution,
+    experiments,
+    lineage,
+    pipelines,
+    runs,
+    tasks,
+    ui,
+)
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
@@ -79,7 +88,7 @@ def create_app(
     app.state.engine = engine
     install_error_handlers(app)
     # The launchers' hot routes first: FastAPI matches routes in order.
-    for module in (execution, tasks, artifacts, runs, experiments, pipelines):
+    for module in (execution, tasks, artifacts, runs, experiments, pipelines, lineage):
         app.include_router(module.router)
 
     @app.get("/apis/v2beta1/healthz", tags=["healthz"])

@@ -21,6 +21,7 @@ from kfpd.schemas.artifacts import (
 )
 from kfpd.schemas.experiments import Experiment, ExperimentCreate, ListExperimentsResponse
 from kfpd.schemas.launch import AppendLogRequest, FinishTaskRequest, TaskLog
+from kfpd.schemas.lineage import LineageResponse
 from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
 from kfpd.schemas.tasks import (
     FindCachedTaskRequest,
@@ -218,6 +219,25 @@ class KfpdClient:
         if io_type is not None:
             query["type"] = io_type.name
         return self._call("GET", "/artifact_tasks", ListArtifactTasksResponse, params=query)
+
+    # -- lineage (kfpd extension)
+
+    def artifact_lineage(self, artifact_id: str, **params: Any) -> LineageResponse:
+        """Lineage of an artifact; params: direction, max_hops, page_size, page_token,
+        namespace, node_kind, artifact_type (see docs/api.md)."""
+        return self._call(
+            "GET", f"/artifacts/{artifact_id}/lineage", LineageResponse, params=_query(params)
+        )
+
+    def task_lineage(self, task_id: str, **params: Any) -> LineageResponse:
+        """Lineage of a task; same params as :meth:`artifact_lineage`."""
+        return self._call(
+            "GET", f"/tasks/{task_id}/lineage", LineageResponse, params=_query(params)
+        )
+
+
+def _query(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
 
 
 class _Empty(BaseModel):

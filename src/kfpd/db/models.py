@@ -206,8 +206,9 @@ class ArtifactTask(Base):
         ForeignKeyConstraint(
             ["task_id", "run_id"], ["tasks.id", "tasks.run_id"], ondelete="CASCADE"
         ),
-        UniqueConstraint("artifact_id", "task_id", "type", "iteration", "key"),
+        # Led by (artifact_id, type): a lineage step from an artifact finds its producer
+        # (output links) or consumers (input links) without scanning its other links.
+        UniqueConstraint("artifact_id", "type", "task_id", "iteration", "key"),
         Index(None, "task_id", "type"),
         Index(None, "run_id", "type"),
-        Index(None, "artifact_id"),
     )
