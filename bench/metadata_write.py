@@ -3,7 +3,11 @@
 Usage::
 
     .venv/bin/python bench/metadata_write.py [--tasks 1000] [--rounds 3] [--json]
+        [--sqlite-synchronous full]
         [--db-url postgresql+psycopg://postgres@127.0.0.1:5432/kfpd_bench]
+
+``--sqlite-synchronous full`` runs kfpd's SQLite with an fsync per commit, the durability MLMD's
+SQLite (rollback journal, synchronous FULL) has; kfpd's default is NORMAL (see db/engine.py).
 
 The workload is a run of N container tasks in a chain (task i reads task i-1's first output).
 Per task, both sides record the same facts: the task with its name, parent, fingerprint, pod

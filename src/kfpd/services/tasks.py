@@ -8,13 +8,11 @@ import json
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
-    Row,
     Table,
     bindparam,
     case,
@@ -181,11 +179,10 @@ _GROUP_TYPES = [int(t) for t in GROUP_TASK_TYPES]
 
 _TASKS = cast(Table, Task.__table__)
 _T = _TASKS.c
-_TASK_KEYS = tuple(_TASKS.c.keys())
 _SELECT_TASK = select(_TASKS).where(_T.id == bindparam("task_id"))
 _SELECT_TASKS = select(_TASKS).where(_T.id.in_(bindparam("task_ids", expanding=True)))
 # CreateTask's two lookups in one statement: the parent (by id) and an earlier create (by key).
-_SELECT_PARENT_AND_SAME = select(_TASKS).where(
+_SELECT_PARENT_AND_SAME = select(_T.id, _T.run_id, _T.logical_key).where(
     or_(_T.id == bindparam("parent_id"), _T.logical_key == bindparam("key"))
 )
 _SELECT_TASK_RUN = select(_T.run_id).where(_T.id == bindparam("task_id"))
@@ -202,9 +199,20 @@ _CHILD_COUNTS = (
     .where(_T.parent_task_id == bindparam("parent_id"))
     .subquery("child_counts")
 )
-# A finish's roll-up reads its parent and the parent's child counts in one statement.
+# A finish's roll-up reads its parent and the parent's child counts in one statement (only the
+# parent's columns it needs: JSON columns cost a decode each).
+_ROLL_UP_COLUMNS = (
+    _T.id,
+    _T.parent_task_id,
+    _T.state,
+    _T.type,
+    _T.scope_path,
+    _T.type_attributes,
+    _T.state_history,
+)
+_ROLL_UP_KEYS = tuple(c.key for c in _ROLL_UP_COLUMNS)
 _PARENT_WITH_COUNTS = (
-    select(_TASKS, _CHILD_COUNTS)
+    select(*_ROLL_UP_COLUMNS, _CHILD_COUNTS)
     .select_from(_TASKS.join(_CHILD_COUNTS, true()))
     .where(_T.id == bindparam("parent_id"))
 )
@@ -365,7 +373,7 @@ class _Writer:
             found = row.first()
             if found is None:
                 return
-            parent = {k: found._mapping[k] for k in _TASK_KEYS}
+            parent = {k: found._mapping[k] for k in _ROLL_UP_KEYS}
             if TaskState(parent["state"]).is_terminal:
                 return
             verdict = self._evaluate_group(parent, found.total, found.unfinished, found.blocking)
@@ -564,9 +572,11 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     attrs = body.type_attributes.dump() if body.type_attributes else {}
     iteration = body.type_attributes.iteration_index if body.type_attributes else None
     key = logical_key(run_id, parent_id, body.scope_path or "", body.name or "", ttype, iteration)
-    found: Sequence[Row[Any]] = []
-    if parent_id is not None or key is not None:
-        found = conn.execute(_SELECT_PARENT_AND_SAME, {"parent_id": parent_id, "key": key}).all()
+    found = (
+        conn.execute(_SELECT_PARENT_AND_SAME, {"parent_id": parent_id, "key": key}).all()
+        if parent_id is not None or key is not None
+        else []
+    )
     if parent_id is not None and not any(r.id == parent_id and r.run_id == run_id for r in found):
         raise InvalidArgument(f"parent task {parent_id!r} does not exist in run {run_id}")
     links = {
@@ -575,7 +585,7 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     }
     for row in found:
         if key is not None and row.logical_key == key:
-            existing = _snapshot(dict(row._mapping))
+            existing = _snapshot(_load_task_in_run(conn, run_id, row.id))
             artifacts_svc.link_task_artifacts(session, existing, links, new_task=False)
             return existing
     created = _time_or_none(body.create_time, "create_time") or now
