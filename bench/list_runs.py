@@ -473,6 +473,7 @@ def kfpd_server(url: URL, data_dir: Path) -> Iterator[str]:
         str(port),
         "--log-level",
         "warning",
+        "--no-orchestrate",  # the seeded runs are data to list, not pipelines to run
     ]
     with logfile.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)

@@ -57,6 +57,8 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from kfpd.domain.tokens import issue_run_token
+
 BENCH = Path(__file__).resolve().parent
 KFPD = Path(sys.executable).with_name("kfpd")
 API = "/apis/v2beta1"
@@ -123,7 +125,9 @@ def ensure_database(url: str) -> None:
 
 
 def start_server(data_dir: Path, port: int, db_url: str | None) -> subprocess.Popen[bytes]:
+    # The benchmark plays the launcher: the server must not run the pipeline itself.
     cmd = [str(KFPD), "server", "--data-dir", str(data_dir), "--port", str(port)]
+    cmd.append("--no-orchestrate")
     cmd += ["--log-level", "warning"]  # no per-request access log line
     if db_url:
         cmd += ["--db-url", db_url]
@@ -144,15 +148,30 @@ def start_server(data_dir: Path, port: int, db_url: str | None) -> subprocess.Po
     raise RuntimeError(f"kfpd server did not become healthy (exit {proc.returncode}):\n{tail}")
 
 
-def call(http: httpx.Client, method: str, path: str, body: Any = None, **params: Any) -> Any:
-    response = http.request(method, API + path, json=body, params=params or None)
+def call(
+    http: httpx.Client,
+    method: str,
+    path: str,
+    body: Any = None,
+    _auth: dict[str, str] | None = None,
+    **params: Any,
+) -> Any:
+    response = http.request(method, API + path, json=body, params=params or None, headers=_auth)
     if response.status_code != 200:
         raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
     return response.json()
 
 
-def kfpd_workload(http: httpx.Client, n: int) -> float:
-    """Run the workload once; return the timed seconds. Asserts the end state."""
+def kfpd_workload(
+    http: httpx.Client, n: int, protocol: str = "launcher", token_key: Path | None = None
+) -> float:
+    """Run the workload once; return the timed seconds. Asserts the end state.
+
+    ``launcher``: kfpd's launcher protocol, 2 requests per task — CreateTask (RUNNING, with its
+    input link) and ``:finish`` (2 output artifacts + links, output parameters and the final
+    state in one transaction). ``upstream``: 3 requests like upstream's launcher —
+    CreateTask, CreateArtifactsBulk, UpdateTask.
+    """
     artifacts_before = call(http, "GET", "/artifacts", page_size=1).get("total_size", 0)
     exp = call(http, "POST", "/experiments", {"display_name": f"bench-mw-{time.time_ns()}"})
     run = call(
@@ -167,6 +186,10 @@ def kfpd_workload(http: httpx.Client, n: int) -> float:
     )
     rid = run["run_id"]
     uri = f"minio://mlpipeline/v2/artifacts/bench-metadata-write/{rid}"
+    auth = {}
+    if protocol == "launcher":
+        assert token_key is not None
+        auth = {"authorization": f"Bearer {issue_run_token(token_key.read_bytes(), rid)}"}
 
     def output(task_id: str, key: str, i: int) -> dict[str, Any]:
         artifact = {
@@ -218,6 +241,26 @@ def kfpd_workload(http: httpx.Client, n: int) -> float:
             },
         )
         tid = task["task_id"]
+        if protocol == "launcher":
+            finish = {
+                "state": "SUCCEEDED",
+                "output_parameters": {"accuracy": 0.5 + i / 1e6, "msg": name},
+                "output_artifacts": [
+                    {
+                        "key": key,
+                        "name": key,
+                        "uri": f"{uri}/{key}-{i}",
+                        "schema_title": "system.Dataset",
+                        "metadata": {"rows": i},
+                    }
+                    for key in ("out-a", "out-b")
+                ],
+            }
+            done = call(http, "POST", f"/runs/{rid}/tasks/{tid}:finish", finish, _auth=auth)
+            assert done["state"] == "SUCCEEDED", done
+            out_a = next(io for io in done["outputs"]["artifacts"] if io["artifact_key"] == "out-a")
+            upstream, producer = out_a["artifacts"][0]["artifact_id"], name
+            continue
         outs = [output(tid, "out-a", i), output(tid, "out-b", i)]
         made = call(http, "POST", "/artifacts:batchCreate", {"artifacts": outs})
         results = [
@@ -246,7 +289,9 @@ def kfpd_workload(http: httpx.Client, n: int) -> float:
     return seconds
 
 
-def run_kfpd(n: int, db_url: str | None, synchronous: str | None = None) -> Result:
+def run_kfpd(
+    n: int, db_url: str | None, synchronous: str | None = None, protocol: str = "launcher"
+) -> Result:
     if db_url:
         ensure_database(db_url)
     with tempfile.TemporaryDirectory(prefix="kfpd-bench-", dir="/tmp") as tmp:
@@ -257,7 +302,7 @@ def run_kfpd(n: int, db_url: str | None, synchronous: str | None = None) -> Resu
         server = start_server(Path(tmp), port, url)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
-                seconds = kfpd_workload(http, n)
+                seconds = kfpd_workload(http, n, protocol, Path(tmp) / "run-token.key")
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -296,6 +341,12 @@ def main() -> None:
         choices=["normal", "full"],
         help="kfpd's SQLite synchronous level (default normal; full = fsync per commit, as MLMD)",
     )
+    ap.add_argument(
+        "--protocol",
+        choices=["launcher", "upstream"],
+        default="launcher",
+        help="kfpd's launcher calls (CreateTask + :finish, 2 per task) or upstream's 3",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
 
@@ -303,7 +354,7 @@ def main() -> None:
     kfpd_runs: list[Result] = []
     mlmd_runs: list[Result] = []
     for r in range(args.rounds):
-        kfpd_runs.append(run_kfpd(args.tasks, args.db_url, args.sqlite_synchronous))
+        kfpd_runs.append(run_kfpd(args.tasks, args.db_url, args.sqlite_synchronous, args.protocol))
         mlmd_runs.append(run_mlmd(args.tasks))
         if not args.json and args.rounds > 1:
             k, m = kfpd_runs[-1], mlmd_runs[-1]

@@ -73,6 +73,7 @@ def start_server(db_url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], 
             str(data_dir),
             "--log-level",
             "warning",
+            "--no-orchestrate",  # seeded runs are data to show, not pipelines to run
         ],
         stdout=subprocess.DEVNULL,
     )

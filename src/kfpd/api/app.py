@@ -65,6 +65,7 @@ def create_app(
         if settings.migrate:
             upgrade(settings.database_url)
         database = Database(settings.database_url)
+    settings.run_token_secret()  # created once, so launchers anywhere can be given tokens
     engine = _engine(settings, database, executor)
 
     @asynccontextmanager

@@ -39,8 +39,15 @@ def server(
     * 1024
     * 1024,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    orchestrate: Annotated[
+        bool, typer.Option(help="Run pipelines (--no-orchestrate: store runs only).")
+    ] = True,
+    max_parallel: Annotated[
+        int, typer.Option(help="Tasks the local executor runs at once (0: CPU count).")
+    ] = 0,
+    cache: Annotated[bool, typer.Option(help="Reuse results of cached tasks.")] = True,
 ) -> None:
-    """Run the kfpd server (REST API)."""
+    """Run the kfpd server (REST API, UI, orchestrator with the local executor)."""
     import uvicorn
 
     from kfpd.api.app import create_app
@@ -51,7 +58,11 @@ def server(
         host=host,
         port=port,
         max_body_bytes=max_body_bytes,
+        orchestrate=orchestrate,
+        cache_enabled=cache,
     )
+    if max_parallel > 0:
+        settings.max_parallel = max_parallel
     typer.echo(f"kfpd {__version__}: database {settings.database_url}, data in {settings.data_dir}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 

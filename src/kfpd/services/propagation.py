@@ -24,6 +24,7 @@ from kfpd.services.taskdata import (
     TASKS,
     TaskValues,
     links_of,
+    load_task,
     load_tasks,
     params,
     spec_of,
@@ -99,14 +100,19 @@ def _param_entries(
     return out
 
 
-def record_group_outputs(session: Session, group: TaskValues) -> None:
-    """Write a completed group's declared outputs onto its task row."""
+def record_group_outputs(session: Session, run_id: str, group: TaskValues) -> None:
+    """Write a completed group's declared outputs onto its task row.
+
+    ``group`` needs id, state, type and scope_path; the full row is read only when the
+    group's component declares outputs.
+    """
     if group["state"] not in _DONE:
         return
-    component = component_for_scope(spec_of(session, group["run_id"]), group["scope_path"])
+    component = component_for_scope(spec_of(session, run_id), group["scope_path"])
     dag_outputs = ((component or {}).get("dag") or {}).get("outputs") or {}
     if not dag_outputs:
         return
+    group = load_task(session, group["id"]) or group
     definitions = (component or {}).get("outputDefinitions") or {}
     param_defs = definitions.get("parameters") or {}
     artifact_defs = definitions.get("artifacts") or {}

@@ -390,7 +390,7 @@ class _Writer:
             conn.execute(_UPDATE_TASK, {"where_task_id": parent["id"], **new})
             parent.update(new)
             # Declared DAG outputs go on the group before its parent is evaluated.
-            record_group_outputs(self.session, parent)
+            record_group_outputs(self.session, self.run_id, parent)
             current = parent
 
     def _finish_run(self, root_state: TaskState, at: int) -> None:
