@@ -157,6 +157,7 @@ def test_run_actions(page: Any, ui_server: UiServer) -> None:
     page.shots("clone")
 
     page.goto(f"/#/runs/{rid}")
+    expect(page.locator("h1 .run-name")).to_have_text("acted on")  # not the clone's page
     page.get_by_role("button", name="Delete").click()
     expect(page.locator("h1")).to_have_text("Runs")
     assert seeder.http.get(f"/apis/v2beta1/runs/{rid}").status_code == 404
