@@ -160,3 +160,35 @@ def test_pages_follow_the_order_and_name_their_index_on_mysql(
         assert all(f"FORCE INDEX ({index})" in st for st in pages), pages[0]
     else:
         assert hinted == {False}, pages[0]
+
+
+def _substring(value: str) -> str:
+    return json.dumps(
+        {
+            "predicates": [
+                {"operation": "IS_SUBSTRING", "key": "display_name", "string_value": value}
+            ]
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("etl", {"Nightly-ETL 2024", "etl-small", "Weekly-Etl"}),
+        ("ETL", {"Nightly-ETL 2024", "etl-small", "Weekly-Etl"}),
+        ("nightly-etl", {"Nightly-ETL 2024"}),
+        ("TRAIN", {"train_50%"}),
+        # _ and % are literal characters, not wildcards ("etl-small" has "l-s" and "t...s").
+        ("l_s", set()),
+        ("t%s", set()),
+        ("N_50%", {"train_50%"}),
+    ],
+)
+def test_is_substring_ignores_case_on_every_dialect(
+    api: TestClient, value: str, expected: set[str]
+) -> None:
+    _create_runs(api, ["Nightly-ETL 2024", "etl-small", "Weekly-Etl", "train_50%", "other"])
+    body = _list(api, filter=_substring(value))
+    assert {r["display_name"] for r in body.get("runs", [])} == expected
+    assert body["total_size"] == len(expected)

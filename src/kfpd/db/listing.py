@@ -134,7 +134,9 @@ def compile_filter(flt: Filter, fields: dict[str, Field]) -> list[ColumnElement[
         if pred.op == Op.IS_SUBSTRING:
             if spec.kind != "str":
                 raise InvalidArgument(f"IS_SUBSTRING needs a text field, not {pred.key!r}")
-            clauses.append(col.like(f"%{_like_escape(pred.value)}%", escape="\\"))
+            # Case-insensitive on every dialect: ILIKE on PostgreSQL (whose LIKE is
+            # case-sensitive), lower() LIKE lower() elsewhere, whatever the MySQL collation.
+            clauses.append(col.ilike(f"%{_like_escape(pred.value)}%", escape="\\"))
             continue
         value = _convert(spec, pred, pred.value)
         clauses.append(_COMPARE[pred.op](col, value))
