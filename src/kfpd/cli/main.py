@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -64,7 +65,13 @@ def server(
     if max_parallel > 0:
         settings.max_parallel = max_parallel
     typer.echo(f"kfpd {__version__}: database {settings.database_url}, data in {settings.data_dir}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    application = create_app(settings)
+    # What is alive now (modules, routes, mappers: ~180k objects) lives as long as the
+    # server; frozen, full collections during requests no longer walk it (they took
+    # 100-280 ms each under load; see docs/benchmarks.md, list_runs).
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(application, host=host, port=port, log_level=log_level)
 
 
 @app.command()

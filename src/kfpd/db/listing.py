@@ -3,20 +3,27 @@
 A page token is opaque base64 JSON holding the sort field and direction, the sort value
 and id of the first row of the next page, the filter and the list's context (namespace,
 run, ...). A token reused with another sort, filter or context is refused.
+
+On MySQL/MariaDB the page query names the index that yields its rows in page order
+(``FORCE INDEX``): left alone, MariaDB reads every row of the namespace up to the cursor
+for deep pages, or picks an index without the namespace, taking seconds at 200k runs.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_
+from sqlalchemy import Column, ColumnElement, Select, Table, and_, func, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
 from kfpd.domain.enums import WireEnum
 from kfpd.domain.errors import InvalidArgument
@@ -127,11 +134,54 @@ def compile_filter(flt: Filter, fields: dict[str, Field]) -> list[ColumnElement[
         if pred.op == Op.IS_SUBSTRING:
             if spec.kind != "str":
                 raise InvalidArgument(f"IS_SUBSTRING needs a text field, not {pred.key!r}")
-            clauses.append(col.like(f"%{_like_escape(pred.value)}%", escape="\\"))
+            # Case-insensitive on every dialect: ILIKE on PostgreSQL (whose LIKE is
+            # case-sensitive), lower() LIKE lower() elsewhere, whatever the MySQL collation.
+            clauses.append(col.ilike(f"%{_like_escape(pred.value)}%", escape="\\"))
             continue
         value = _convert(spec, pred, pred.value)
         clauses.append(_COMPARE[pred.op](col, value))
     return clauses
+
+
+def _equality_columns(clauses: Iterable[ColumnElement[bool] | None]) -> frozenset[str]:
+    """Names of the columns that the AND of ``clauses`` pins to one value (``col = :v``)."""
+    names: set[str] = set()
+    for clause in clauses:
+        if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+            names |= _equality_columns(clause.clauses)
+        elif (
+            isinstance(clause, BinaryExpression)
+            and clause.operator is operators.eq
+            and isinstance(clause.left, Column)
+            and isinstance(clause.right, BindParameter)
+        ):
+            names.add(clause.left.name)
+    return frozenset(names)
+
+
+@functools.cache
+def _ordering_index(table: Table, equal: frozenset[str], order: tuple[str, ...]) -> str | None:
+    """The index of ``table`` that reads the rows in ``order`` after seeking ``equal``.
+
+    Its columns must be some of the equality columns (as many as possible, at least one
+    when there are any) followed by the order columns.
+    """
+    best: tuple[int, str] | None = None
+    for index in table.indexes:
+        cols = [c.name for c in index.columns]
+        n = 0
+        while n < len(cols) and cols[n] in equal:
+            n += 1
+        if cols[n : n + len(order)] != list(order) or (equal and n == 0):
+            continue
+        if best is None or n > best[0]:
+            best = (n, str(index.name))
+    return best[1] if best else None
+
+
+def _force_index(stmt: Select[Any], table: Table, index: str) -> Select[Any]:
+    hint = f"FORCE INDEX ({index})"
+    return stmt.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
 
 
 def _encode_token(payload: dict[str, Any]) -> str:
@@ -206,8 +256,14 @@ def list_page(
             )
     if sort.key == id_field:
         order = [id_col.desc() if sort.desc else id_col.asc()]
+        order_names: tuple[str, ...] = (id_col.name,)
     else:
         order = [sort_col.desc(), id_col.desc()] if sort.desc else [sort_col.asc(), id_col.asc()]
+        order_names = (sort_col.name, id_col.name)
+    table = id_col.table
+    index = _ordering_index(table, _equality_columns([stmt.whereclause, *clauses]), order_names)
+    if index is not None:
+        page_stmt = _force_index(page_stmt, table, index)
     rows = list(session.scalars(page_stmt.order_by(*order).limit(size + 1)))
 
     next_token = ""

@@ -157,7 +157,9 @@ def list_runs(
     experiment_id: str | None,
     request: ListRequest,
     view: ViewMode = ViewMode.DEFAULT,
+    count: bool = True,
 ) -> Page[RunView]:
+    """One page of runs; ``count=False`` leaves ``total_size`` 0 (no COUNT over all matches)."""
     stmt = select(Run)
     if view != ViewMode.FULL:
         stmt = stmt.options(defer(Run.pipeline_spec), defer(Run.platform_spec))
@@ -177,6 +179,7 @@ def list_runs(
         default_sort="created_at",
         request=request,
         context=[namespace, experiment_id or ""],
+        count=count,
     )
     runs: list[Run] = page.items
     if view == ViewMode.FULL:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from kfpd.api.convert import run_out
-from kfpd.api.deps import Db, Events, Listing, opt_str, parse_view
+from kfpd.api.deps import Db, Events, Listing, opt_bool, opt_str, parse_view
 from kfpd.domain.enums import StorageState, ViewMode
 from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
 from kfpd.services import artifacts as artifacts_svc
@@ -35,9 +35,16 @@ def get_run(run_id: str, db: Db, view: Q = None) -> Run:
 
 @router.get("", response_model=ListRunsResponse, response_model_exclude_none=True)
 def list_runs(
-    db: Db, listing: Listing, namespace: Q = None, experiment_id: Q = None, view: Q = None
+    db: Db,
+    listing: Listing,
+    namespace: Q = None,
+    experiment_id: Q = None,
+    view: Q = None,
+    skip_count: Q = None,
 ) -> ListRunsResponse:
     mode = parse_view(view)
+    # The KFP UI sends skip_count=true: total_size (a COUNT over every match) is then 0.
+    count = not opt_bool(skip_count, "skip_count")
     with db.read_session() as s:
         page = svc.list_runs(
             s,
@@ -45,6 +52,7 @@ def list_runs(
             experiment_id=opt_str(experiment_id),
             request=listing,
             view=mode,
+            count=count,
         )
         hydration = None
         if mode == ViewMode.FULL:

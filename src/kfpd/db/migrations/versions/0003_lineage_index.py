@@ -8,14 +8,14 @@ step; it keeps the same uniqueness and serves every lookup the separate artifact
 which is dropped.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22 09:00:00
 """
 from alembic import op
 
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
