@@ -119,3 +119,26 @@ def test_control_flow_run_graph(orchestrated_server: Any) -> None:
         if t.parent_task_id:
             assert t.parent_task_id in by_id
         assert t.state and t.state.name in {"SUCCEEDED", "SKIPPED"}, (t.name, t.state)
+
+
+def test_big_loops_start_in_slices(orchestrated_server: Any, monkeypatch: Any) -> None:
+    from kfpd.services import orchestration
+
+    monkeypatch.setattr(orchestration, "ITERATIONS_PER_STEP", 2)
+    url = orchestrated_server(FunctionExecutor(HANDLERS))
+    with KfpdClient(url) as client:
+        created = client.create_run(
+            RunCreate(
+                display_name="sliced",
+                pipeline_spec=compiled("control_flow"),
+                runtime_config={"parameters": {"n": 5}},
+            )
+        )
+        run = wait_final(client, created.run_id or "")
+    assert run.state and run.state.name == "SUCCEEDED", run.error
+    root = next(t for t in run.tasks or [] if t.name == "ROOT")
+    assert params_of(root, outputs=True) == {"Output": "big:30:None"}
+    doubled = sorted(
+        params_of(t, outputs=True)["Output"] for t in run.tasks or [] if t.name == "double"
+    )
+    assert doubled == [2, 4, 6, 8, 10]

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Event:
-    kind: str  # start | resume | exit | relaunch | terminate | stop
+    kind: str  # start | resume | exit | advance | relaunch | terminate | stop
     run_id: str = ""
     task_id: str = ""
     reason: str = ""
@@ -140,6 +140,9 @@ class Engine:
             "exit": lambda s: orchestration.task_exited(
                 s, event.run_id, event.task_id, event.reason, self.config
             ),
+            "advance": lambda s: orchestration.advance_group(
+                s, event.run_id, event.task_id, self.config
+            ),
             "relaunch": lambda s: orchestration.relaunch_task(
                 s, event.run_id, event.task_id, self.config
             ),
@@ -155,6 +158,8 @@ class Engine:
             except Exception:
                 log.exception("could not mark run %s failed", event.run_id)
             return
+        for group_id in step.follow_ups:
+            self._events.put(_Event("advance", event.run_id, group_id))
         for delay, task_id in step.retries:
             due = _Event("relaunch", event.run_id, task_id)
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), due))

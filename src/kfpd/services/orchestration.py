@@ -68,6 +68,7 @@ from kfpd.spec.validate import resolve_runtime_parameters
 log = logging.getLogger(__name__)
 
 _GROUPS = {int(t) for t in GROUP_TASK_TYPES}
+ITERATIONS_PER_STEP = 500
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Step:
 
     launches: list[LaunchSpec] = field(default_factory=list)
     retries: list[tuple[float, str]] = field(default_factory=list)  # (delay s, task id)
+    follow_ups: list[str] = field(default_factory=list)  # groups to advance in a next step
     finished: bool = False  # the run reached a final state
 
 
@@ -106,6 +108,7 @@ class _RunStepper:
         self.step = Step()
         self.now = now_us()
         self._scope_cache: Scope | None = None
+        self._loop_cache: dict[str, tuple[list[Param], list[ArtifactIO]]] = {}
         self._dirty: list[TaskValues] = []
         runtime = session.scalar(select(Run.runtime_config).where(Run.id == run_id)) or {}
         self.platform_spec: dict[str, Any] = (
@@ -238,15 +241,30 @@ class _RunStepper:
                 siblings[name] = sibling_of(self.session, row) if row is not None else None
             return siblings[name]
 
+        own_params = params(group["input_parameters"])
+        own_artifacts = links_of(self.session, [group["id"]], outputs=False).get(group["id"], [])
+        if group["type"] == TaskType.LOOP_ITERATION and group["parent_task_id"]:
+            # An iteration records only its item; the loop's inputs are read from the loop
+            # (copying them into every iteration would grow with items x iterations).
+            loop_params, loop_artifacts = self._loop_inputs(group["parent_task_id"])
+            own_params = [*loop_params, *own_params]
+            own_artifacts = [*loop_artifacts, *own_artifacts]
         return Scope(
             group_name=group["name"],
             group_task_id=group["id"],
-            params=params(group["input_parameters"]),
-            artifacts=links_of(self.session, [group["id"]], outputs=False).get(group["id"], []),
+            params=own_params,
+            artifacts=own_artifacts,
             iteration=group["iteration_index"],
             sibling=sibling,
             job=self.job,
         )
+
+    def _loop_inputs(self, loop_id: str) -> tuple[list[Param], list[ArtifactIO]]:
+        if loop_id not in self._loop_cache:
+            loop = load_task(self.session, loop_id) or {"input_parameters": []}
+            arts = links_of(self.session, [loop_id], outputs=False).get(loop_id, [])
+            self._loop_cache[loop_id] = (params(loop["input_parameters"]), arts)
+        return self._loop_cache[loop_id]
 
     def _recorded_inputs(self, task: TaskValues) -> ResolvedInputs:
         """A task's inputs as recorded at its creation (for launches and loop items)."""
@@ -414,6 +432,11 @@ class _RunStepper:
         room = count - started if limit <= 0 else max(limit - int(running), 0)
         if room <= 0:
             return
+        if room > ITERATIONS_PER_STEP:
+            # Big loops start in slices, one transaction each, so launches begin early and
+            # the write lock is never held for long.
+            room = ITERATIONS_PER_STEP
+            self.step.follow_ups.append(loop["id"])
         inputs = self._recorded_inputs(loop)
         try:
             items = iteration_items(spec, inputs)
@@ -439,7 +462,6 @@ class _RunStepper:
     def _start_iteration(
         self, loop: TaskValues, index: int, item: Any, item_key: str, artifact_item: bool
     ) -> None:
-        inherited = params(loop["input_parameters"])
         extra: list[Param] = []
         if not artifact_item:
             extra.append(Param(item_key, item, IOType.ITERATOR_INPUT, loop["name"], index))
@@ -451,10 +473,8 @@ class _RunStepper:
             state=TaskState.RUNNING,
             display_name=f"{loop['display_name']} #{index}",
             iteration=index,
-            extra_params=[*inherited, *extra],
+            extra_params=extra,
         )
-        for io in links_of(self.session, [loop["id"]], outputs=False).get(loop["id"], []):
-            self._link(iteration, io, io.key)
         if artifact_item:
             self._link(
                 iteration,
@@ -750,6 +770,19 @@ def task_exited(
     if RunState(stepper.run.state).is_terminal:
         return Step(finished=True)
     stepper.task_exited(task_id, reason)
+    return stepper.step
+
+
+def advance_group(
+    session: Session, run_id: str, task_id: str, config: OrchestratorConfig
+) -> Step:
+    """Continue a group that asked for another step (a big loop starting in slices)."""
+    stepper = _RunStepper(session, run_id, config)
+    group = load_task(session, task_id)
+    if RunState(stepper.run.state).is_terminal or group is None:
+        return stepper.step
+    stepper._dirty.append(group)
+    stepper.drain()
     return stepper.step
 
 
