@@ -118,15 +118,25 @@ def api(db: Database, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+_RESERVED: dict[int, socket.socket] = {}
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port bound now and kept bound until a test server takes it over (no race with
+    other processes picking the same free port between choosing it and serving on it)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    _RESERVED[port] = sock
+    return port
 
 
 def _serve(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    sock = _RESERVED.pop(port, None)
+    sockets = [sock] if sock is not None else None
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

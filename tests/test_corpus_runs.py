@@ -11,19 +11,16 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from kfpd.api.app import create_app
 from kfpd.config import Settings
-from tests.conftest import CORPUS, _free_port
+from tests.conftest import CORPUS, _free_port, _serve
 
 # Values for pipelines whose parameters have no defaults.
 ARGUMENTS: dict[str, dict[str, Any]] = {
@@ -99,13 +96,7 @@ def corpus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         (data_dir / "secrets" / f"{name}.json").write_text(json.dumps(values))
     port = _free_port()
     app = create_app(Settings(data_dir=data_dir, port=port))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
+    server, thread = _serve(app, port)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=30)

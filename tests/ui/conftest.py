@@ -9,15 +9,12 @@ tests, so these run on SQLite only.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import delete, update
 
 from kfpd.api.app import create_app
@@ -26,7 +23,7 @@ from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
 from kfpd.db.models import Artifact, ArtifactTask, Experiment, Pipeline, PipelineVersion, Run, Task
 from kfpd.domain.tokens import issue_run_token
-from tests.conftest import REQUIRE, _free_port
+from tests.conftest import REQUIRE, _free_port, _serve
 from tests.ui.doubles import Doubles
 from tests.ui.seed import Seeder
 
@@ -103,14 +100,7 @@ def ui_server(
     settings = Settings(data_dir=data_dir, port=port, orchestrate=orchestrate)
     app = create_app(settings, database=ui_db)
     doubles = Doubles(app, ui_db)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
+    server, thread = _serve(app, port)
     url = f"http://127.0.0.1:{port}"
     seeder = Seeder(url, data_dir / "artifacts")
     yield UiServer(url, data_dir, seeder, doubles)
