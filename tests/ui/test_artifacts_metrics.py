@@ -60,7 +60,13 @@ def test_artifact_previews_download_and_sandboxed_html(page: Any, ui_server: UiS
     page.goto(f"/#/artifacts/{png['artifact_id']}")
     image = page.locator("img.preview")
     expect(image).to_be_visible()
-    page.wait_for_function("document.querySelector('img.preview').naturalWidth === 40")
+    # Poll from the test: wait_for_function compiles its predicate in the page, which the
+    # UI's Content-Security-Policy (no unsafe-eval) rightly refuses.
+    for _ in range(100):
+        if image.evaluate("el => el.naturalWidth") == 40:
+            break
+        page.wait_for_timeout(100)
+    assert image.evaluate("el => el.naturalWidth") == 40
     page.goto(f"/#/artifacts/{notes['artifact_id']}")
     expect(page.locator("pre.preview-text")).to_have_text("hello notes\n")
 
