@@ -381,8 +381,12 @@ def main() -> None:
             )
         )
         return
-    print("per task: kfpd = 3 HTTP requests (CreateTask with its input link, CreateArtifactsBulk")
-    print("          of 2 outputs, UpdateTask to SUCCEEDED); mlmd = 13 in-process MLMD calls")
+    if args.protocol == "launcher":
+        print("per task: kfpd = 2 HTTP requests (CreateTask with its input link; :finish with")
+        print("          2 outputs, parameters, SUCCEEDED); mlmd = 13 in-process MLMD calls")
+    else:
+        print("per task: kfpd = 3 HTTP requests (CreateTask with its input link,")
+        print("          CreateArtifactsBulk of 2 outputs, UpdateTask); mlmd = 13 MLMD calls")
     print(f"{'system':<24}{'tasks':>7}{'seconds':>10}{'tasks/s':>10}")
     for r in (kfpd, mlmd):
         label = f"{r.system} ({r.backend})"
