@@ -50,17 +50,23 @@ def to_native(value: Any) -> Any:
     return value
 
 
-def evaluate_condition(expression: str, parameter_values: dict[str, Any]) -> bool:
-    """Evaluate a trigger condition against a task's resolved input parameters."""
-    activation = {"inputs": celpy.json_to_cel({"parameter_values": parameter_values})}
+def _evaluate(expression: str, activation: dict[str, Any], what: str) -> Any:
+    """Run an expression; any failure (parse, evaluation, CEL error value) is a CelError."""
     try:
         result = _program(expression).evaluate(activation)
     except CelError:
         raise
     except Exception as exc:
-        raise CelError(f"condition {expression!r} failed: {exc}") from exc
+        raise CelError(f"{what} failed: {exc}") from exc
     if isinstance(result, celpy.CELEvalError):
-        raise CelError(f"condition {expression!r} failed: {result}")
+        raise CelError(f"{what} failed: {result}")
+    return result
+
+
+def evaluate_condition(expression: str, parameter_values: dict[str, Any]) -> bool:
+    """Evaluate a trigger condition against a task's resolved input parameters."""
+    activation = {"inputs": celpy.json_to_cel({"parameter_values": parameter_values})}
+    result = _evaluate(expression, activation, f"condition {expression!r}")
     if not isinstance(result, celtypes.BoolType | bool):
         raise CelError(f"condition {expression!r} gave {result!r}, not a boolean")
     return bool(result)
@@ -78,12 +84,5 @@ def apply_selector(expression: str, value: Any) -> Any:
         activation["bool_value"] = celtypes.BoolType(value)
     elif isinstance(value, int | float):
         activation["number_value"] = celtypes.DoubleType(value)
-    try:
-        result = _program(expression).evaluate(activation)
-    except CelError:
-        raise
-    except Exception as exc:
-        raise CelError(f"selector {expression!r} failed on {value!r}: {exc}") from exc
-    if isinstance(result, celpy.CELEvalError):
-        raise CelError(f"selector {expression!r} failed on {value!r}: {result}")
+    result = _evaluate(expression, activation, f"selector {expression!r} on {value!r}")
     return to_native(result)

@@ -492,7 +492,7 @@ class _RunStepper:
         component: dict[str, Any],
         inputs: ResolvedInputs,
     ) -> None:
-        executor = self.executors.get(component.get("executorLabel", ""), {}).get("importer", {})
+        executor = self._executor(component).get("importer") or {}
         uri_source = executor.get("artifactUri") or {}
         if "constant" in uri_source:
             uri = uri_source["constant"]
@@ -569,9 +569,11 @@ class _RunStepper:
         self.session.flush()
         return str(row.id)
 
+    def _executor(self, component: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.executors.get(component.get("executorLabel", "")) or {})
+
     def _container(self, component: dict[str, Any]) -> dict[str, Any]:
-        executor = self.executors.get(component.get("executorLabel", "")) or {}
-        return dict(executor.get("container") or {})
+        return dict(self._executor(component).get("container") or {})
 
     def _start_container(
         self,
@@ -773,9 +775,7 @@ def task_exited(
     return stepper.step
 
 
-def advance_group(
-    session: Session, run_id: str, task_id: str, config: OrchestratorConfig
-) -> Step:
+def advance_group(session: Session, run_id: str, task_id: str, config: OrchestratorConfig) -> Step:
     """Continue a group that asked for another step (a big loop starting in slices)."""
     stepper = _RunStepper(session, run_id, config)
     group = load_task(session, task_id)
