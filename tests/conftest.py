@@ -97,15 +97,20 @@ def _session_db(database_url: str) -> Iterator[Database]:
     db.dispose()
 
 
-@pytest.fixture
-def db(_session_db: Database) -> Database:
-    """The dialect's database, emptied before each test."""
-    with _session_db.write_session() as s:
+def empty_database(database: Database) -> Database:
+    """Delete every row (links first; parents unlinked so MySQL's cascades stay shallow)."""
+    with database.write_session() as s:
         s.execute(delete(ArtifactTask))
         s.execute(update(Task).values(parent_task_id=None))
         for model in (Task, Artifact, Run, PipelineVersion, Pipeline, Experiment):
             s.execute(delete(model))
-    return _session_db
+    return database
+
+
+@pytest.fixture
+def db(_session_db: Database) -> Database:
+    """The dialect's database, emptied before each test."""
+    return empty_database(_session_db)
 
 
 @pytest.fixture

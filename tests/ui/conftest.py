@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
 
 from kfpd.api.app import create_app
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
-from kfpd.db.models import Artifact, ArtifactTask, Experiment, Pipeline, PipelineVersion, Run, Task
 from kfpd.domain.tokens import issue_run_token
-from tests.conftest import REQUIRE, _free_port, _serve
+from tests.conftest import REQUIRE, _free_port, _serve, empty_database
 from tests.ui.doubles import Doubles
 from tests.ui.seed import Seeder
 
@@ -55,12 +53,7 @@ def ui_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
 
 @pytest.fixture
 def ui_db(ui_database: Database) -> Database:
-    with ui_database.write_session() as s:
-        s.execute(delete(ArtifactTask))
-        s.execute(update(Task).values(parent_task_id=None))
-        for model in (Task, Artifact, Run, PipelineVersion, Pipeline, Experiment):
-            s.execute(delete(model))
-    return ui_database
+    return empty_database(ui_database)
 
 
 @dataclass

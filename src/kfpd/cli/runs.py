@@ -266,15 +266,20 @@ def list_runs(
     console.print(table)
 
 
+def _run_or_exit(client: KfpdClient, run_id: str) -> Run:
+    """The run with its tasks; an unknown id ends the command with the server's message."""
+    try:
+        return client.get_run(run_id, full=True)
+    except KfpdApiError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+
+
 @runs_app.command("get")
 def get_run(run_id: str, host: Host = DEFAULT_HOST) -> None:
     """A run with its task tree."""
     with KfpdClient(host) as client:
-        try:
-            found = client.get_run(run_id, full=True)
-        except KfpdApiError as exc:
-            console.print(f"[red]{exc.message}[/]")
-            raise typer.Exit(1) from None
+        found = _run_or_exit(client, run_id)
     console.print(task_table(found))
 
 
@@ -289,11 +294,7 @@ def logs(
 ) -> None:
     """Print task logs (container tasks), optionally following a running one."""
     with KfpdClient(host) as client:
-        try:
-            found = client.get_run(run_id, full=True)
-        except KfpdApiError as exc:
-            console.print(f"[red]{exc.message}[/]")
-            raise typer.Exit(1) from None
+        found = _run_or_exit(client, run_id)
         tasks = [
             t
             for t in found.tasks or []
