@@ -9,7 +9,6 @@ server's peak RSS (VmHWM of the server process; launchers run in separate proces
 Target: completes; peak server RSS < 1 GiB.
 """
 
-
 import argparse
 import time
 

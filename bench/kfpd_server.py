@@ -44,8 +44,17 @@ def kfpd_server(*extra: str, env: dict[str, str] | None = None) -> Iterator[Serv
     with tempfile.TemporaryDirectory(prefix="kfpd-bench-") as tmp:
         port = free_port()
         process = subprocess.Popen(
-            [str(KFPD), "server", "--port", str(port), "--data-dir", tmp,
-             "--log-level", "warning", *extra],
+            [
+                str(KFPD),
+                "server",
+                "--port",
+                str(port),
+                "--data-dir",
+                tmp,
+                "--log-level",
+                "warning",
+                *extra,
+            ],
             env={**os.environ, **(env or {})},
         )
         url = f"http://127.0.0.1:{port}"

@@ -51,7 +51,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -148,22 +149,99 @@ def start_server(data_dir: Path, port: int, db_url: str | None) -> subprocess.Po
     raise RuntimeError(f"kfpd server did not become healthy (exit {proc.returncode}):\n{tail}")
 
 
+class Caller(Protocol):
+    """One keep-alive HTTP connection to the server, sending JSON and reading JSON."""
+
+    def call(
+        self, method: str, path: str, body: Any, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, bytes]: ...
+
+
+class HttpxCaller:
+    """httpx.Client, as kfpd's own Python client and launcher use."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=120)
+
+    def call(
+        self, method: str, path: str, body: Any, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        response = self.http.request(
+            method, path, json=body, params=params or None, headers=headers or None
+        )
+        return response.status_code, response.content
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class RawCaller:
+    """HTTP/1.1 over one socket with nothing but the framing: as cheap per request as a Go
+    launcher's net/http, so that the figure is the server's and not the Python client's."""
+
+    def __init__(self, base_url: str) -> None:
+        parsed = urlsplit(base_url)
+        self.host = f"{parsed.hostname}:{parsed.port}"
+        self.sock = socket.create_connection((parsed.hostname, parsed.port), timeout=120)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def call(
+        self, method: str, path: str, body: Any, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        if params:
+            path += "?" + urlencode(params)
+        data = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head += f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
+        self.sock.sendall(head.encode() + data)
+        while b"\r\n\r\n" not in self.buf:
+            self._recv()
+        head_raw, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head_raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+            elif name.strip().lower() == "transfer-encoding":
+                raise RuntimeError("the bench client reads Content-Length bodies only")
+        while len(self.buf) < length:
+            self._recv()
+        content, self.buf = self.buf[:length], self.buf[length:]
+        return status, content
+
+    def _recv(self) -> None:
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+CLIENTS = {"raw": RawCaller, "httpx": HttpxCaller}
+
+
 def call(
-    http: httpx.Client,
+    http: Caller,
     method: str,
     path: str,
     body: Any = None,
     _auth: dict[str, str] | None = None,
     **params: Any,
 ) -> Any:
-    response = http.request(method, API + path, json=body, params=params or None, headers=_auth)
-    if response.status_code != 200:
-        raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
-    return response.json()
+    status, content = http.call(method, API + path, body, params, _auth or {})
+    if status != 200:
+        raise RuntimeError(f"{method} {path}: {status} {content.decode(errors='replace')}")
+    return json.loads(content)
 
 
 def kfpd_workload(
-    http: httpx.Client, n: int, protocol: str = "launcher", token_key: Path | None = None
+    http: Caller, n: int, protocol: str = "launcher", token_key: Path | None = None
 ) -> float:
     """Run the workload once; return the timed seconds. Asserts the end state.
 
@@ -290,7 +368,11 @@ def kfpd_workload(
 
 
 def run_kfpd(
-    n: int, db_url: str | None, synchronous: str | None = None, protocol: str = "launcher"
+    n: int,
+    db_url: str | None,
+    synchronous: str | None = None,
+    protocol: str = "launcher",
+    client: str = "raw",
 ) -> Result:
     if db_url:
         ensure_database(db_url)
@@ -301,8 +383,11 @@ def run_kfpd(
         port = free_port()
         server = start_server(Path(tmp), port, url)
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            http = CLIENTS[client](f"http://127.0.0.1:{port}")
+            try:
                 seconds = kfpd_workload(http, n, protocol, Path(tmp) / "run-token.key")
+            finally:
+                http.close()
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -347,6 +432,12 @@ def main() -> None:
         default="launcher",
         help="kfpd's launcher calls (CreateTask + :finish, 2 per task) or upstream's 3",
     )
+    ap.add_argument(
+        "--client",
+        choices=sorted(CLIENTS),
+        default="raw",
+        help="the bench's HTTP client: bare HTTP/1.1 framing (default) or httpx",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
 
@@ -354,7 +445,9 @@ def main() -> None:
     kfpd_runs: list[Result] = []
     mlmd_runs: list[Result] = []
     for r in range(args.rounds):
-        kfpd_runs.append(run_kfpd(args.tasks, args.db_url, args.sqlite_synchronous, args.protocol))
+        kfpd_runs.append(
+            run_kfpd(args.tasks, args.db_url, args.sqlite_synchronous, args.protocol, args.client)
+        )
         mlmd_runs.append(run_mlmd(args.tasks))
         if not args.json and args.rounds > 1:
             k, m = kfpd_runs[-1], mlmd_runs[-1]

@@ -23,7 +23,6 @@ CPUs' busy time / wall, from /proc/stat: 2.0 = both cores busy on this machine).
 Target: kfpd <= 0.05 s per task on the chain; the fan-out keeps every core busy.
 """
 
-
 import argparse
 import os
 import statistics

@@ -52,7 +52,7 @@ class _NoEngine:
         pass
 
 
-def get_run_events(request: Request) -> RunEvents:
+async def get_run_events(request: Request) -> RunEvents:
     engine: RunEvents | None = getattr(request.app.state, "engine", None)
     return engine if engine is not None else _NoEngine()
 
@@ -125,7 +125,7 @@ def _run_token_secret(request: Request) -> bytes:
     return secret
 
 
-def require_run_token(request: Request, run_id: str) -> None:
+async def require_run_token(request: Request, run_id: str) -> None:
     """The caller must hold a token for the run in the path (launchers report with one)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -166,7 +166,7 @@ class Task(Base):
         UniqueConstraint("id", "run_id"),
         Index(None, "run_id", "parent_task_id", "created_at", "id"),
         Index(None, "run_id", "created_at", "id"),
-        Index(None, "parent_task_id"),
+        Index(None, "parent_task_id", "state"),  # child counts by state (roll-up)
         Index("ix_tasks_cache_lookup", "cache_fingerprint", "namespace", "state", "created_at"),
     )
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kfpd.db.errors import is_foreign_key_violation
 from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import Artifact, ArtifactTask, Task
 from kfpd.domain.enums import GROUP_TASK_TYPES, ArtifactType, IOType
@@ -131,6 +133,12 @@ _LINKS_OF_TASKS = (
     .join(_ARTIFACTS, _A.id == _L.artifact_id)
     .where(_L.task_id.in_(bindparam("task_ids", expanding=True)))
     .order_by(_L.task_id, _L.type, _L.key, _L.id)
+)
+_LINKS_OF_TASK = (
+    select(_LINKS, _ARTIFACTS)
+    .join(_ARTIFACTS, _A.id == _L.artifact_id)
+    .where(_L.task_id == bindparam("task_id"))
+    .order_by(_L.type, _L.key, _L.id)
 )
 _CHILDREN_OF = (
     select(_T.parent_task_id, _T.id, _T.name)
@@ -278,6 +286,25 @@ def create_artifacts(session: Session, requests: list[CreateArtifactRequest]) ->
     for run_id in sorted({c.request.run_id or "" for c in checked}):
         lock_run_for_writes(conn, run_id)
     tasks = _task_refs(conn, {(c.request.task_id or "", c.request.run_id or "") for c in checked})
+    return _write_artifacts(conn, checked, tasks)
+
+
+def create_task_outputs(
+    session: Session, task: Mapping[str, Any], requests: list[CreateArtifactRequest]
+) -> list[Artifact]:
+    """:func:`create_artifacts` for the outputs of one task whose row the caller has read under
+    its run's lock (the launcher's ``:finish``): no second lock, no task lookup."""
+    checked = [_check_create(r) for r in requests]
+    for c in checked:
+        if c.request.task_id != task["id"] or c.request.run_id != task["run_id"]:
+            raise InvalidArgument("every output must name the finishing task and its run")
+    ref = _TaskRef(task["id"], task["run_id"], task["namespace"], task["name"])
+    return _write_artifacts(session.connection(), checked, {ref.id: ref})
+
+
+def _write_artifacts(
+    conn: Connection, checked: list[_Checked], tasks: dict[str, _TaskRef]
+) -> list[Artifact]:
     now = now_us()
     rows: list[Values] = []
     new_rows: list[Values] = []
@@ -393,10 +420,22 @@ def link_task_artifacts(
             for j, art in enumerate(entry.artifacts):
                 artifact_id = require(art.artifact_id, f"{where}.artifacts[{j}].artifact_id")
                 specs.append(_LinkSpec(artifact_id, ref, io_type, producer, key, unseen=new_task))
-    if specs:
-        conn = session.connection()
-        _check_artifacts_exist(conn, list({s.artifact_id for s in specs}))
+    if not specs:
+        return
+    conn = session.connection()
+    artifact_ids = sorted({s.artifact_id for s in specs})
+    if not new_task:
+        _check_artifacts_exist(conn, artifact_ids)
         _ensure_links(conn, specs, now_us())
+        return
+    # A new task's links are all new: the artifact foreign key checks the ids as they go in,
+    # which saves a lookup on the call every launcher makes.
+    try:
+        _ensure_links(conn, specs, now_us())
+    except IntegrityError as exc:
+        if is_foreign_key_violation(exc):
+            raise NotFound(f"artifact(s) not found: one or more of {artifact_ids}") from exc
+        raise
 
 
 def list_artifact_tasks(
@@ -450,7 +489,13 @@ def hydrate(session: Session, tasks: list[Task]) -> Hydration:
     width = len(_LINKS.c)
     for start in range(0, len(tasks), 500):
         chunk = tasks[start : start + 500]
-        for row in conn.execute(_LINKS_OF_TASKS, {"task_ids": [t.id for t in chunk]}):
+        # One task (CreateTask, :finish): an equality lookup skips expanding an IN list.
+        rows = (
+            conn.execute(_LINKS_OF_TASK, {"task_id": chunk[0].id})
+            if len(chunk) == 1
+            else conn.execute(_LINKS_OF_TASKS, {"task_ids": [t.id for t in chunk]})
+        )
+        for row in rows:
             link = detached(ArtifactTask, dict(zip(_LINKS.c.keys(), row[:width], strict=True)))
             artifact = _artifact_snapshot(dict(zip(_ARTIFACTS.c.keys(), row[width:], strict=True)))
             links[link.task_id].append((link, artifact))

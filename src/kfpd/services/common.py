@@ -104,12 +104,17 @@ def lock_run_for_writes(conn: Connection, run_id: str | None) -> LockedRun:
     row = conn.execute(_LOCK_RUN_ROW, {"run_id": run_id}).first()
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
-    state = RunState(row.state)
-    if state.is_terminal:
+    return writable_run(row.id, row.namespace, row.state)
+
+
+def writable_run(run_id: str, namespace: str, state: int) -> LockedRun:
+    """The terminal-run guard: tasks and links of an ended run never change again."""
+    run_state = RunState(state)
+    if run_state.is_terminal:
         raise RunIsTerminal(
-            f"run {row.id} is {state.name}; its tasks and artifact links can no longer change"
+            f"run {run_id} is {run_state.name}; its tasks and artifact links can no longer change"
         )
-    return LockedRun(row.id, row.namespace, state)
+    return LockedRun(run_id, namespace, run_state)
 
 
 def flush_unique(session: Session, what: Callable[[], str]) -> None:

@@ -7,6 +7,9 @@ the final state (which rolls up to parents and the run inside ``services.tasks``
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from kfpd.db.models import Task
@@ -18,20 +21,24 @@ from kfpd.schemas.launch import FinishTaskRequest, OutputArtifact, TaskLog
 from kfpd.schemas.tasks import InputOutputs, IOParameter, PipelineTask, StatusMetadata
 from kfpd.services import artifacts as artifacts_svc
 from kfpd.services import tasks as tasks_svc
-from kfpd.services.common import lock_writable_run
 from kfpd.services.logstore import LogStore
 
 EXECUTOR_LOGS_KEY = "executor-logs"
 
 
-def _open_task(session: Session, run_id: str, task_id: str) -> Task:
-    task = tasks_svc.get_task(session, run_id, task_id)
-    if TaskState(task.state).is_terminal:
-        raise TaskIsFinal(f"task {task_id} already ended ({TaskState(task.state).name})")
+def _check_open(task: dict[str, Any]) -> None:
+    state = TaskState(task["state"])
+    if state.is_terminal:
+        raise TaskIsFinal(f"task {task['id']} already ended ({state.name})")
+
+
+def _open_task(conn: Connection, run_id: str, task_id: str) -> dict[str, Any]:
+    task = tasks_svc.load_task_in_run(conn, run_id, task_id)
+    _check_open(task)
     return task
 
 
-def _artifact_request(task: Task, out: OutputArtifact) -> CreateArtifactRequest:
+def _artifact_request(task: dict[str, Any], out: OutputArtifact) -> CreateArtifactRequest:
     atype = artifact_type_for(out.schema_title)
     metadata = dict(out.metadata)
     if not is_known_title(out.schema_title):
@@ -44,21 +51,21 @@ def _artifact_request(task: Task, out: OutputArtifact) -> CreateArtifactRequest:
             metadata=metadata,
             number_value=out.number_value,
         ),
-        run_id=task.run_id,
-        task_id=task.id,
+        run_id=task["run_id"],
+        task_id=task["id"],
         producer_key=out.key,
-        iteration_index=task.iteration_index,
+        iteration_index=task["iteration_index"],
         type=IOType.OUTPUT,
     )
 
 
-def _logs_request(task: Task, log_uri: str) -> CreateArtifactRequest:
+def _logs_request(task: dict[str, Any], log_uri: str) -> CreateArtifactRequest:
     return CreateArtifactRequest(
         artifact=Artifact(name=EXECUTOR_LOGS_KEY, type=ArtifactType.Artifact, uri=log_uri),
-        run_id=task.run_id,
-        task_id=task.id,
+        run_id=task["run_id"],
+        task_id=task["id"],
         producer_key=EXECUTOR_LOGS_KEY,
-        iteration_index=task.iteration_index,
+        iteration_index=task["iteration_index"],
         type=IOType.OUTPUT,
     )
 
@@ -66,16 +73,21 @@ def _logs_request(task: Task, log_uri: str) -> CreateArtifactRequest:
 def finish_task(
     session: Session, store: LogStore, run_id: str, task_id: str, body: FinishTaskRequest
 ) -> Task:
-    """Record a task's outputs and final state; a task finishes once (409 after)."""
-    lock_writable_run(session, run_id)  # first, so the state check below cannot race
-    task = _open_task(session, run_id, task_id)
+    """Record a task's outputs and final state; a task finishes once (409 after).
+
+    One run lock and one read of the task row for the whole report: this is the call every
+    container task makes, so it stays on prebuilt Core statements."""
+    conn = session.connection()
+    # The run's lock first, so the state check below cannot race.
+    run, task = tasks_svc.lock_run_and_load_task(conn, run_id, task_id)
+    _check_open(task)
     store.append(run_id, task_id, body.log_text)
     requests = [_artifact_request(task, out) for out in body.output_artifacts]
     if body.log_uri:
         requests.append(_logs_request(task, body.log_uri))
     if requests:
-        artifacts_svc.create_artifacts(session, requests)
-    producer = IOProducer(task_name=task.name, iteration=task.iteration_index)
+        artifacts_svc.create_task_outputs(session, task, requests)
+    producer = IOProducer(task_name=task["name"], iteration=task["iteration_index"])
     parameters = [
         IOParameter(parameter_key=key, value=value, type=IOType.OUTPUT, producer=producer)
         for key, value in body.output_parameters.items()
@@ -86,12 +98,12 @@ def finish_task(
         outputs=InputOutputs(parameters=parameters) if parameters else None,
         status_metadata=StatusMetadata(message=message) if message else None,
     )
-    return tasks_svc.update_task(session, run_id, task_id, update)
+    return tasks_svc.update_locked(session, run, task, update)
 
 
 def append_log(session: Session, store: LogStore, run_id: str, task_id: str, text: str) -> None:
     """Append to a running task's log (the task must exist and not have ended)."""
-    _open_task(session, run_id, task_id)
+    _open_task(session.connection(), run_id, task_id)
     store.append(run_id, task_id, text)
 
 

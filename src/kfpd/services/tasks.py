@@ -48,12 +48,14 @@ from kfpd.domain.transitions import (
 from kfpd.schemas.tasks import IOParameter, PipelineTask
 from kfpd.services import artifacts as artifacts_svc
 from kfpd.services.common import (
+    LockedRun,
     detached,
     history_entry,
     lock_run,
     lock_run_for_writes,
     new_id,
     require,
+    writable_run,
 )
 from kfpd.services.propagation import record_group_outputs
 from kfpd.spec.scope import dag_tasks, topological_order
@@ -234,11 +236,41 @@ def _load_task(conn: Connection, task_id: str) -> TaskValues | None:
     return dict(row._mapping) if row is not None else None
 
 
-def _load_task_in_run(conn: Connection, run_id: str, task_id: str) -> TaskValues:
+def load_task_in_run(conn: Connection, run_id: str, task_id: str) -> TaskValues:
+    """A task row as a dict (404 unless it belongs to ``run_id``)."""
     task = _load_task(conn, require(task_id, "task_id"))
     if task is None or task["run_id"] != run_id:
         raise NotFound(f"task {task_id!r} not found in run {run_id}")
     return task
+
+
+_RUNS = cast(Table, Run.__table__)
+_RUN_WITH_TASK = (
+    select(_RUNS.c.namespace.label("run_namespace"), _RUNS.c.state.label("run_state"), _TASKS)
+    .join(_RUNS, _RUNS.c.id == _T.run_id)
+    .where(_T.id == bindparam("task_id"), _RUNS.c.id == bindparam("run_id"))
+)
+
+
+def lock_run_and_load_task(
+    conn: Connection, run_id: str, task_id: str
+) -> tuple[LockedRun, TaskValues]:
+    """:func:`lock_run_for_writes` then :func:`load_task_in_run`.
+
+    On SQLite the write transaction began with BEGIN IMMEDIATE, which already holds the
+    database's write lock: the run "lock" is a plain read there, and both rows come back in one
+    statement. Elsewhere the run row is locked first, as on every write path (lock order)."""
+    if conn.dialect.name != "sqlite":
+        run = lock_run_for_writes(conn, run_id)
+        return run, load_task_in_run(conn, run_id, task_id)
+    ids = {"run_id": require(run_id, "run_id"), "task_id": require(task_id, "task_id")}
+    row = conn.execute(_RUN_WITH_TASK, ids).first()
+    if row is None:
+        lock_run_for_writes(conn, run_id)  # raises when the run is missing or has ended
+        raise NotFound(f"task {task_id!r} not found in run {run_id}")
+    values = dict(row._mapping)
+    run = writable_run(run_id, values.pop("run_namespace"), values.pop("run_state"))
+    return run, values
 
 
 def _snapshot(values: TaskValues) -> Task:
@@ -585,7 +617,7 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     }
     for row in found:
         if key is not None and row.logical_key == key:
-            existing = _snapshot(_load_task_in_run(conn, run_id, row.id))
+            existing = _snapshot(load_task_in_run(conn, run_id, row.id))
             artifacts_svc.link_task_artifacts(session, existing, links, new_task=False)
             return existing
     created = _time_or_none(body.create_time, "create_time") or now
@@ -693,8 +725,14 @@ def _apply_update(writer: _Writer, task: TaskValues, body: PipelineTask, now: in
 def update_task(session: Session, run_id: str, task_id: str, body: PipelineTask) -> Task:
     run = lock_run_for_writes(session.connection(), run_id)
     writer = _Writer(session, run.id, run.state)
-    task = _load_task_in_run(writer.conn, run_id, task_id)
+    task = load_task_in_run(writer.conn, run_id, task_id)
     _apply_update(writer, task, body, now_us())
+    return _snapshot(task)
+
+
+def update_locked(session: Session, run: LockedRun, task: TaskValues, body: PipelineTask) -> Task:
+    """:func:`update_task` for a caller that already holds the run's lock and read the row."""
+    _apply_update(_Writer(session, run.id, run.state), task, body, now_us())
     return _snapshot(task)
 
 
@@ -715,7 +753,7 @@ def update_tasks_bulk(session: Session, run_id: str, tasks: dict[str, PipelineTa
     now = now_us()
     for task_id in sorted(tasks):
         # Read each row just before its update: an earlier update's roll-up may have changed it.
-        _apply_update(writer, _load_task_in_run(conn, run_id, task_id), tasks[task_id], now)
+        _apply_update(writer, load_task_in_run(conn, run_id, task_id), tasks[task_id], now)
     rows = {r.id: dict(r._mapping) for r in conn.execute(_SELECT_TASKS, ids)}
     return [_snapshot(rows[k]) for k in tasks]
 

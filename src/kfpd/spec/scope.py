@@ -34,7 +34,8 @@ def dag_tasks(spec: dict[str, Any], scope_path: str) -> dict[str, Any] | None:
 def topological_order(tasks: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Task names in dependency order (iteratively, so deep chains are fine), plus the
     names left over because they sit on or behind a dependency cycle."""
-    pending = {n: set(t.get("dependentTasks") or []) & set(tasks) for n, t in tasks.items()}
+    names = set(tasks)
+    pending = {n: set(t.get("dependentTasks") or []) & names for n, t in tasks.items()}
     dependents: dict[str, list[str]] = {n: [] for n in tasks}
     for name, deps in pending.items():
         for dep in deps:

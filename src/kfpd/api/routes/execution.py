@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from kfpd.api.convert import task_out
+from kfpd.api.convert import task_dict, wire_json
 from kfpd.api.deps import Db, Events, RunToken, opt_int
 from kfpd.config import Settings
 from kfpd.schemas.launch import AppendLogRequest, FinishTaskRequest, TaskLog
@@ -32,10 +32,10 @@ def _logs(request: Request) -> LogStore:
 )
 def finish_task(
     run_id: str, task_id: str, body: FinishTaskRequest, db: Db, request: Request, events: Events
-) -> PipelineTask:
+) -> Response:
     with db.write_session() as s:
         task = svc.finish_task(s, _logs(request), run_id, task_id, body)
-        reply = task_out(task, artifacts_svc.hydrate(s, [task]))
+        reply = wire_json(task_dict(task, artifacts_svc.hydrate(s, [task])))
     # The engine moves on now, without waiting for the launcher process to exit.
     events.task_finished(run_id, task_id)
     return reply
