@@ -53,9 +53,24 @@ def test_artifact_previews_download_and_sandboxed_html(page: Any, ui_server: UiS
     # An image and a plain text file, produced by another task of the run.
     demo.start_loop()
     png, notes = seeder.artifacts(
-        demo.run_id, demo.ids["train-0"],
-        {"producer_key": "plot", "artifact": {"name": "plot", "type": "Artifact", "uri": seeder.file("extra/plot.png", tiny_png())}},
-        {"producer_key": "notes", "artifact": {"name": "notes", "type": "Artifact", "uri": seeder.file("extra/notes.txt", "hello notes\n")}},
+        demo.run_id,
+        demo.ids["train-0"],
+        {
+            "producer_key": "plot",
+            "artifact": {
+                "name": "plot",
+                "type": "Artifact",
+                "uri": seeder.file("extra/plot.png", tiny_png()),
+            },
+        },
+        {
+            "producer_key": "notes",
+            "artifact": {
+                "name": "notes",
+                "type": "Artifact",
+                "uri": seeder.file("extra/notes.txt", "hello notes\n"),
+            },
+        },
     )
     page.goto(f"/#/artifacts/{png['artifact_id']}")
     image = page.locator("img.preview")
@@ -75,18 +90,36 @@ def test_artifact_errors_are_clear(page: Any, ui_server: UiServer) -> None:
     seeder = ui_server.seeder
     demo = DemoRun(seeder, name="errors").start()
     outside, remote, gone = seeder.artifacts(
-        demo.run_id, demo.ids["make-data"],
-        {"producer_key": "a", "artifact": {"name": "outside", "type": "Artifact", "uri": "file:///etc/passwd"}},
-        {"producer_key": "b", "artifact": {"name": "remote", "type": "Dataset", "uri": "s3://bucket/key"}},
-        {"producer_key": "c", "artifact": {"name": "gone", "type": "Dataset", "uri": (ui_server.artifact_root / "missing.csv").as_uri()}},
+        demo.run_id,
+        demo.ids["make-data"],
+        {
+            "producer_key": "a",
+            "artifact": {"name": "outside", "type": "Artifact", "uri": "file:///etc/passwd"},
+        },
+        {
+            "producer_key": "b",
+            "artifact": {"name": "remote", "type": "Dataset", "uri": "s3://bucket/key"},
+        },
+        {
+            "producer_key": "c",
+            "artifact": {
+                "name": "gone",
+                "type": "Dataset",
+                "uri": (ui_server.artifact_root / "missing.csv").as_uri(),
+            },
+        },
     )
     page.goto(f"/#/artifacts/{outside['artifact_id']}")
-    expect(page.locator(".preview-unavailable")).to_contain_text("outside the server's artifact root")
+    expect(page.locator(".preview-unavailable")).to_contain_text(
+        "outside the server's artifact root"
+    )
     assert "root:x:0" not in page.content()
     page.goto(f"/#/artifacts/{remote['artifact_id']}")
     expect(page.locator(".preview-unavailable")).to_contain_text("not s3 URIs")
     page.goto(f"/#/artifacts/{gone['artifact_id']}")
-    expect(page.locator(".preview-unavailable")).to_contain_text("does not exist (it may have been deleted)")
+    expect(page.locator(".preview-unavailable")).to_contain_text(
+        "does not exist (it may have been deleted)"
+    )
     page.goto("/#/artifacts/00000000-0000-0000-0000-000000000000")
     expect(page.locator(".error-box")).to_contain_text("not found")
     expect(page.locator(".error-box")).to_contain_text("may have been deleted")
@@ -104,7 +137,9 @@ def test_lineage_expands_hop_by_hop(page: Any, ui_server: UiServer) -> None:
     expect(train).to_contain_text("train")
     train.click()  # adds the model and score of that iteration
     expect(nodes).to_have_count(8)
-    expect(page.locator(f'svg.lineage g.lnode[data-id="{demo.artifact_ids["model-1"]}"]')).to_be_visible()
+    expect(
+        page.locator(f'svg.lineage g.lnode[data-id="{demo.artifact_ids["model-1"]}"]')
+    ).to_be_visible()
     expect(page.locator(".lineage-info a")).to_have_text("Open the task in its run")
     page.shots("lineage")
 
@@ -118,12 +153,18 @@ def test_metrics_confusion_matrix_and_roc(page: Any, ui_server: UiServer) -> Non
     expect(scalars).to_contain_text("train [2]")
     matrix = page.locator("svg.confusion-matrix")
     expect(matrix.locator("rect.cm-cell")).to_have_count(4)
-    values = [matrix.locator(f'rect.cm-cell[data-row="{r}"][data-col="{c}"]').get_attribute("data-value") for r in range(2) for c in range(2)]
+    values = [
+        matrix.locator(f'rect.cm-cell[data-row="{r}"][data-col="{c}"]').get_attribute("data-value")
+        for r in range(2)
+        for c in range(2)
+    ]
     assert values == ["7", "1", "2", "9"]
     expect(matrix).to_contain_text("cat")
     expect(matrix).to_contain_text("dog")
     expect(page.locator('svg.curve-chart[aria-label="ROC curve"] path.curve')).to_have_count(1)
-    expect(page.locator('svg.curve-chart[aria-label="Precision–recall"] path.curve')).to_have_count(1)  # noqa: RUF001
+    expect(page.locator('svg.curve-chart[aria-label="Precision–recall"] path.curve')).to_have_count(
+        1
+    )  # noqa: RUF001
     page.shots("metrics")
 
     # The same charts on the artifact page of the ClassificationMetrics artifact.
@@ -133,8 +174,12 @@ def test_metrics_confusion_matrix_and_roc(page: Any, ui_server: UiServer) -> Non
 
 def test_compare_two_runs(page: Any, ui_server: UiServer) -> None:
     seeder = ui_server.seeder
-    first = DemoRun(seeder, name="compare A", parameters={"threshold": 1, "lr": 0.1}, accuracy=0.84).complete()
-    second = DemoRun(seeder, name="compare B", parameters={"threshold": 1, "lr": 0.3}, accuracy=0.91).complete()
+    first = DemoRun(
+        seeder, name="compare A", parameters={"threshold": 1, "lr": 0.1}, accuracy=0.84
+    ).complete()
+    second = DemoRun(
+        seeder, name="compare B", parameters={"threshold": 1, "lr": 0.3}, accuracy=0.91
+    ).complete()
     page.goto("/#/runs")
     for demo in (first, second):
         page.locator(f'tr[data-run-id="{demo.run_id}"] input[type="checkbox"]').check()
@@ -154,15 +199,23 @@ def test_compare_two_runs(page: Any, ui_server: UiServer) -> None:
     expect(page.locator(".error-box")).to_contain_text("Choose 2 to 10 runs")
 
 
-def test_runs_list_pages_filters_and_sorts_without_a_request_per_row(page: Any, ui_server: UiServer) -> None:
+def test_runs_list_pages_filters_and_sorts_without_a_request_per_row(
+    page: Any, ui_server: UiServer
+) -> None:
     seeder = ui_server.seeder
     spec = compiled("ui_demo")
     experiment = seeder.experiment("listing")
-    runs = [seeder.run(f"run-{i:02d}", spec, experiment_id=experiment["experiment_id"]) for i in range(25)]
+    runs = [
+        seeder.run(f"run-{i:02d}", spec, experiment_id=experiment["experiment_id"])
+        for i in range(25)
+    ]
     for run in runs[:3]:
         seeder.call("POST", f"/runs/{run['run_id']}:terminate")
     requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url) if "/apis/" in r.url or "/ui/api/" in r.url else None)
+    page.on(
+        "request",
+        lambda r: requests.append(r.url) if "/apis/" in r.url or "/ui/api/" in r.url else None,
+    )
     page.goto("/#/runs")
     rows = page.locator("table.runs tbody tr")
     expect(rows).to_have_count(20)
@@ -197,15 +250,22 @@ def test_pipelines_and_experiments_pages(page: Any, ui_server: UiServer) -> None
 
     seeder = ui_server.seeder
     text = yaml.safe_dump(compiled("ui_demo"))
-    response = seeder.http.post("/apis/v2beta1/pipelines/upload", params={"name": "demo-pipeline"},
-                                files={"uploadfile": ("ui_demo.yaml", text, "application/x-yaml")})
+    response = seeder.http.post(
+        "/apis/v2beta1/pipelines/upload",
+        params={"name": "demo-pipeline"},
+        files={"uploadfile": ("ui_demo.yaml", text, "application/x-yaml")},
+    )
     assert response.status_code == 200, response.text
     pipeline_id = response.json()["pipeline_id"]
     page.goto("/#/pipelines")
     page.get_by_role("link", name="demo-pipeline").click()
     graph = page.locator("svg.graph")
-    expect(graph.locator('g.gnode[data-key="root.exit-handler-1.make-data"]')).to_contain_text("task")
-    expect(graph.locator('g.gnode[data-key="root.exit-handler-1.for-loop-3"]')).to_contain_text("loop over")
+    expect(graph.locator('g.gnode[data-key="root.exit-handler-1.make-data"]')).to_contain_text(
+        "task"
+    )
+    expect(graph.locator('g.gnode[data-key="root.exit-handler-1.for-loop-3"]')).to_contain_text(
+        "loop over"
+    )
     expect(page.locator("table.versions tbody tr")).to_have_count(1)
     page.shots("pipeline")
     page.get_by_role("button", name="Create run").click()
@@ -214,7 +274,10 @@ def test_pipelines_and_experiments_pages(page: Any, ui_server: UiServer) -> None
     dialog.get_by_role("button", name="Start run").click()
     expect(page.locator("h1 .run-name")).to_have_text("from the pipeline page")
     run_id = page.url.split("/runs/")[1].split("?")[0]
-    assert seeder.call("GET", f"/runs/{run_id}")["pipeline_version_reference"]["pipeline_id"] == pipeline_id
+    assert (
+        seeder.call("GET", f"/runs/{run_id}")["pipeline_version_reference"]["pipeline_id"]
+        == pipeline_id
+    )
 
     page.goto("/#/experiments")
     page.get_by_role("link", name="Default").click()
