@@ -64,12 +64,13 @@ def create_app(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.migrate:
             upgrade(settings.database_url)
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, background_checkpoints=True)
     settings.run_token_secret()  # created once, so launchers anywhere can be given tokens
     engine = _engine(settings, database, executor)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        database.start_background_work()
         if engine is not None:
             engine.start()
         try:
@@ -77,6 +78,7 @@ def create_app(
         finally:
             if engine is not None:
                 engine.stop()
+            database.stop_background_work()
 
     app = FastAPI(
         lifespan=lifespan,

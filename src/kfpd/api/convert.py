@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from fastapi import Response
+from pydantic import BaseModel
 from pydantic_core import to_json
 
 from kfpd.db.listing import Page
@@ -78,6 +79,12 @@ def wire_json(content: Any, status_code: int = 200) -> Response:
     """A JSON response of an already wire-shaped value (no response-model pass)."""
     body = to_json(content, inf_nan_mode="null")  # as the models do (ser_json_inf_nan)
     return Response(body, status_code=status_code, media_type="application/json")
+
+
+def model_json(model: BaseModel, status_code: int = 200) -> Response:
+    """A JSON response of a built wire model, serialized once (as response_model would, minus
+    FastAPI's second validation pass over it)."""
+    return wire_json(model.model_dump(mode="json", exclude_none=True, by_alias=True), status_code)
 
 
 def page_dict(key: str, items: list[dict[str, Any]], page: Page[Any]) -> dict[str, Any]:

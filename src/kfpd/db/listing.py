@@ -46,6 +46,8 @@ class Field:
     kind: str = "str"  # str | int | float | timestamp | enum
     enum: type[WireEnum] | None = None
     sortable: bool = True
+    # A stored, indexed lower-case copy of a text column, for IS_SUBSTRING (see below).
+    folded: InstrumentedAttribute[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,12 @@ def _like_escape(text: str) -> str:
 class ContainsIgnoringCase(ColumnElement[bool]):
     """``column`` contains ``text``, ignoring case: KFP's IS_SUBSTRING on every dialect.
 
-    PostgreSQL and MySQL get ``ILIKE`` / ``lower() LIKE lower()``. SQLite gets plain ``LIKE``:
-    its LIKE already folds case exactly as its lower() does (ASCII letters only), and skipping
-    two function calls per row halves a COUNT over 200k names (37 -> 18 ms).
+    With ``folded`` (a stored lower-case copy of the column, indexed): ``folded LIKE
+    lower(:text)``, a plain LIKE over an index (PostgreSQL, 200k names: 20 ms where ILIKE took
+    60-120). Without: ``ILIKE`` / ``lower() LIKE lower()``. SQLite always gets plain ``LIKE`` on
+    the column itself: its LIKE already folds case exactly as its lower() does (ASCII letters
+    only), and its planner reads a generated column from the table, never from an index
+    (37 ms for lower() LIKE, 105 ms on the folded copy, 18 ms for plain LIKE).
     """
 
     inherit_cache = True
@@ -124,19 +129,28 @@ class ContainsIgnoringCase(ColumnElement[bool]):
     _is_implicitly_boolean = True  # a predicate: no "= 1" appended where booleans are ints
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
+        ("folded", InternalTraversal.dp_clauseelement),
         ("pattern", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, column: Any, text: str) -> None:
-        self.column = (
-            column.__clause_element__() if hasattr(column, "__clause_element__") else column
-        )
+    def __init__(self, column: Any, text: str, folded: Any = None) -> None:
+        self.column = _clause(column)
+        self.folded = _clause(folded) if folded is not None else None
         self.pattern = literal(f"%{_like_escape(text)}%")
+
+
+def _clause(column: Any) -> Any:
+    clause = getattr(column, "__clause_element__", None)
+    return clause() if clause is not None else column
 
 
 @compiles(ContainsIgnoringCase)
 def _contains_ignoring_case(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.column.ilike(element.pattern, escape="\\"), **kw)
+    if element.folded is not None:
+        expr = element.folded.like(func.lower(element.pattern), escape="\\")
+    else:
+        expr = element.column.ilike(element.pattern, escape="\\")
+    return compiler.process(expr, **kw)
 
 
 @compiles(ContainsIgnoringCase, "sqlite")
@@ -172,7 +186,7 @@ def compile_filter(flt: Filter, fields: dict[str, Field]) -> list[ColumnElement[
         if pred.op == Op.IS_SUBSTRING:
             if spec.kind != "str":
                 raise InvalidArgument(f"IS_SUBSTRING needs a text field, not {pred.key!r}")
-            clauses.append(ContainsIgnoringCase(col, pred.value))
+            clauses.append(ContainsIgnoringCase(col, pred.value, spec.folded))
             continue
         value = _convert(spec, pred, pred.value)
         clauses.append(_COMPARE[pred.op](col, value))

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Computed,
     Double,
     ForeignKey,
     ForeignKeyConstraint,
@@ -100,6 +101,11 @@ class Run(Base):
         ID, ForeignKey("experiments.id", ondelete="SET NULL"), nullable=True
     )
     display_name: Mapped[str] = mapped_column(NAME)
+    # Lower-cased by the database as rows are written: IS_SUBSTRING on the name becomes a
+    # plain LIKE over an index on PostgreSQL/MySQL (db/listing.ContainsIgnoringCase).
+    display_name_folded: Mapped[str] = mapped_column(
+        NAME, Computed("lower(display_name)", persisted=True)
+    )
     description: Mapped[str] = mapped_column(Text, default="")
     pipeline_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     pipeline_version_id: Mapped[str | None] = mapped_column(ID, nullable=True)
@@ -129,6 +135,7 @@ class Run(Base):
         Index(None, "namespace", "display_name", "id", "storage_state"),
         Index(None, "namespace", "finished_at", "id"),
         Index(None, "namespace", "storage_state", "state"),
+        Index(None, "namespace", "display_name_folded", "storage_state"),  # IS_SUBSTRING count
         Index(None, "experiment_id", "created_at", "id", "storage_state"),
         # Single-user lists span namespaces.
         Index(None, "created_at", "id"),

@@ -25,8 +25,8 @@ from kfpd.spec.validate import resolve_runtime_parameters, validate_spec
 RUN_FIELDS: dict[str, Field] = {
     "run_id": Field(Run.id),
     "id": Field(Run.id),
-    "display_name": Field(Run.display_name),
-    "name": Field(Run.display_name),
+    "display_name": Field(Run.display_name, folded=Run.display_name_folded),
+    "name": Field(Run.display_name, folded=Run.display_name_folded),
     "description": Field(Run.description, sortable=False),
     "created_at": Field(Run.created_at, "timestamp"),
     "scheduled_at": Field(Run.scheduled_at, "timestamp"),

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from kfpd.api.convert import run_out
+from kfpd.api.convert import model_json, run_out
 from kfpd.api.deps import Db, Events, Listing, opt_bool, opt_str, parse_view
 from kfpd.domain.enums import StorageState, ViewMode
 from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
@@ -25,12 +25,12 @@ def create_run(body: RunCreate, db: Db, events: Events) -> Run:
 
 
 @router.get("/{run_id}", response_model=Run, response_model_exclude_none=True)
-def get_run(run_id: str, db: Db, view: Q = None) -> Run:
+def get_run(run_id: str, db: Db, view: Q = None) -> Response:
     mode = parse_view(view)
     with db.read_session() as s:
         found = svc.get_run(s, run_id, mode)
         hydration = artifacts_svc.hydrate(s, found.tasks) if found.full else None
-        return run_out(found, hydration)
+        return model_json(run_out(found, hydration))
 
 
 @router.get("", response_model=ListRunsResponse, response_model_exclude_none=True)
@@ -41,7 +41,7 @@ def list_runs(
     experiment_id: Q = None,
     view: Q = None,
     skip_count: Q = None,
-) -> ListRunsResponse:
+) -> Response:
     mode = parse_view(view)
     # The KFP UI sends skip_count=true: total_size (a COUNT over every match) is then 0.
     count = not opt_bool(skip_count, "skip_count")
@@ -57,11 +57,12 @@ def list_runs(
         hydration = None
         if mode == ViewMode.FULL:
             hydration = artifacts_svc.hydrate(s, [t for v in page.items for t in v.tasks])
-        return ListRunsResponse(
+        reply = ListRunsResponse(
             runs=[run_out(v, hydration, with_spec=mode == ViewMode.FULL) for v in page.items],
             total_size=page.total_size,
             next_page_token=page.next_page_token or None,
         )
+        return model_json(reply)
 
 
 @router.post("/{run_id}:archive")
