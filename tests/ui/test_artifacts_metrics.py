@@ -162,9 +162,8 @@ def test_metrics_confusion_matrix_and_roc(page: Any, ui_server: UiServer) -> Non
     expect(matrix).to_contain_text("cat")
     expect(matrix).to_contain_text("dog")
     expect(page.locator('svg.curve-chart[aria-label="ROC curve"] path.curve')).to_have_count(1)
-    expect(page.locator('svg.curve-chart[aria-label="Precision–recall"] path.curve')).to_have_count(
-        1
-    )  # noqa: RUF001
+    pr_curve = 'svg.curve-chart[aria-label="Precision–recall"] path.curve'  # noqa: RUF001
+    expect(page.locator(pr_curve)).to_have_count(1)
     page.shots("metrics")
 
     # The same charts on the artifact page of the ClassificationMetrics artifact.
