@@ -20,6 +20,7 @@ class Graph:
 
     def __init__(self, api: TestClient, tmp_path: Path) -> None:
         self.api = api
+        self.tmp_path = tmp_path
         self.secret = Settings(data_dir=tmp_path).run_token_secret()
         run = ok(
             api.post(
@@ -295,6 +296,11 @@ def test_unknown_tasks_and_finished_runs(graph: Graph) -> None:
     assert missing.status_code == 404
     assert graph.finish("nope", {"state": "SUCCEEDED"}).status_code == 404
     assert graph.append("nope", "x").status_code == 404
+    other = Graph(graph.api, graph.tmp_path)
+    foreign = other.runtime()  # a task of another run, reported under this run's path
+    refused = graph.finish(foreign, {"state": "SUCCEEDED"})
+    assert refused.status_code == 404 and "not found in run" in refused.json()["message"]
+    assert other.get(foreign)["state"] == "RUNNING"
     task_id = graph.runtime()
     ok(graph.api.post(f"{API}/runs/{graph.run_id}:terminate"))
     response = graph.finish(task_id, {"state": "SUCCEEDED"})
