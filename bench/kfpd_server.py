@@ -1,4 +1,5 @@
-"""Start a throwaway ``kfpd server`` subprocess for benchmarks (fresh data dir, free port)."""
+"""Start a throwaway ``kfpd server`` subprocess for benchmarks (free port, its log in the data
+dir, a clear error with the log's tail when it does not come up)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,26 +41,31 @@ def free_port() -> int:
 
 
 @contextmanager
-def kfpd_server(*extra: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    with tempfile.TemporaryDirectory(prefix="kfpd-bench-") as tmp:
+def kfpd_server(
+    *extra: str,
+    env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+    db_url: str | None = None,
+    timeout_s: float = 120,
+) -> Iterator[Server]:
+    """``kfpd server`` with ``extra`` options; a temporary data dir unless ``data_dir``."""
+    with ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kfpd-bench-")))
+        data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        process = subprocess.Popen(
-            [
-                str(KFPD),
-                "server",
-                "--port",
-                str(port),
-                "--data-dir",
-                tmp,
-                "--log-level",
-                "warning",
-                *extra,
-            ],
-            env={**os.environ, **(env or {})},
-        )
+        cmd = [str(KFPD), "server", "--port", str(port), "--data-dir", str(data_dir)]
+        cmd += ["--log-level", "warning", *extra]  # warning: no access-log line per request
+        if db_url:
+            cmd += ["--db-url", db_url]
+        logfile = data_dir / "server.log"
+        with logfile.open("wb") as out:
+            process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + timeout_s
             while True:
                 try:
                     if httpx.get(url + "/healthz", timeout=1).status_code == 200:
@@ -67,12 +73,14 @@ def kfpd_server(*extra: str, env: dict[str, str] | None = None) -> Iterator[Serv
                 except httpx.HTTPError:
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("kfpd server did not start")
+                    tail = logfile.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"kfpd server did not start:\n{tail}")
                 time.sleep(0.1)
-            yield Server(url, process, Path(tmp))
+            yield Server(url, process, data_dir)
         finally:
             process.terminate()
             try:
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()

@@ -57,9 +57,7 @@ import math
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kfpd_server import kfpd_server as start_kfpd
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import URL
 
@@ -451,55 +450,13 @@ def seed(url: URL, runs: int, other: int, *, reuse: bool, sqlite_analyze: bool) 
 # --------------------------------------------------------------------------- server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def kfpd_server(url: URL, data_dir: Path) -> Iterator[str]:
-    port = _free_port()
-    logfile = data_dir / "server.log"
-    launcher = [str(KFPD_BIN)] if KFPD_BIN.exists() else [sys.executable, "-m", "kfpd.cli.main"]
-    cmd = [
-        *launcher,
-        "server",
-        "--db-url",
-        url.render_as_string(hide_password=False),
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-orchestrate",  # the seeded runs are data to list, not pipelines to run
-    ]
-    with logfile.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"kfpd server exited:\n{logfile.read_text()}")
-            try:
-                if httpx.get(f"{base}{API}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"kfpd server not healthy in 120 s:\n{logfile.read_text()}")
-            time.sleep(0.1)
-        log(f"kfpd server up at {base} (pid {proc.pid})")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """The server on the seeded database; the seeded runs are data to list, not to run."""
+    db_url = url.render_as_string(hide_password=False)
+    with start_kfpd("--no-orchestrate", data_dir=data_dir, db_url=db_url) as server:
+        log(f"kfpd server up at {server.url} (pid {server.process.pid})")
+        yield server.url
 
 
 # --------------------------------------------------------------------------- measuring

@@ -55,6 +55,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from kfpd_server import kfpd_server
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -97,12 +98,6 @@ def pipeline_spec(n: int) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def ensure_database(url: str) -> None:
     """Create the PostgreSQL/MariaDB database named in ``url`` if it does not exist."""
     parsed = make_url(url)
@@ -123,30 +118,6 @@ def ensure_database(url: str) -> None:
                 conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}`"))
     finally:
         engine.dispose()
-
-
-def start_server(data_dir: Path, port: int, db_url: str | None) -> subprocess.Popen[bytes]:
-    # The benchmark plays the launcher: the server must not run the pipeline itself.
-    cmd = [str(KFPD), "server", "--data-dir", str(data_dir), "--port", str(port)]
-    cmd.append("--no-orchestrate")
-    cmd += ["--log-level", "warning"]  # no per-request access log line
-    if db_url:
-        cmd += ["--db-url", db_url]
-    log = data_dir / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{API}/healthz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.terminate()
-    proc.wait(timeout=30)
-    tail = log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"kfpd server did not become healthy (exit {proc.returncode}):\n{tail}")
 
 
 class Caller(Protocol):
@@ -380,17 +351,13 @@ def run_kfpd(
         url = db_url
         if synchronous and not db_url:
             url = f"sqlite:///{Path(tmp) / 'kfpd.sqlite'}?synchronous={synchronous}"
-        port = free_port()
-        server = start_server(Path(tmp), port, url)
-        try:
-            http = CLIENTS[client](f"http://127.0.0.1:{port}")
+        # The benchmark plays the launcher: the server must not run the pipeline itself.
+        with kfpd_server("--no-orchestrate", data_dir=Path(tmp), db_url=url) as server:
+            http = CLIENTS[client](server.url)
             try:
                 seconds = kfpd_workload(http, n, protocol, Path(tmp) / "run-token.key")
             finally:
                 http.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     backend = make_url(db_url).get_backend_name() if db_url else "sqlite"
     if synchronous and not db_url:
         backend += f", {synchronous.upper()}"

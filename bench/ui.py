@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from kfpd_server import kfpd_server  # noqa: E402
+
 from kfpd.db.engine import Database  # noqa: E402
 from kfpd.db.migrate import upgrade  # noqa: E402
 from tests.helpers import compiled  # noqa: E402
@@ -50,44 +50,6 @@ from tests.ui.bulk import seed_artifacts, seed_flat_run, seed_loop_run  # noqa: 
 
 CHROMIUM = os.environ.get("KFPD_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(db_url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    kfpd = Path(sys.executable).parent / "kfpd"
-    proc = subprocess.Popen(
-        [
-            str(kfpd),
-            "server",
-            "--port",
-            str(port),
-            "--db-url",
-            db_url,
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            "--no-orchestrate",  # seeded runs are data to show, not pipelines to run
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("kfpd server did not start")
 
 
 def open_run_page(context, url: str, run_id: str, node_selector: str) -> tuple[float, float]:
@@ -161,8 +123,9 @@ def main() -> None:
             f"flat run {flat_run['tasks']} tasks, {args.artifacts:,} artifacts "
             f"in {time.perf_counter() - t0:.1f} s ({db_url.split(':')[0]})"
         )
-        server, url = start_server(db_url, tmp / "data")
-        try:
+        # Seeded runs are data to show, not pipelines to run.
+        with kfpd_server("--no-orchestrate", data_dir=tmp / "data", db_url=db_url) as server:
+            url = server.url
             graph_bytes = len(
                 httpx.get(
                     f"{url}/ui/api/runs/{loop_run['run_id']}/graph", params={"spec": "true"}
@@ -213,9 +176,6 @@ def main() -> None:
                         "   anchor: upstream UI crashed at 198k"
                     )
                 browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from kfpd.db.errors import is_foreign_key_violation
 from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import Artifact, ArtifactTask, Task
-from kfpd.domain.enums import GROUP_TASK_TYPES, ArtifactType, IOType
+from kfpd.domain.enums import GROUP_TASK_TYPES, OUTPUT_IO_TYPES, ArtifactType, IOType
 from kfpd.domain.errors import InvalidArgument, NotFound
 from kfpd.domain.filtering import Op, parse_filter
 from kfpd.domain.timeutil import now_us
@@ -39,6 +39,9 @@ ARTIFACT_FIELDS: dict[str, Field] = {
     "last_update": Field(Artifact.last_update, "timestamp"),
     "number_value": Field(Artifact.number_value, "float"),
 }
+
+# Link types that make a task an artifact's producer (a final-status output is not one).
+PRODUCER_LINK_TYPES = [int(t) for t in OUTPUT_IO_TYPES if t != IOType.TASK_FINAL_STATUS_OUTPUT]
 
 LINK_FIELDS: dict[str, Field] = {
     "id": Field(ArtifactTask.id),
@@ -332,10 +335,24 @@ def get_artifact(session: Session, artifact_id: str) -> Artifact:
     return row
 
 
-def list_artifacts(session: Session, namespace: str, request: ListRequest) -> Page[Artifact]:
+def list_artifacts(
+    session: Session,
+    namespace: str | None,
+    request: ListRequest,
+    *,
+    produced_in_run: str | None = None,
+) -> Page[Artifact]:
+    """ListArtifacts. ``namespace`` None lists every namespace; a namespace (even "", the
+    single-user one) is an equality the (namespace, created_at, id)-style indexes serve.
+    ``produced_in_run`` keeps the artifacts a run's tasks produced (kept on the link table)."""
     stmt = select(Artifact)
-    if namespace:
+    if namespace is not None:
         stmt = stmt.where(Artifact.namespace == namespace)
+    if produced_in_run:
+        produced = select(ArtifactTask.artifact_id).where(
+            ArtifactTask.run_id == produced_in_run, ArtifactTask.type.in_(PRODUCER_LINK_TYPES)
+        )
+        stmt = stmt.where(Artifact.id.in_(produced))
     # Exact-URI lookups go through the hashed, indexed column.
     for pred in parse_filter(request.filter).predicates:
         if pred.key == "uri" and pred.op == Op.EQUALS and isinstance(pred.value, str):
@@ -347,7 +364,7 @@ def list_artifacts(session: Session, namespace: str, request: ListRequest) -> Pa
         id_field="artifact_id",
         default_sort="created_at",
         request=request,
-        context=[namespace],
+        context=[namespace, produced_in_run or ""],
     )
 
 

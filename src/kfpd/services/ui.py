@@ -10,17 +10,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kfpd.db.listing import ListRequest, Page, list_page
 from kfpd.db.models import Artifact, ArtifactTask, Run, Task
-from kfpd.domain.enums import OUTPUT_IO_TYPES, ArtifactType, IOType, TaskState, TaskType
+from kfpd.domain.enums import ArtifactType, TaskState, TaskType
 from kfpd.domain.errors import InvalidArgument
 from kfpd.domain.timeutil import to_rfc3339
-from kfpd.services.artifacts import ARTIFACT_FIELDS
+from kfpd.services.artifacts import PRODUCER_LINK_TYPES
 from kfpd.services.common import get_or_404
 
 # Links that make a task an artifact's producer. Group tasks carry propagated copies of their
 # children's outputs; only runtime and importer tasks count as producers.
-PRODUCER_LINK_TYPES = [int(t) for t in OUTPUT_IO_TYPES if t != IOType.TASK_FINAL_STATUS_OUTPUT]
 PRODUCER_TASK_TYPES = [int(TaskType.RUNTIME), int(TaskType.IMPORTER)]
 METRIC_TYPES = [
     int(ArtifactType.Metric),
@@ -110,29 +108,6 @@ def producers(session: Session, artifact_ids: list[str]) -> dict[str, Producer]:
     for artifact_id, run_id, run_name, task_id, task_name, key in rows:
         found.setdefault(artifact_id, Producer(run_id, run_name, task_id, task_name, key))
     return found
-
-
-def list_artifacts(
-    session: Session, *, namespace: str, run_id: str | None, request: ListRequest
-) -> Page[Artifact]:
-    """ListArtifacts plus a filter on the producing run (kept on the indexed link table)."""
-    # Always one namespace (single-user kfpd keeps everything in ""): the equality lets the
-    # (namespace, created_at, id) and (namespace, type, created_at, id) indexes serve the page.
-    stmt = select(Artifact).where(Artifact.namespace == namespace)
-    if run_id:
-        produced = select(ArtifactTask.artifact_id).where(
-            ArtifactTask.run_id == run_id, ArtifactTask.type.in_(PRODUCER_LINK_TYPES)
-        )
-        stmt = stmt.where(Artifact.id.in_(produced))
-    return list_page(
-        session,
-        stmt,
-        fields=ARTIFACT_FIELDS,
-        id_field="artifact_id",
-        default_sort="created_at",
-        request=request,
-        context=[namespace, run_id or ""],
-    )
 
 
 @dataclass

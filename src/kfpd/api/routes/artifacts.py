@@ -54,7 +54,7 @@ def get_artifact(artifact_id: str, db: Db) -> Response:
 @router.get("/artifacts", response_model=ListArtifactResponse, response_model_exclude_none=True)
 def list_artifacts(db: Db, listing: Listing, namespace: Q = None) -> Response:
     with db.read_session() as s:
-        page = svc.list_artifacts(s, opt_str(namespace) or "", listing)
+        page = svc.list_artifacts(s, opt_str(namespace), listing)
         return wire_json(page_dict("artifacts", [artifact_dict(a) for a in page.items], page))
 
 

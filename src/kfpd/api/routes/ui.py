@@ -142,8 +142,8 @@ def list_artifacts(
 ) -> dict[str, Any]:
     """ListArtifacts with a run filter and each artifact's producer (task and run)."""
     with db.read_session() as s:
-        page = svc.list_artifacts(
-            s, namespace=opt_str(namespace) or "", run_id=opt_str(run_id), request=listing
+        page = artifacts_svc.list_artifacts(
+            s, opt_str(namespace) or "", listing, produced_in_run=opt_str(run_id)
         )
         found = svc.producers(s, [a.id for a in page.items])
         items = []
