@@ -16,9 +16,13 @@ from kfpd.domain.tokens import token_run_id
 
 # Dependencies that do no I/O are async: FastAPI runs a sync dependency in the threadpool,
 # one more thread hop per request.
-async def get_database(request: Request) -> Database:
+def database_of(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
+
+
+async def get_database(request: Request) -> Database:
+    return database_of(request)
 
 
 Db = Annotated[Database, Depends(get_database)]
@@ -52,9 +56,13 @@ class _NoEngine:
         pass
 
 
-async def get_run_events(request: Request) -> RunEvents:
+def run_events_of(request: Request) -> RunEvents:
     engine: RunEvents | None = getattr(request.app.state, "engine", None)
     return engine if engine is not None else _NoEngine()
+
+
+async def get_run_events(request: Request) -> RunEvents:
+    return run_events_of(request)
 
 
 Events = Annotated[RunEvents, Depends(get_run_events)]

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from kfpd.api.convert import task_dict, wire_json
-from kfpd.api.deps import Db, Events, RunToken, opt_int
+from kfpd.api.deps import (
+    Db,
+    RunToken,
+    database_of,
+    opt_int,
+    require_run_token,
+    run_events_of,
+)
+from kfpd.api.lean_route import LeanRoute
 from kfpd.config import Settings
 from kfpd.schemas.launch import AppendLogRequest, FinishTaskRequest, TaskLog
 from kfpd.schemas.tasks import PipelineTask
@@ -24,21 +33,32 @@ def _logs(request: Request) -> LogStore:
     return LogStore(settings.log_root)
 
 
-@router.post(
+async def finish_task(
+    request: Request, run_id: str, task_id: str, body: FinishTaskRequest
+) -> Response:
+    """Record a task's outputs and final state in one transaction (the launcher's report)."""
+    await require_run_token(request, run_id)
+    logs = _logs(request)
+
+    def finish(s: Session) -> dict[str, Any]:
+        task = svc.finish_task(s, logs, run_id, task_id, body)
+        return task_dict(task, artifacts_svc.hydrate(s, [task]))
+
+    reply = wire_json(await database_of(request).run_write(finish))
+    # The engine moves on now, without waiting for the launcher process to exit.
+    run_events_of(request).task_finished(run_id, task_id)
+    return reply
+
+
+# Every container task calls it once: served by LeanRoute (api/lean_route.py).
+router.add_api_route(
     ":finish",
+    finish_task,
+    methods=["POST"],
     response_model=PipelineTask,
     response_model_exclude_none=True,
-    dependencies=[RunToken],
+    route_class_override=LeanRoute,
 )
-def finish_task(
-    run_id: str, task_id: str, body: FinishTaskRequest, db: Db, request: Request, events: Events
-) -> Response:
-    with db.write_session() as s:
-        task = svc.finish_task(s, _logs(request), run_id, task_id, body)
-        reply = wire_json(task_dict(task, artifacts_svc.hydrate(s, [task])))
-    # The engine moves on now, without waiting for the launcher process to exit.
-    events.task_finished(run_id, task_id)
-    return reply
 
 
 @router.post("/logs", dependencies=[RunToken])

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from kfpd.api.convert import page_dict, task_dict, wire_json
-from kfpd.api.deps import Db, opt_str, parse_list_request
+from kfpd.api.deps import Db, database_of, opt_str, parse_list_request
+from kfpd.api.lean_route import LeanRoute
 from kfpd.domain.errors import InvalidArgument
 from kfpd.schemas.tasks import (
     FindCachedTaskRequest,
@@ -24,19 +26,35 @@ Q = Annotated[str | None, Query()]
 # Routes send wire dicts built from the rows (api/convert.py); response_model documents the shape.
 
 
-@router.post("/runs/{run_id}/tasks", response_model=PipelineTask, response_model_exclude_none=True)
-def create_task(run_id: str, body: PipelineTask, db: Db) -> Response:
-    with db.write_session() as s:
-        return wire_json(task_dict(svc.create_task(s, run_id, body)))
+async def create_task(request: Request, run_id: str, body: PipelineTask) -> Response:
+    """CreateTask: idempotent by the task's logical key; links in ``inputs.artifacts`` too."""
+
+    def create(s: Session) -> dict[str, Any]:
+        return task_dict(svc.create_task(s, run_id, body))
+
+    return wire_json(await database_of(request).run_write(create))
+
+
+# Called for every task a run records: served by LeanRoute (api/lean_route.py).
+router.add_api_route(
+    "/runs/{run_id}/tasks",
+    create_task,
+    methods=["POST"],
+    response_model=PipelineTask,
+    response_model_exclude_none=True,
+    route_class_override=LeanRoute,
+)
 
 
 @router.patch(
     "/runs/{run_id}/tasks/{task_id}", response_model=PipelineTask, response_model_exclude_none=True
 )
-def update_task(run_id: str, task_id: str, body: PipelineTask, db: Db) -> Response:
-    with db.write_session() as s:
+async def update_task(run_id: str, task_id: str, body: PipelineTask, db: Db) -> Response:
+    def update(s: Session) -> dict[str, Any]:
         task = svc.update_task(s, run_id, task_id, body)
-        return wire_json(task_dict(task, artifacts_svc.hydrate(s, [task])))
+        return task_dict(task, artifacts_svc.hydrate(s, [task]))
+
+    return wire_json(await db.run_write(update))
 
 
 @router.post(
