@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
+from pydantic_core import from_json, to_json
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,15 @@ from sqlalchemy.orm import Session, sessionmaker
 T = TypeVar("T")
 
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def _json_dumps(value: Any) -> str:
+    return to_json(value).decode()
+
+
+# JSON columns (task parameters, state histories, artifact metadata, ...) go through
+# pydantic-core: 3-4x faster than the json module both ways, same JSON.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": from_json}
 # SQLite's own threshold: a commit that finds this many pages in the WAL copies them back into
 # the database file (and syncs it) before it returns.
 WAL_AUTOCHECKPOINT_PAGES = 1000
@@ -64,7 +74,10 @@ def _sqlite_engine(
     url: URL, *, immediate: bool, synchronous: str, autocheckpoint: int = WAL_AUTOCHECKPOINT_PAGES
 ) -> Engine:
     engine = create_engine(
-        url, connect_args={"timeout": 60, "check_same_thread": False}, pool_use_lifo=True
+        url,
+        connect_args={"timeout": 60, "check_same_thread": False},
+        pool_use_lifo=True,
+        **JSON_CODEC,
     )
 
     @event.listens_for(engine, "connect")
@@ -130,7 +143,7 @@ class Database:
                 # it saves (a 200k-name count: 21 ms serial, 32-45 ms with 2 workers on 2
                 # vCPUs) and multiplies CPU under concurrent API load. ?options=... overrides.
                 kwargs["connect_args"] = {"options": "-c max_parallel_workers_per_gather=0"}
-            self.engine = create_engine(self.url, **kwargs)
+            self.engine = create_engine(self.url, **kwargs, **JSON_CODEC)
             self.write_engine = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
