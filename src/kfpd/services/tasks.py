@@ -597,18 +597,13 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     if body.run_id and body.run_id != run_id:
         raise InvalidArgument(f"task.run_id {body.run_id!r} does not match the path's {run_id!r}")
     conn = session.connection()
-    run = lock_run_for_writes(conn, run_id)
     now = now_us()
     parent_id = body.parent_task_id or None
     ttype = int(body.type or TaskType.TASK_TYPE_UNSPECIFIED)
     attrs = body.type_attributes.dump() if body.type_attributes else {}
     iteration = body.type_attributes.iteration_index if body.type_attributes else None
     key = logical_key(run_id, parent_id, body.scope_path or "", body.name or "", ttype, iteration)
-    found = (
-        conn.execute(_SELECT_PARENT_AND_SAME, {"parent_id": parent_id, "key": key}).all()
-        if parent_id is not None or key is not None
-        else []
-    )
+    run, found = _lock_run_and_find(conn, run_id, parent_id, key)
     if parent_id is not None and not any(r.id == parent_id and r.run_id == run_id for r in found):
         raise InvalidArgument(f"parent task {parent_id!r} does not exist in run {run_id}")
     links = {
@@ -659,6 +654,44 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     if final:
         writer.roll_up_from(task, now)
     return created_task
+
+
+_RUN_WITH_PARENT_AND_SAME = (
+    select(
+        _RUNS.c.namespace.label("run_namespace"),
+        _RUNS.c.state.label("run_state"),
+        _T.id,
+        _T.run_id,
+        _T.logical_key,
+    )
+    .select_from(
+        _RUNS.outerjoin(
+            _TASKS, or_(_T.id == bindparam("parent_id"), _T.logical_key == bindparam("key"))
+        )
+    )
+    .where(_RUNS.c.id == bindparam("run_id"))
+)
+
+
+def _lock_run_and_find(
+    conn: Connection, run_id: str, parent_id: str | None, key: str | None
+) -> tuple[LockedRun, list[Any]]:
+    """Lock the run; find the parent task (by id) and an earlier create (by logical key).
+
+    On SQLite (BEGIN IMMEDIATE holds the write lock already) one statement reads the run and
+    both; elsewhere the run row is locked first, as on every write path."""
+    if conn.dialect.name != "sqlite":
+        run = lock_run_for_writes(conn, run_id)
+        if parent_id is None and key is None:
+            return run, []
+        params = {"parent_id": parent_id, "key": key}
+        return run, list(conn.execute(_SELECT_PARENT_AND_SAME, params))
+    params = {"run_id": require(run_id, "run_id"), "parent_id": parent_id, "key": key}
+    rows = conn.execute(_RUN_WITH_PARENT_AND_SAME, params).all()
+    if not rows:
+        raise NotFound(f"run {run_id!r} not found")
+    run = writable_run(run_id, rows[0].run_namespace, rows[0].run_state)
+    return run, [r for r in rows if r.id is not None]
 
 
 def _message(body: PipelineTask) -> str | None:
