@@ -15,17 +15,20 @@ and three input parameters, RUNNING; one input artifact link; two Dataset output
 (URI + metadata) with their output links; then the final state COMPLETE/SUCCEEDED with two
 output parameters.
 
-* kfpd: a real ``kfpd server --log-level warning`` subprocess (SQLite in a fresh data dir
-  under /tmp unless ``--db-url``), driven by one ``httpx.Client`` (one keep-alive connection,
-  sequential requests, like one launcher; JSON bodies are plain dicts, as a Go launcher's
-  would be). Untimed: experiment, run with an inline IR of N chained tasks ``step-i``. Timed:
-  the ROOT task and a seed artifact, then per task three requests, batched within the task,
-  never across tasks:
+* kfpd: a real ``kfpd server --no-orchestrate`` subprocess (SQLite in a fresh data dir under
+  /tmp unless ``--db-url``), driven over one keep-alive connection with sequential requests,
+  like one launcher; JSON bodies are plain dicts. The client is bare HTTP/1.1 framing on a
+  socket (``--client raw``, as cheap per request as a Go launcher's net/http) or httpx
+  (``--client httpx``, kfpd's own Python client). Untimed: experiment, run with an inline IR
+  of N chained tasks ``step-i``. Timed: the ROOT task and a seed artifact, then per task
+  (``--protocol launcher``, the default) two requests:
 
   1. CreateTask (RUNNING, pod, 3 input parameters, and the input link to the previous task's
      ``out-a`` in ``inputs.artifacts`` — a kfpd extension; upstream sends it separately);
-  2. CreateArtifactsBulk (two Dataset outputs; the server writes their OUTPUT links);
-  3. UpdateTask (SUCCEEDED, 2 output parameters).
+  2. ``:finish`` (two Dataset outputs with their OUTPUT links, 2 output parameters and
+     SUCCEEDED, in one transaction);
+
+  or (``--protocol upstream``) three: CreateTask, CreateArtifactsBulk, UpdateTask.
 
   After the last task the server's roll-up must have made the run SUCCEEDED; that and the
   task, artifact and link counts are asserted.
@@ -34,8 +37,9 @@ output parameters.
   the INPUT event, launcher PutExecution, 2x PutArtifacts, PublishExecution with the OUTPUT
   events, plus their type/read calls — on a fresh SQLite file under /tmp).
 
-kfpd and MLMD run one after the other, never at the same time; with ``--rounds R`` they
-alternate R times and the medians are compared. Target: kfpd >= 3x MLMD on SQLite.
+kfpd and MLMD run one after the other, never at the same time, each after ``sync`` and a short
+pause; with ``--rounds R`` they alternate R times and the medians are compared. Target: kfpd
+>= 3x MLMD on SQLite.
 """
 
 from __future__ import annotations
