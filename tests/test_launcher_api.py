@@ -326,3 +326,14 @@ def test_the_python_client_speaks_these_endpoints(graph: Graph) -> None:
         with pytest.raises(KfpdApiError) as info:
             client.finish_task(graph.run_id, task_id, request)
         assert info.value.status == 409
+
+
+def test_deleting_a_run_deletes_its_logs(graph: Graph) -> None:
+    task_id = graph.runtime()
+    ok(graph.append(task_id, "hello\n"))
+    assert graph.read(task_id)["text"] == "hello\n"
+    log_dir = graph.tmp_path / "logs" / graph.run_id
+    assert log_dir.is_dir()
+    ok(graph.api.delete(f"{API}/runs/{graph.run_id}"))
+    assert not log_dir.exists()
+    assert graph.api.get(f"{API}/runs/{graph.run_id}/tasks/{task_id}/logs").status_code == 404

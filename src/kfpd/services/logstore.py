@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import shutil
 from pathlib import Path
 
 from kfpd.domain.errors import InvalidArgument
@@ -35,6 +36,10 @@ class LogStore:
             os.write(fd, text.encode("utf-8"))
         finally:
             os.close(fd)
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a deleted run's logs (its tasks are gone, so nothing can read them)."""
+        shutil.rmtree(self.root / run_id, ignore_errors=True)
 
     def read(self, run_id: str, task_id: str, offset: int, limit: int | None) -> tuple[str, int]:
         """Text from byte ``offset`` (at most ``limit`` bytes) and the offset to read next."""

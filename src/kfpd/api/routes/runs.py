@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from kfpd.api.convert import model_json, run_out
 from kfpd.api.deps import Db, Events, Listing, opt_bool, opt_str, parse_view
+from kfpd.config import Settings
 from kfpd.domain.enums import StorageState, ViewMode
 from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
 from kfpd.services import artifacts as artifacts_svc
 from kfpd.services import runs as svc
+from kfpd.services.logstore import LogStore
 
 router = APIRouter(prefix="/apis/v2beta1/runs", tags=["runs"])
 Q = Annotated[str | None, Query()]
@@ -80,9 +82,12 @@ def unarchive_run(run_id: str, db: Db) -> dict[str, Any]:
 
 
 @router.delete("/{run_id}")
-def delete_run(run_id: str, db: Db) -> dict[str, Any]:
+def delete_run(run_id: str, db: Db, request: Request) -> dict[str, Any]:
     with db.write_session() as s:
         svc.delete_run(s, run_id)
+    # After the commit: a failed delete keeps its logs.
+    settings: Settings = request.app.state.settings
+    LogStore(settings.log_root).delete_run(run_id)
     return {}
 
 
