@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kfpd.executors.local import LocalExecutor
+from kfpd.executors.local import WORKER_DEATHS_TO_GIVE_UP, LocalExecutor
 from kfpd.schemas.launch import RuntimeArtifactSpec
 from tests.launching import Exits, Server, compile_component
 from tests.pipelines import launch_components as comps
@@ -238,28 +238,51 @@ def test_parallel_limit_and_queue(server: Server, tmp_path: Path) -> None:
         executor.shutdown()
 
 
-def test_tasks_start_cold_once_the_warm_worker_died(server: Server, tmp_path: Path) -> None:
+def _kill_worker_during_a_task(
+    executor: LocalExecutor, server: Server, tmp_path: Path, exits: Exits
+) -> None:
+    ir = ir_of("sleepy")
+    run_id, task_id = server.new_task(ir)
+    executor.submit(server.spec(ir, run_id, task_id, tmp_path, params={"seconds": 60.0}), exits)
+    _wait_for_log(server, run_id, task_id, "started")
+    pgid = executor.launcher_pid(task_id)
+    worker = executor.worker_pid
+    assert worker is not None and pgid is not None
+    os.kill(worker, signal.SIGKILL)
+    exit_ = exits.wait(task_id, timeout=10)
+    assert (exit_.returncode, exit_.reason) == (None, "the local executor's warm worker died")
+    assert _gone(pgid), "its launcher is not left behind"
+    assert executor.worker_pid != worker
+
+
+def _run_add_one(executor: LocalExecutor, server: Server, tmp_path: Path, exits: Exits) -> None:
+    ir = ir_of("add_one")
+    run_id, task_id = server.new_task(ir)
+    executor.submit(server.spec(ir, run_id, task_id, tmp_path, params={"x": 1}), exits)
+    assert exits.wait(task_id).reported
+    assert _outputs(server.task(run_id, task_id))[0] == {"Output": 2}
+
+
+def test_a_warm_worker_that_dies_is_replaced(server: Server, tmp_path: Path) -> None:
     executor = LocalExecutor(max_parallel=2, work_root=tmp_path / "work")
     exits = Exits()
     try:
-        ir = ir_of("sleepy")
-        run_id, task_id = server.new_task(ir)
-        executor.submit(server.spec(ir, run_id, task_id, tmp_path, params={"seconds": 60.0}), exits)
-        _wait_for_log(server, run_id, task_id, "started")
-        pgid = executor.launcher_pid(task_id)
-        worker = executor.worker_pid
-        assert worker is not None and pgid is not None
-        os.kill(worker, signal.SIGKILL)
-        exit_ = exits.wait(task_id, timeout=10)
-        assert (exit_.returncode, exit_.reason) == (None, "the local executor's warm worker died")
-        assert _gone(pgid), "its launcher is not left behind"
-        assert not executor.warm
+        _kill_worker_during_a_task(executor, server, tmp_path, exits)
+        assert executor.warm and executor.worker_pid is not None, "a new worker took over"
+        _run_add_one(executor, server, tmp_path, exits)
+    finally:
+        executor.shutdown()
+    assert not executor.warm, "shutdown stops the new worker too"
 
-        ir = ir_of("add_one")
-        run_id, task_id = server.new_task(ir)
-        executor.submit(server.spec(ir, run_id, task_id, tmp_path, params={"x": 1}), exits)
-        assert exits.wait(task_id).reported
-        assert _outputs(server.task(run_id, task_id))[0] == {"Output": 2}
+
+def test_tasks_start_cold_once_the_warm_worker_keeps_dying(server: Server, tmp_path: Path) -> None:
+    executor = LocalExecutor(max_parallel=2, work_root=tmp_path / "work")
+    exits = Exits()
+    try:
+        for _ in range(WORKER_DEATHS_TO_GIVE_UP):
+            _kill_worker_during_a_task(executor, server, tmp_path, exits)
+        assert not executor.warm and executor.worker_pid is None
+        _run_add_one(executor, server, tmp_path, exits)
     finally:
         executor.shutdown()
 

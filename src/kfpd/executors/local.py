@@ -2,7 +2,8 @@
 
 Warm mode (default) keeps a pre-forked worker (``kfpd.executors.worker``) that has kfp and
 the launcher imported and forks a child per task, so a task does not pay for a new Python
-interpreter. Without it (``warm=False``, or once the worker died) each task is a
+interpreter; a worker that dies is started again (the tasks it ran are reported failed), unless
+it died 3 times within a minute. Without it (``warm=False``, or after that) each task is a
 ``python -m kfpd.launcher --spec FILE`` subprocess. Either way each launcher leads its own
 process group, and ``cancel`` kills the group: the launcher and whatever it started.
 
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,9 @@ log = logging.getLogger("kfpd.executors.local")
 
 SPEC_FILE = ".kfpd-launch.json"  # holds the run token: readable by the owner only
 LAUNCHER_LOG = "launcher.log"
+# A warm worker that dies this often within the window is not started again.
+WORKER_DEATHS_TO_GIVE_UP = 3
+WORKER_DEATH_WINDOW_S = 60.0
 
 
 @dataclass
@@ -73,14 +78,20 @@ class LocalExecutor:
         self._queue: deque[_Task] = deque()
         self._closed = False
         self._image_warned = False
+        self._prefault = prefault
         self._worker: _WarmWorker | None = None
+        self._worker_deaths: list[float] = []  # monotonic times, within the window
         if warm:
-            try:
-                self._worker = _WarmWorker(
-                    self.work_root / "warm-worker.log", self._on_worker, prefault=prefault
-                )
-            except OSError as exc:
-                log.warning("no warm worker (%s); tasks start new interpreters", exc)
+            self._worker = self._new_worker()
+
+    def _new_worker(self) -> _WarmWorker | None:
+        try:
+            return _WarmWorker(
+                self.work_root / "warm-worker.log", self._on_worker, prefault=self._prefault
+            )
+        except OSError as exc:
+            log.warning("no warm worker (%s); tasks start new interpreters", exc)
+            return None
 
     @property
     def warm(self) -> bool:
@@ -239,11 +250,35 @@ class LocalExecutor:
                 lost = [t for t in self._running.values() if t.warm]
                 closed = self._closed
             if not closed:
-                log.warning("the warm worker died; tasks now start new interpreters")
+                self._replace_worker()
             for task in lost:
                 if task.pid is not None:
                     _kill_group(task.pid)
                 self._finished(task.spec.task_id, None, "the local executor's warm worker died")
+
+    def _replace_worker(self) -> None:
+        """Start a new warm worker after one died, unless they keep dying."""
+        now = time.monotonic()
+        deaths = [t for t in self._worker_deaths if now - t < WORKER_DEATH_WINDOW_S] + [now]
+        self._worker_deaths = deaths
+        if len(deaths) >= WORKER_DEATHS_TO_GIVE_UP:
+            log.warning(
+                "the warm worker died %d times within %.0f s; tasks start new interpreters",
+                len(deaths),
+                WORKER_DEATH_WINDOW_S,
+            )
+            return
+        worker = self._new_worker()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._worker = worker
+        if worker is None:
+            return
+        if closed:  # shut down meanwhile: nobody else would stop it
+            worker.stop()
+        else:
+            log.warning("the warm worker died; started a new one (pid %d)", worker.proc.pid)
 
     def _finished(self, task_id: str, returncode: int | None, reason: str | None) -> None:
         with self._lock:
