@@ -104,7 +104,8 @@ class Run(Base):
     # Lower-cased by the database as rows are written: IS_SUBSTRING on the name becomes a
     # plain LIKE over an index on PostgreSQL/MySQL (db/listing.ContainsIgnoringCase).
     display_name_folded: Mapped[str] = mapped_column(
-        NAME, Computed("lower(display_name)", persisted=True)
+        String(510),  # lower() may lengthen a name in some collations (İ -> i̇)
+        Computed("lower(display_name)", persisted=True),
     )
     description: Mapped[str] = mapped_column(Text, default="")
     pipeline_id: Mapped[str | None] = mapped_column(ID, nullable=True)

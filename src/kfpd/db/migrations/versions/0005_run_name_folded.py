@@ -30,7 +30,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 'display_name_folded',
-                sa.String(length=255),
+                sa.String(length=510),
                 sa.Computed('lower(display_name)', persisted=True),
                 nullable=True,
             )
