@@ -13,12 +13,12 @@ what the transaction before it committed (PostgreSQL's default).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
+import anyio.to_thread
 from pydantic_core import from_json, to_json
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -185,7 +185,8 @@ class Database:
                     return work(session)
             finally:
                 writer.release()
-        return await asyncio.to_thread(self._write_call, work)
+        # FastAPI's pool of worker threads (and its limit), as for a sync route.
+        return await anyio.to_thread.run_sync(self._write_call, work)
 
     def start_background_work(self) -> None:
         if self._checkpointer is not None:
