@@ -161,7 +161,12 @@ class Database:
     @contextmanager
     def write_session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error."""
-        with self._sqlite_writer or nullcontext(), self._write() as session, session.begin():
+        with self._sqlite_writer or nullcontext(), self._transaction() as session:
+            yield session
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._write() as session, session.begin():
             yield session
 
     def _write_call(self, work: Callable[[Session], T]) -> T:
@@ -181,7 +186,7 @@ class Database:
         writer = self._sqlite_writer
         if self._inline_writes and writer is not None and writer.acquire(blocking=False):
             try:
-                with self._write() as session, session.begin():
+                with self._transaction() as session:
                     return work(session)
             finally:
                 writer.release()
