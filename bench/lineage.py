@@ -67,7 +67,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from list_runs import _bench_engine, _recreate_server_db, _server_db_exists, kfpd_server
+from list_runs import (
+    _bench_engine,
+    _recreate_server_db,
+    _server_db_exists,
+    kfpd_server,
+    settle_seeded,
+)
 from sqlalchemy import Engine, create_engine, func, insert, select
 from sqlalchemy.engine import URL
 
@@ -82,6 +88,7 @@ from kfpd.domain.enums import (
     TaskState,
     TaskType,
 )
+from kfpd.services.lineage import INPUT_LINK_TYPES, OUTPUT_LINK_TYPES
 
 MLMD_ANCHOR_MS = 22.7  # MLMD get_lineage_subgraph, 20 hops upstream, 10,000 tasks (earlier run)
 MLMD_ANCHOR_TASKS = 10_000
@@ -95,19 +102,9 @@ API = "/apis/v2beta1"
 HERE = Path(__file__).resolve().parent
 
 RUNTIME, IMPORTER = int(TaskType.RUNTIME), int(TaskType.IMPORTER)
-INPUTS = {
-    int(t)
-    for t in (
-        IOType.COMPONENT_DEFAULT_INPUT,
-        IOType.TASK_OUTPUT_INPUT,
-        IOType.COMPONENT_INPUT,
-        IOType.RUNTIME_VALUE_INPUT,
-        IOType.COLLECTED_INPUTS,
-        IOType.ITERATOR_INPUT,
-        IOType.ITERATOR_INPUT_RAW,
-    )
-}
-OUTPUTS = {int(IOType.OUTPUT), int(IOType.ITERATOR_OUTPUT), int(IOType.ONE_OF_OUTPUT)}
+# The link types the server's lineage walks (ground truth must count the same edges).
+INPUTS = {int(t) for t in INPUT_LINK_TYPES}
+OUTPUTS = {int(t) for t in OUTPUT_LINK_TYPES}
 
 
 def log(msg: str) -> None:
@@ -394,16 +391,7 @@ def seed(url: URL, n_tasks: int, chains: int, chain_len: int, *, reuse: bool) ->
     _insert(engine, Task.__table__, seeder.tasks)
     _insert(engine, Artifact.__table__, seeder.artifacts)
     _insert(engine, ArtifactTask.__table__, seeder.links)
-    if backend == "sqlite":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.commit()
-    elif backend == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-    else:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE TABLE tasks, artifacts, artifact_tasks")
+    settle_seeded(engine, ["tasks", "artifacts", "artifact_tasks"])
     engine.dispose()
     got = _task_count(url)
     if got != n_tasks:

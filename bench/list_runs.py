@@ -424,18 +424,7 @@ def seed(url: URL, runs: int, other: int, *, reuse: bool, sqlite_analyze: bool) 
     _insert_namespace(engine, rng, NAMESPACE, runs, now_us)
     if other:
         _insert_namespace(engine, rng, OTHER_NAMESPACE, other, now_us)
-    if backend == "sqlite":
-        with engine.connect() as conn:
-            if sqlite_analyze:
-                conn.exec_driver_sql("ANALYZE")
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.commit()
-    elif backend == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-    else:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE TABLE runs, experiments")
+    settle_seeded(engine, ["runs", "experiments"], sqlite_analyze=sqlite_analyze)
     got = _counts(engine)
     engine.dispose()
     if got != want:
@@ -448,6 +437,25 @@ def seed(url: URL, runs: int, other: int, *, reuse: bool, sqlite_analyze: bool) 
 
 
 # --------------------------------------------------------------------------- server
+
+
+def settle_seeded(engine: Engine, tables: list[str], *, sqlite_analyze: bool = False) -> None:
+    """After bulk seeding, what a database reaches by itself anyway: the WAL folded back
+    (SQLite; ANALYZE only when asked, kfpd never runs one), VACUUM ANALYZE (PostgreSQL, as
+    autovacuum would), ANALYZE TABLE (MySQL/MariaDB, as InnoDB's auto-stats would)."""
+    backend = engine.dialect.name
+    if backend == "sqlite":
+        with engine.connect() as conn:
+            if sqlite_analyze:
+                conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.commit()
+    elif backend == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"ANALYZE TABLE {', '.join(tables)}")
 
 
 @contextmanager
