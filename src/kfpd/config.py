@@ -1,47 +1,146 @@
-"""Server settings, from CLI flags or KFPD_* environment variables."""
+"""Server settings: one typed model, read from a YAML file, ``KFPD_*`` variables and flags.
+
+Precedence, highest first: values passed in (``kfpd server`` flags the user gave), environment
+variables (``KFPD_<FIELD>``, e.g. ``KFPD_PORT=9000``), the config file (``--config FILE`` or
+``KFPD_CONFIG``; keys are the field names), then the defaults below. Unknown keys in the file
+are an error, so a typo does not silently fall back to a default.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+CONFIG_ENV = "KFPD_CONFIG"
 
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("KFPD_DATA_DIR") or Path.home() / ".kfpd")
 
 
-@dataclass
-class Settings:
-    data_dir: Path = field(default_factory=default_data_dir)
-    db_url: str | None = None  # default: SQLite in data_dir
-    host: str = "127.0.0.1"
-    port: int = 8888
-    max_body_bytes: int = int(os.environ.get("KFPD_MAX_BODY_BYTES", 32 * 1024 * 1024))
-    migrate: bool = True  # upgrade the schema to head at start-up
-    orchestrate: bool = True  # run pipelines (False: store runs only)
-    cache_enabled: bool = os.environ.get("KFPD_CACHE", "1") != "0"  # server-wide task cache
-    max_parallel: int = int(os.environ.get("KFPD_MAX_PARALLEL", 0)) or (os.cpu_count() or 1)
-    public_url: str | None = None  # how launchers reach this server (default from host/port)
+class ConfigFileError(ValueError):
+    """The configuration file is missing, not YAML, or not a mapping."""
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(f"config file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigFileError(f"config file {path} must hold a mapping of setting: value")
+    return loaded
+
+
+class Settings(BaseSettings):
+    """Everything ``kfpd server`` can be told. Field names are the config-file keys."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KFPD_",
+        extra="forbid",
+        populate_by_name=True,
+        validate_assignment=True,
+    )
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where kfpd keeps its database, logs and artifacts.",
+    )
+    db_url: str | None = Field(
+        default=None, description="SQLAlchemy URL (default: SQLite in the data dir)."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8888, ge=0, le=65535, description="Port the server listens on.")
+    public_url: str | None = Field(
+        default=None, description="How launchers reach this server (default from host/port)."
+    )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, gt=0, description="Largest request body accepted."
+    )
+    migrate: bool = Field(default=True, description="Upgrade the schema to head at start-up.")
+    orchestrate: bool = Field(default=True, description="Run pipelines (false: store runs only).")
+    cache_enabled: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("cache_enabled", "KFPD_CACHE", "KFPD_CACHE_ENABLED"),
+        description="Reuse results of cached tasks (server-wide switch).",
+    )
+    max_parallel: int = Field(
+        default=0, ge=0, description="Tasks the local executor runs at once (0: CPU count)."
+    )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="Local Kubernetes secrets: <name>.json files (default data_dir/secrets).",
+    )
+    config_maps_dir: Path | None = Field(
+        default=None, description="Local config maps (<name>.json; default data_dir/configmaps)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level."
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="console",
+        description="json: one JSON object per line (for log shippers); console: for people.",
+    )
+
+    @model_validator(mode="after")
+    def _derived_defaults(self) -> Settings:
+        if self.max_parallel == 0:
+            object.__setattr__(self, "max_parallel", os.cpu_count() or 1)
+        if self.secrets_dir is None:
+            object.__setattr__(self, "secrets_dir", self.data_dir / "secrets")
+        if self.config_maps_dir is None:
+            object.__setattr__(self, "config_maps_dir", self.data_dir / "configmaps")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        del settings_cls, dotenv_settings, file_secret_settings  # no .env or secrets-dir magic
+        return (init_settings, env_settings)
+
+    @classmethod
+    def env_names(cls, field: str) -> list[str]:
+        """The environment variables that set ``field``."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices):
+            return [c for c in alias.choices if isinstance(c, str) and c.startswith("KFPD_")]
+        return [f"KFPD_{field.upper()}"]
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **given: Any) -> Settings:
+        """Settings from ``given`` (flags; None means "not given"), then ``KFPD_*`` variables,
+        then ``config_file`` (default: the file named by ``KFPD_CONFIG``, if any)."""
+        explicit = {key: value for key, value in given.items() if value is not None}
+        if config_file is None and os.environ.get(CONFIG_ENV):
+            config_file = Path(os.environ[CONFIG_ENV])
+        if config_file is None:
+            return cls(**explicit)
+        from_env = {f for f in cls.model_fields if any(n in os.environ for n in cls.env_names(f))}
+        from_file = {k: v for k, v in read_config_file(config_file).items() if k not in from_env}
+        return cls(**(from_file | explicit))
 
     @property
     def database_url(self) -> str:
         if self.db_url:
             return self.db_url
-        env = os.environ.get("KFPD_DB_URL")
-        if env:
-            return env
         return f"sqlite:///{self.data_dir / 'kfpd.sqlite'}"
-
-    @property
-    def secrets_dir(self) -> Path:
-        """Local stand-ins for Kubernetes secrets used by secretAsEnv: <name>.json files."""
-        return Path(os.environ.get("KFPD_SECRETS_DIR") or self.data_dir / "secrets")
-
-    @property
-    def config_maps_dir(self) -> Path:
-        return Path(os.environ.get("KFPD_CONFIG_MAPS_DIR") or self.data_dir / "configmaps")
 
     @property
     def server_url(self) -> str:
@@ -58,6 +157,21 @@ class Settings:
     def log_root(self) -> Path:
         """Where task logs are kept: <log_root>/<run_id>/<task_id>.log."""
         return self.data_dir / "logs"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings for display: passwords in URLs and secret values masked."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json").items():
+            shown[name] = value
+        if self.db_url:
+            shown["db_url"] = make_url(self.db_url).render_as_string(hide_password=True)
+        for name in type(self).model_fields:
+            if isinstance(getattr(self, name), SecretStr):
+                shown[name] = "**********"
+        shown["database_url (effective)"] = make_url(self.database_url).render_as_string(
+            hide_password=True
+        )
+        return shown
 
     def run_token_secret(self) -> bytes:
         """The key run tokens are signed with, created once and kept in the data directory."""

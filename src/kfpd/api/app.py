@@ -7,10 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 from kfpd import __version__
 from kfpd.api.errors import install_error_handlers
 from kfpd.api.limits import BodySizeLimit, JsonBodies
+from kfpd.api.metrics import Metrics, RequestTimer
 from kfpd.api.routes import (
     artifacts,
     execution,
@@ -23,7 +26,7 @@ from kfpd.api.routes import (
 )
 from kfpd.config import Settings
 from kfpd.db.engine import Database
-from kfpd.db.migrate import upgrade
+from kfpd.db.migrate import current_revision, head_revision, upgrade
 from kfpd.domain.tokens import issue_run_token
 from kfpd.engine.engine import Engine
 from kfpd.executors.base import Executor
@@ -104,7 +107,69 @@ def create_app(
         }
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    metrics = _observe(app, database, engine)
+
+    @app.get("/readyz", tags=["healthz"], responses={503: {"description": "Not ready."}})
+    def readyz() -> JSONResponse:
+        """Ready to serve: database reachable, schema at head, orchestrator alive."""
+        checks = _readiness(database, engine)
+        ready = all(ok for ok, _ in checks.values())
+        body = {
+            "ready": ready,
+            "checks": {k: {"ok": ok, "detail": d} for k, (ok, d) in checks.items()},
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    app.add_api_route(
+        "/metrics", lambda: metrics.render(), methods=["GET"], include_in_schema=False
+    )
     ui.install(app)  # the web UI at /
     app.add_middleware(JsonBodies)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestTimer, metrics=metrics)
     return app
+
+
+def _observe(app: FastAPI, database: Database, engine: Engine | None) -> Metrics:
+    """The app's Prometheus registry: store counts, engine queue, executor slots, DB pool."""
+    metrics = Metrics()
+    app.state.metrics = metrics
+    metrics.watch_store(database)
+    pool = database.write_engine.pool
+    gauges: dict[str, tuple[str, Any]] = {
+        "kfpd_db_pool_checked_out": (
+            "Database connections in use.",
+            lambda: float(getattr(pool, "checkedout", lambda: 0)()),
+        ),
+    }
+    if engine is not None:
+        gauges["kfpd_engine_queue_depth"] = (
+            "Orchestration events waiting for the engine.",
+            lambda: float(engine.queue_depth()),
+        )
+        gauges["kfpd_engine_tasks_running"] = (
+            "Task processes the engine is watching.",
+            lambda: float(len(engine.running_tasks())),
+        )
+        slots = getattr(engine.executor, "max_parallel", None)
+        if isinstance(slots, int):
+            gauges["kfpd_executor_slots"] = ("Tasks the executor runs at once.", lambda: slots)
+        engine.task_seconds = metrics.task_seconds.observe
+    metrics.watch(gauges)
+    return metrics
+
+
+def _readiness(database: Database, engine: Engine | None) -> dict[str, tuple[bool, str]]:
+    checks: dict[str, tuple[bool, str]] = {}
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            at, head = current_revision(connection), head_revision()
+        checks["database"] = (True, database.dialect)
+        checks["migrations"] = (at == head, f"at {at}, head {head}")
+    except Exception as exc:  # any driver error means "not ready", with its text
+        checks["database"] = (False, f"{type(exc).__name__}: {exc}")
+    if engine is not None:
+        alive = engine.alive()
+        checks["orchestrator"] = (alive, "running" if alive else "engine thread stopped")
+    return checks

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import yaml
+from pydantic import ValidationError
 
 from kfpd import __version__
 from kfpd.cli.runs import run, runs_app
-from kfpd.config import Settings, default_data_dir
+from kfpd.config import ConfigFileError, Settings
 
 app = typer.Typer(
     help="kfpd: a Kubeflow Pipelines backend in one Python server.", no_args_is_help=True
 )
 app.command()(run)
 app.add_typer(runs_app, name="runs")
+config_app = typer.Typer(help="Inspect kfpd's configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 
 @app.command()
@@ -25,53 +29,98 @@ def version() -> None:
     typer.echo(__version__)
 
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="YAML file of settings (keys as in `kfpd config show`; env KFPD_CONFIG)."
+    ),
+]
+
+
+def _settings_or_exit(config_file: Path | None, **given: Any) -> Settings:
+    try:
+        return Settings.load(config_file, **given)
+    except (ConfigFileError, ValidationError) as exc:
+        typer.echo(f"kfpd: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def server(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8888,
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (8888).")] = None,
     db_url: Annotated[
-        str | None,
-        typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir; env KFPD_DB_URL)."),
+        str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir).")
     ] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Where kfpd keeps its database and artifacts (~/.kfpd).")
     ] = None,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 32
-    * 1024
-    * 1024,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body accepted (32 MiB).")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug | info | warning | error (info).")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="json (one object per line) | console.")
+    ] = None,
     orchestrate: Annotated[
-        bool, typer.Option(help="Run pipelines (--no-orchestrate: store runs only).")
-    ] = True,
+        bool | None, typer.Option(help="Run pipelines (--no-orchestrate: store runs only).")
+    ] = None,
     max_parallel: Annotated[
-        int, typer.Option(help="Tasks the local executor runs at once (0: CPU count).")
-    ] = 0,
-    cache: Annotated[bool, typer.Option(help="Reuse results of cached tasks.")] = True,
+        int | None, typer.Option(help="Tasks the local executor runs at once (0: CPU count).")
+    ] = None,
+    cache: Annotated[bool | None, typer.Option(help="Reuse results of cached tasks.")] = None,
 ) -> None:
-    """Run the kfpd server (REST API, UI, orchestrator with the local executor)."""
+    """Run the kfpd server (REST API, UI, orchestrator with the local executor).
+
+    Every option can also come from KFPD_<NAME> variables or the --config file; a flag wins
+    over a variable, which wins over the file.
+    """
     import uvicorn
 
     from kfpd.api.app import create_app
+    from kfpd.logs import configure_logging, uvicorn_log_config
 
-    settings = Settings(
-        data_dir=data_dir or default_data_dir(),
-        db_url=db_url,
+    settings = _settings_or_exit(
+        config,
         host=host,
         port=port,
+        db_url=db_url,
+        data_dir=data_dir,
         max_body_bytes=max_body_bytes,
+        log_level=log_level,
+        log_format=log_format,
         orchestrate=orchestrate,
+        max_parallel=max_parallel,
         cache_enabled=cache,
     )
-    if max_parallel > 0:
-        settings.max_parallel = max_parallel
-    typer.echo(f"kfpd {__version__}: database {settings.database_url}, data in {settings.data_dir}")
+    configure_logging(settings.log_level, settings.log_format)
+    typer.echo(
+        f"kfpd {__version__}: database {settings.masked()['database_url (effective)']}, "
+        f"data in {settings.data_dir}"
+    )
     application = create_app(settings)
     # What is alive now (modules, routes, mappers: ~180k objects) lives as long as the
     # server; frozen, full collections during requests no longer walk it (they took
     # 100-280 ms each under load; see docs/benchmarks.md, list_runs).
     gc.collect()
     gc.freeze()
-    uvicorn.run(application, host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+    )
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective configuration (file < env < defaults), passwords masked."""
+    settings = _settings_or_exit(config)
+    typer.echo(yaml.safe_dump(settings.masked(), sort_keys=True).rstrip())
 
 
 @app.command()
@@ -82,7 +131,7 @@ def migrate(
     """Upgrade the database schema (the server also does this at start-up)."""
     from kfpd.db.migrate import upgrade
 
-    settings = Settings(db_url=db_url)
+    settings = _settings_or_exit(None, db_url=db_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from kfpd.db.engine import Database
 from kfpd.executors.base import Executor, TaskExit
+from kfpd.logs import bound
 from kfpd.services import orchestration
 from kfpd.services.orchestration import OrchestratorConfig, Step
 
@@ -46,6 +47,9 @@ class Engine:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
+        self._launched_at: dict[str, float] = {}  # task id -> monotonic launch time
+        # Called with each task process's wall time (the /metrics histogram), if set.
+        self.task_seconds: Callable[[float], None] | None = None
 
     # -- public API (any thread)
 
@@ -88,6 +92,12 @@ class Engine:
         with self._lock:
             return dict(self._running)
 
+    def queue_depth(self) -> int:
+        return self._events.qsize()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     # -- the loop
 
     def _on_exit(self, exit: TaskExit) -> None:
@@ -95,6 +105,11 @@ class Engine:
             run_id = self._running.pop(exit.task_id, "")
             reported = exit.task_id in self._reported
             self._reported.discard(exit.task_id)
+            launched = self._launched_at.pop(exit.task_id, None)
+        if launched is not None and self.task_seconds is not None:
+            self.task_seconds(time.monotonic() - launched)
+        with bound(run_id=run_id, task_id=exit.task_id):
+            log.info("task process exited", extra={"returncode": exit.returncode})
         if reported and exit.returncode == 0:
             return  # already advanced when the report came in
         reason = exit.reason or (
@@ -123,6 +138,11 @@ class Engine:
                 self._handle(due)
 
     def _handle(self, event: _Event) -> None:
+        with bound(run_id=event.run_id or None, task_id=event.task_id or None):
+            log.debug("orchestration event %s", event.kind)
+            self._handle_event(event)
+
+    def _handle_event(self, event: _Event) -> None:
         if event.kind == "terminate":
             for task_id, run_id in self.running_tasks().items():
                 if run_id == event.run_id:
@@ -166,6 +186,8 @@ class Engine:
         for spec in step.launches:
             with self._lock:
                 self._running[spec.task_id] = event.run_id
+                self._launched_at[spec.task_id] = time.monotonic()
+            log.info("launching task", extra={"task_id": spec.task_id})
             try:
                 self.executor.submit(spec, self._on_exit)
             except Exception as exc:
