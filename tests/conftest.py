@@ -119,7 +119,7 @@ def api(db: Database, tmp_path: Path) -> Iterator[TestClient]:
         Settings(data_dir=tmp_path, max_body_bytes=2 * 1024 * 1024, orchestrate=False),
         database=db,
     )
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).parent
+JSON = {"content-type": "application/json"}  # for requests whose body is given as bytes
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from tests.conftest import CORPUS
-from tests.helpers import compiled, ok
+from tests.helpers import JSON, compiled, ok
 
 API = "/apis/v2beta1"
 ADD = (CORPUS / "critical" / "add_numbers.yaml").read_bytes()
@@ -113,7 +113,7 @@ def test_run_parameters_are_checked(api: TestClient) -> None:
 
 
 def test_malformed_json_and_unknown_fields(api: TestClient) -> None:
-    _err(api.post(f"{API}/experiments", content=b"{nope"), 400, "malformed JSON")
+    _err(api.post(f"{API}/experiments", content=b"{nope", headers=JSON), 400, "malformed JSON")
     _err(
         api.post(f"{API}/experiments", json={"display_name": "e", "colour": "red"}),
         400,
@@ -226,7 +226,11 @@ def test_page_token_bound_to_its_filter_and_sort(api: TestClient) -> None:
 def test_oversize_body(api: TestClient) -> None:
     big = b"x" * (3 * 1024 * 1024)  # the test app allows 2 MiB
     _err(_upload(api, big), 413, "larger than the limit")
-    _err(api.post(f"{API}/experiments", content=b'{"display_name": "' + big + b'"}'), 413, "limit")
+    _err(
+        api.post(f"{API}/experiments", content=b'{"display_name": "' + big + b'"}', headers=JSON),
+        413,
+        "limit",
+    )
     assert _counts(api) == (0, 0, 0)
 
 

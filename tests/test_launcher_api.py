@@ -315,7 +315,7 @@ def test_the_python_client_speaks_these_endpoints(graph: Graph) -> None:
     task_id = graph.runtime()
     token = issue_run_token(graph.secret, graph.run_id)
     transport = graph.api._transport  # the app behind the TestClient
-    with KfpdClient("http://testserver", token=token, transport=transport) as client:
+    with KfpdClient("http://127.0.0.1", token=token, transport=transport) as client:
         client.append_log(graph.run_id, task_id, "hello\n")
         assert client.read_log(graph.run_id, task_id).text == "hello\n"
         request = FinishTaskRequest(state="SUCCEEDED", output_parameters={"Output": 5})

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from kfpd.api.lean_route import LeanRoute
 from kfpd.schemas.tasks import PipelineTask
-from tests.helpers import compiled, ok
+from tests.helpers import JSON, compiled, ok
 
 API = "/apis/v2beta1"
 
@@ -43,14 +43,14 @@ def run_id(api: TestClient) -> str:
 def test_create_task_refuses_bad_bodies(
     api: TestClient, run_id: str, content: bytes, message: str
 ) -> None:
-    _err(api.post(f"{API}/runs/{run_id}/tasks", content=content), 400, message)
+    _err(api.post(f"{API}/runs/{run_id}/tasks", content=content, headers=JSON), 400, message)
     assert ok(api.get(f"{API}/runs/{run_id}/tasks"))["total_size"] == 0
 
 
 def test_finish_refuses_bad_bodies_before_anything_else(api: TestClient, run_id: str) -> None:
     url = f"{API}/runs/{run_id}/tasks/nope:finish"
     _err(api.post(url, json={"state": "SUCCEEDED"}), 401, "run token")  # token first
-    _err(api.post(url, content=b"{nope"), 400, "malformed JSON")
+    _err(api.post(url, content=b"{nope", headers=JSON), 400, "malformed JSON")
     _err(api.post(url, json={"state": "MAYBE"}), 400, "state")
 
 

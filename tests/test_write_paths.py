@@ -17,7 +17,7 @@ from kfpd.schemas.artifacts import (
     ListArtifactTasksResponse,
 )
 from kfpd.schemas.tasks import ListTasksResponse, PipelineTask, UpdateTasksBulkResponse
-from tests.helpers import ok
+from tests.helpers import JSON, ok
 
 API = "/apis/v2beta1"
 
@@ -298,7 +298,7 @@ def test_streamed_body_over_the_limit_is_refused(api: TestClient) -> None:
             yield chunk
         yield b"}"
 
-    refused = api.post(f"{API}/experiments", content=body())
+    refused = api.post(f"{API}/experiments", content=body(), headers=JSON)
     assert refused.status_code == 413, refused.text
     assert "larger than the limit" in refused.json()["message"]
     assert ok(api.get(f"{API}/experiments"))["total_size"] == 0
@@ -307,4 +307,6 @@ def test_streamed_body_over_the_limit_is_refused(api: TestClient) -> None:
         yield b'{"display_name": '
         yield b'"small"}'
 
-    assert ok(api.post(f"{API}/experiments", content=small()))["display_name"] == "small"
+    assert (
+        ok(api.post(f"{API}/experiments", content=small(), headers=JSON))["display_name"] == "small"
+    )

@@ -11,11 +11,16 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 
 CONFIG_ENV = "KFPD_CONFIG"
@@ -92,6 +97,24 @@ class Settings(BaseSettings):
         default="console",
         description="json: one JSON object per line (for log shippers); console: for people.",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names clients reach kfpd by, besides IP addresses, loopback names, "
+        "the bind address and the public URL's host (DNS-rebinding protection; "
+        "'.example.com' allows subdomains, '*' turns the check off). Env: comma-separated.",
+    )
+    allow_remote_unauthenticated: bool = Field(
+        default=False,
+        description="Confirm listening on a non-loopback address without authentication "
+        "(anyone who can reach it can run commands as this user).",
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @model_validator(mode="after")
     def _derived_defaults(self) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -12,7 +13,8 @@ from sqlalchemy import text
 
 from kfpd import __version__
 from kfpd.api.errors import install_error_handlers
-from kfpd.api.limits import BodySizeLimit, JsonBodies
+from kfpd.api.guard import HostPolicy, RequestGuard
+from kfpd.api.limits import BodySizeLimit
 from kfpd.api.metrics import Metrics, RequestTimer
 from kfpd.api.routes import (
     artifacts,
@@ -124,8 +126,12 @@ def create_app(
         "/metrics", lambda: metrics.render(), methods=["GET"], include_in_schema=False
     )
     ui.install(app)  # the web UI at /
-    app.add_middleware(JsonBodies)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    hosts = HostPolicy.build(
+        settings.allowed_hosts, settings.host, urlsplit(settings.server_url).hostname
+    )
+    # Before any other middleware or route: a refused request reaches nothing (but is timed).
+    app.add_middleware(RequestGuard, hosts=hosts, multipart_paths=pipelines.MULTIPART_PATHS)
     app.add_middleware(RequestTimer, metrics=metrics)
     return app
 

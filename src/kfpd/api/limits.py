@@ -1,6 +1,6 @@
 """Request-body size limit, enforced while the body streams in (no full buffering first).
 
-Both middlewares are plain ASGI (no BaseHTTPMiddleware task per request) and step aside on the
+The middleware is plain ASGI (no BaseHTTPMiddleware task per request) and steps aside on the
 common path: a JSON body with a Content-Length within the limit."""
 
 from __future__ import annotations
@@ -71,19 +71,3 @@ class BodySizeLimit:
                 raise
         if too_large and not started:
             await self._reject(send)
-
-
-class JsonBodies:
-    """Treat API bodies as JSON whatever their Content-Type (as grpc-gateway does), so that
-    ``curl -d '{...}'`` works; multipart uploads are left alone."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in {"POST", "PATCH", "PUT"}:
-            original = dict(scope.get("headers") or []).get(b"content-type", b"")
-            if original != b"application/json" and not original.startswith(b"multipart/"):
-                headers = [(k, v) for k, v in scope.get("headers") or [] if k != b"content-type"]
-                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
-        await self.app(scope, receive, send)

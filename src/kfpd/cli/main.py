@@ -72,6 +72,20 @@ def server(
         int | None, typer.Option(help="Tasks the local executor runs at once (0: CPU count).")
     ] = None,
     cache: Annotated[bool | None, typer.Option(help="Reuse results of cached tasks.")] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A host name clients use to reach kfpd (repeatable; '.example.com' allows "
+            "subdomains, '*' any). IP addresses and loopback names are always allowed."
+        ),
+    ] = None,
+    allow_remote_unauthenticated: Annotated[
+        bool | None,
+        typer.Option(
+            help="Confirm listening on a non-loopback address without authentication: anyone "
+            "who can reach it can run commands as this user."
+        ),
+    ] = None,
 ) -> None:
     """Run the kfpd server (REST API, UI, orchestrator with the local executor).
 
@@ -81,6 +95,7 @@ def server(
     import uvicorn
 
     from kfpd.api.app import create_app
+    from kfpd.api.guard import check_bind
     from kfpd.logs import configure_logging, uvicorn_log_config
 
     settings = _settings_or_exit(
@@ -95,7 +110,18 @@ def server(
         orchestrate=orchestrate,
         max_parallel=max_parallel,
         cache_enabled=cache,
+        allowed_hosts=allowed_host or None,
+        allow_remote_unauthenticated=allow_remote_unauthenticated,
     )
+    bind = check_bind(
+        settings.host,
+        authenticated=False,  # single-user mode: nothing authenticates API callers
+        allow_remote_unauthenticated=settings.allow_remote_unauthenticated,
+    )
+    if bind.message:
+        typer.secho(bind.message, err=True, fg="red", bold=True)
+    if not bind.allowed:
+        raise typer.Exit(2)
     configure_logging(settings.log_level, settings.log_format)
     typer.echo(
         f"kfpd {__version__}: database {settings.masked()['database_url (effective)']}, "

@@ -18,6 +18,8 @@ from kfpd.schemas.pipelines import (
 from kfpd.services import pipelines as svc
 
 router = APIRouter(prefix="/apis/v2beta1/pipelines", tags=["pipelines"])
+# The only routes that take multipart/form-data bodies (api/guard.py refuses it elsewhere).
+MULTIPART_PATHS = (f"{router.prefix}/upload", f"{router.prefix}/upload_version")
 Q = Annotated[str | None, Query()]
 
 

@@ -1,0 +1,197 @@
+"""Cross-site and DNS-rebinding protection, and the rule for which address kfpd may bind.
+
+A web page in the user's browser can send "simple" requests (text/plain, form or multipart
+bodies, no preflight) to any address, including kfpd on loopback. Three checks keep such a
+page from acting on kfpd:
+
+- ``Host`` must name this server (an IP literal, a loopback name, the bind address, the public
+  URL's host or a configured name): a rebinding page's requests carry its own domain name.
+- A state-changing request (POST, PUT, PATCH, DELETE) whose ``Origin`` is another origin is
+  refused (403): browsers send ``Origin`` on every cross-origin write.
+- A request body must be ``application/json`` (``multipart/form-data`` on upload routes
+  only); anything else is 415, so a cross-site text/plain or form body is never parsed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kfpd.api.errors import error_response
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` (and RFC 6761 ``*.localhost``), 127.0.0.0/8 or ::1."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    address = _ip(name)
+    return address is not None and address.is_loopback
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """``Host`` header value -> (lower-case name without brackets or trailing dot, port)."""
+    value = value.strip().lower()
+    port: int | None = None
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+        return name, port
+    name, colon, tail = value.rpartition(":")
+    if colon and tail.isdigit() and ":" not in name:
+        return name.rstrip("."), int(tail)
+    return value.rstrip("."), None
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """Which ``Host`` names this server answers to, beyond IP literals and loopback names."""
+
+    names: frozenset[str]
+    any_host: bool = False
+
+    @classmethod
+    def build(cls, configured: Iterable[str], *own_hosts: str | None) -> HostPolicy:
+        """``configured``: operator-given names (``*`` allows any; ``.example.com`` allows
+        subdomains); ``own_hosts``: the bind address and the public URL's host."""
+        names = {name.strip().lower().rstrip(".") for name in configured if name.strip()}
+        names.update(split_host(h)[0] for h in own_hosts if h)
+        return cls(names=frozenset(names - {"*"}), any_host="*" in names)
+
+    def allows(self, name: str) -> bool:
+        # An IP literal cannot be rebound: rebinding needs a name the attacker's DNS answers.
+        if self.any_host or _ip(name) is not None or is_loopback(name) or name in self.names:
+            return True
+        return any(n.startswith(".") and (name.endswith(n) or name == n[1:]) for n in self.names)
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether the ``Origin`` header names the origin the request was sent to (``Host``)."""
+    if origin == "null":
+        return False  # sandboxed frames, file:// pages, some redirects
+    parts = urlsplit(origin)
+    if not parts.hostname:
+        return False
+    host_name, host_port = split_host(host)
+    if parts.hostname.rstrip(".") != host_name:
+        return False
+    try:
+        origin_port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return False
+    if host_port is None:
+        # A default port; http or https either way, as a TLS proxy in front may change it.
+        return origin_port in (80, 443)
+    return origin_port == host_port
+
+
+def _media_type(value: bytes) -> str:
+    return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _has_body(headers: dict[bytes, bytes]) -> bool:
+    length = headers.get(b"content-length")
+    if length is not None:
+        return length.strip() not in (b"", b"0")
+    return b"transfer-encoding" in headers
+
+
+class RequestGuard:
+    """Plain ASGI middleware applying the three checks above, before any route runs."""
+
+    def __init__(
+        self, app: ASGIApp, hosts: HostPolicy, multipart_paths: Collection[str] = ()
+    ) -> None:
+        self.app = app
+        self.hosts = hosts
+        self.multipart_paths = frozenset(multipart_paths)
+
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """(status, message) when the request must not reach the application."""
+        headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if host and not self.hosts.allows(split_host(host)[0]):
+            return 400, (
+                f"Host {host!r} is not one of this server's names; "
+                "add it with --allowed-host (or KFPD_ALLOWED_HOSTS)"
+            )
+        method = scope["method"]
+        if method not in STATE_CHANGING:
+            return None
+        origin = headers.get(b"origin")
+        if origin is not None and not same_origin(origin.decode("latin-1"), host):
+            return 403, f"cross-origin {method} from {origin.decode('latin-1')!r} is refused"
+        if method in _BODY_METHODS and _has_body(headers):
+            return self._content_type_refusal(scope["path"], headers.get(b"content-type", b""))
+        return None
+
+    def _content_type_refusal(self, path: str, content_type: bytes) -> tuple[int, str] | None:
+        media_type = _media_type(content_type)
+        if path in self.multipart_paths:
+            if media_type == "multipart/form-data":
+                return None
+            return 415, "this upload takes a multipart/form-data body"
+        if _is_json(media_type):
+            return None
+        shown = media_type or "none"
+        return 415, f"request bodies must be application/json (Content-Type was {shown})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = self.refusal(scope)
+            if refused is not None:
+                status, message = refused
+                grpc_code = {400: 3, 403: 7, 415: 3}[status]
+                await error_response(status, grpc_code, message)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class BindCheck:
+    """``allowed`` False: refuse to start with ``message``; allowed with a message: warn loudly."""
+
+    allowed: bool
+    message: str | None = None
+
+
+def check_bind(host: str, *, authenticated: bool, allow_remote_unauthenticated: bool) -> BindCheck:
+    """Single-user mode (no authentication) serves loopback only: anyone who reaches a
+    non-loopback address could run commands as the server's user. ``authenticated`` is True
+    when requests are authenticated (multi-user mode), which may bind anywhere."""
+    if authenticated or is_loopback(host):
+        return BindCheck(allowed=True)
+    exposed = f"kfpd would listen on {host}, reachable from other machines, with NO authentication"
+    if not allow_remote_unauthenticated:
+        return BindCheck(
+            allowed=False,
+            message=f"{exposed}: refused. Bind to 127.0.0.1, or pass "
+            "--allow-remote-unauthenticated if every host that can reach it is trusted.",
+        )
+    return BindCheck(
+        allowed=True,
+        message=f"WARNING: {exposed}. Anyone who can reach {host} can run any command as this "
+        "user (--allow-remote-unauthenticated).",
+    )
