@@ -76,7 +76,8 @@ class FunctionExecutor:
                 value=value,
                 type="OUTPUT",
                 parameter_key=key,
-                producer=IOProducer(task_name=spec.task_name),
+                # As the launcher's :finish records them (services/execution.py).
+                producer=IOProducer(task_name=spec.task_name, iteration=spec.iteration_index),
             )
             for key, value in outputs.items()
         ]

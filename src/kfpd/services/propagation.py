@@ -11,6 +11,8 @@ IO types: from a LOOP → ITERATOR_OUTPUT (one entry per iteration); from a COND
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,7 +171,10 @@ def record_group_outputs(session: Session, run_id: str, group: TaskValues) -> No
 
     child_ids = [c.task["id"] for items in children.values() for c in items]
     child_links = links_of(session, child_ids, outputs=True) if artifact_sel else {}
-    now = now_us()
+    # Links are read back in created_at order: consecutive stamps keep the artifacts of a
+    # nested loop in iteration order (outer, then inner), which the link's own iteration
+    # (this loop's index) no longer tells.
+    stamps = itertools.count(now_us())
     for key, sel in artifact_sel.items():
         is_list = bool((artifact_defs.get(key) or {}).get("isArtifactList"))
         selectors = sel.get("artifactSelectors") or []
@@ -179,10 +184,11 @@ def record_group_outputs(session: Session, run_id: str, group: TaskValues) -> No
             for child in children.get(s.get("producerSubtask", ""), []):
                 if child.task["state"] not in _DONE:
                     continue
-                for io in child_links.get(child.task["id"], []):
+                ios = child_links.get(child.task["id"], [])
+                for io in sorted(ios, key=lambda io: io.iteration or 0):
                     if io.key != s.get("outputArtifactKey", ""):
                         continue
-                    emitted += _link_up(session, group, child, io, key, is_list, oneof, now)
+                    emitted += _link_up(session, group, child, io, key, is_list, oneof, stamps)
             if emitted and oneof:
                 break
 
@@ -195,7 +201,7 @@ def _link_up(
     key: str,
     is_list: bool,
     oneof: bool,
-    now: int,
+    stamps: Iterator[int],
 ) -> int:
     io_type = IOType.ONE_OF_OUTPUT if oneof else _emit_type(group, io.io_type, is_list)
     iteration = child.iteration if io_type == IOType.ITERATOR_OUTPUT else None
@@ -212,6 +218,6 @@ def _link_up(
             io_type=io_type,
             producer=producer,
             key=key,
-            now=now,
+            now=next(stamps),
         )
     return len(io.artifacts)

@@ -866,8 +866,14 @@ def reset_unfinished_tasks(session: Session, run: Run) -> int:
     ).all()
     ids = [t.id for t in tasks]
     if ids:
+        # Only what the failed attempt produced goes: its input links (upstream artifacts,
+        # loop items) are what the retried task is launched with.
         session.execute(
-            delete(ArtifactTask).where(ArtifactTask.run_id == run.id, ArtifactTask.task_id.in_(ids))
+            delete(ArtifactTask).where(
+                ArtifactTask.run_id == run.id,
+                ArtifactTask.task_id.in_(ids),
+                ArtifactTask.type.in_([int(t) for t in OUTPUT_IO_TYPES]),
+            )
         )
     for task in tasks:
         task.state = int(TaskState.RUNNING)
