@@ -75,9 +75,7 @@ def test_nested_collected_two_levels(orchestrated_server: Any) -> None:
 def test_nested_collected_three_levels(orchestrated_server: Any) -> None:
     run, executor, seen = _nested_run(orchestrated_server, "nested_collected_3")
     show = next(t for t in run.tasks or [] if t.name == "show")
-    expected = [
-        [[x + y + z for z in (100, 200, 300)] for y in (10, 20)] for x in (1, 2)
-    ]
+    expected = [[[x + y + z for z in (100, 200, 300)] for y in (10, 20)] for x in (1, 2)]
     assert params_of(show)["values"] == expected
     order = _made_order(run, executor)
     assert len(seen) == 1 and len(seen[0]) == 12
@@ -110,7 +108,9 @@ def test_retry_run_keeps_input_artifacts(orchestrated_server: Any) -> None:
         client.retry_run(run_id)
         run = wait_final(client, run_id)
     assert run.state and run.state.name == "SUCCEEDED", run.error
-    readers = [t for t in run.tasks or [] if t.name and re.fullmatch(r"read-dataset(-\d+)?", t.name)]
+    readers = [
+        t for t in run.tasks or [] if t.name and re.fullmatch(r"read-dataset(-\d+)?", t.name)
+    ]
     assert len(readers) == 3
     assert all(_state(t) == "SUCCEEDED" for t in readers)
     assert inputs and all(uris == [uri] for uris in inputs) and len(inputs) == 3

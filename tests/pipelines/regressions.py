@@ -40,21 +40,19 @@ def read_all(data: Input[List[Dataset]]) -> list:  # noqa: UP006
 
 @dsl.pipeline(name="nested-collected")
 def nested_collected() -> list:
-    with dsl.ParallelFor([1, 2]) as x:
-        with dsl.ParallelFor([10, 20, 30]) as y:
-            summed = add(a=x, b=y)
-            made = make_dataset(text="t")
+    with dsl.ParallelFor([1, 2]) as x, dsl.ParallelFor([10, 20, 30]) as y:
+        summed = add(a=x, b=y)
+        made = make_dataset(text="t")
     read_all(data=dsl.Collected(made.outputs["data"]))
     return show(values=dsl.Collected(summed.output)).output
 
 
 @dsl.pipeline(name="nested-collected-3")
 def nested_collected_3() -> list:
-    with dsl.ParallelFor([1, 2]) as x:
-        with dsl.ParallelFor([10, 20]) as y:
-            with dsl.ParallelFor([100, 200, 300]) as z:
-                summed = add3(a=x, b=y, c=z)
-                made = make_dataset(text="t")
+    with dsl.ParallelFor([1, 2]) as x, dsl.ParallelFor([10, 20]) as y:
+        with dsl.ParallelFor([100, 200, 300]) as z:
+            summed = add3(a=x, b=y, c=z)
+            made = make_dataset(text="t")
     read_all(data=dsl.Collected(made.outputs["data"]))
     return show(values=dsl.Collected(summed.output)).output
 
