@@ -25,7 +25,9 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def test_precedence_flag_over_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_flag_over_env_over_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = _write(tmp_path / "kfpd.yaml", "port: 7001\nhost: 127.0.0.2\nmax_parallel: 3\n")
     assert Settings.load(config).port == 7001
     monkeypatch.setenv("KFPD_PORT", "7002")
@@ -91,7 +93,9 @@ def test_json_logs_carry_bound_run_and_task(capsys: pytest.CaptureFixture[str]) 
     configure_logging("info", "json")
     try:
         with bound(run_id="run-1", task_id="task-9"):
-            logging.getLogger("kfpd.engine.engine").info("task process exited", extra={"returncode": 0})
+            logging.getLogger("kfpd.engine.engine").info(
+                "task process exited", extra={"returncode": 0}
+            )
         line = capsys.readouterr().err.strip().splitlines()[-1]
         record = json.loads(line)
         assert record["event"] == "task process exited"
@@ -105,12 +109,22 @@ def test_launcher_log_appends_are_access_logged_at_debug() -> None:
     access = logging.getLogger("uvicorn.access")
     access.setLevel(logging.INFO)
     append = logging.LogRecord(
-        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5", "POST", "/apis/v2beta1/runs/r/tasks/t/logs", "1.1", 200), None,
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "POST", "/apis/v2beta1/runs/r/tasks/t/logs", "1.1", 200),
+        None,
     )
     other = logging.LogRecord(
-        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5", "GET", "/apis/v2beta1/runs", "1.1", 200), None,
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/apis/v2beta1/runs", "1.1", 200),
+        None,
     )
     demote = DemoteChattyAccess()
     assert demote.filter(append) is False and append.levelname == "DEBUG"

@@ -49,10 +49,13 @@ def nested_collected() -> list:
 
 @dsl.pipeline(name="nested-collected-3")
 def nested_collected_3() -> list:
-    with dsl.ParallelFor([1, 2]) as x, dsl.ParallelFor([10, 20]) as y:
-        with dsl.ParallelFor([100, 200, 300]) as z:
-            summed = add3(a=x, b=y, c=z)
-            made = make_dataset(text="t")
+    with (
+        dsl.ParallelFor([1, 2]) as x,
+        dsl.ParallelFor([10, 20]) as y,
+        dsl.ParallelFor([100, 200, 300]) as z,
+    ):
+        summed = add3(a=x, b=y, c=z)
+        made = make_dataset(text="t")
     read_all(data=dsl.Collected(made.outputs["data"]))
     return show(values=dsl.Collected(summed.output)).output
 
