@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from kfpd import __version__
+from kfpd.api import docs
 from kfpd.api.errors import install_error_handlers
 from kfpd.api.guard import HostPolicy, RequestGuard
 from kfpd.api.limits import BodySizeLimit
@@ -25,6 +26,7 @@ from kfpd.api.routes import (
     runs,
     tasks,
     ui,
+    unimplemented,
 )
 from kfpd.config import Settings
 from kfpd.db.engine import Database
@@ -90,6 +92,8 @@ def create_app(
         title="kfpd",
         version=__version__,
         description="Kubeflow Pipelines v2beta1 API with native task and artifact metadata.",
+        docs_url=None,  # served offline by kfpd.api.docs
+        redoc_url=None,
     )
     app.state.db = database
     app.state.settings = settings
@@ -126,6 +130,8 @@ def create_app(
         "/metrics", lambda: metrics.render(), methods=["GET"], include_in_schema=False
     )
     ui.install(app)  # the web UI at /
+    docs.install(app)  # /docs and /redoc without a CDN
+    app.include_router(unimplemented.router)  # last: known upstream endpoints kfpd lacks
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     hosts = HostPolicy.build(
         settings.allowed_hosts, settings.host, urlsplit(settings.server_url).hostname

@@ -21,7 +21,13 @@ from kfpd.domain.timeutil import to_rfc3339
 from kfpd.schemas.artifacts import Artifact, ArtifactTask, IOProducer
 from kfpd.schemas.experiments import Experiment
 from kfpd.schemas.pipelines import Pipeline, PipelineVersion
-from kfpd.schemas.runs import PipelineVersionReference, Run, RuntimeConfig, RuntimeStatus
+from kfpd.schemas.runs import (
+    PipelineVersionReference,
+    Run,
+    RunDetails,
+    RuntimeConfig,
+    RuntimeStatus,
+)
 from kfpd.schemas.tasks import PipelineTask
 from kfpd.services.artifacts import Hydration
 from kfpd.services.runs import RunView
@@ -228,7 +234,56 @@ def task_out(row: TaskRow, hydration: Hydration | None = None) -> PipelineTask:
     return PipelineTask.model_validate(task_dict(row, hydration))
 
 
-def run_out(view: RunView, hydration: Hydration | None = None, *, with_spec: bool = True) -> Run:
+# Upstream's PipelineTaskDetail.state is a RuntimeState (run states): a cache hit succeeded.
+_DETAIL_STATE = {
+    TaskState.RUNNING: RunState.RUNNING,
+    TaskState.SUCCEEDED: RunState.SUCCEEDED,
+    TaskState.CACHED: RunState.SUCCEEDED,
+    TaskState.SKIPPED: RunState.SKIPPED,
+    TaskState.FAILED: RunState.FAILED,
+    TaskState.CANCELED: RunState.CANCELED,
+}
+
+
+def _artifact_ids(items: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    ids: dict[str, dict[str, list[str]]] = {}
+    for item in items:
+        entry = ids.setdefault(item["artifact_key"], {"artifact_ids": []})
+        entry["artifact_ids"].extend(a["artifact_id"] for a in item["artifacts"])
+    return ids
+
+
+def task_detail(row: TaskRow, hydration: Hydration) -> dict[str, Any]:
+    """One ``run_details.task_details`` entry (upstream's PipelineTaskDetail)."""
+    in_arts, out_arts = _io_artifacts(hydration.links.get(row.id, []))
+    state = _DETAIL_STATE.get(TaskState(row.state), RunState.RUNTIME_STATE_UNSPECIFIED)
+    detail: dict[str, Any] = {
+        "run_id": row.run_id,
+        "task_id": row.id,
+        "display_name": row.display_name or row.name,
+        "create_time": to_rfc3339(row.created_at),
+        "start_time": to_rfc3339(row.started_at or row.created_at),
+        "end_time": to_rfc3339(row.finished_at),
+        "state": state.name,
+        "inputs": _artifact_ids(in_arts),
+        "outputs": _artifact_ids(out_arts),
+        "parent_task_id": row.parent_task_id,
+        "state_history": row.state_history or [],
+        "child_tasks": [{"task_id": i} for i, _ in hydration.children.get(row.id, [])],
+    }
+    message = (row.status_metadata or {}).get("message")
+    if state == RunState.FAILED and message:
+        detail["error"] = {"code": 2, "message": message}
+    return {k: v for k, v in detail.items() if v is not None}
+
+
+def run_out(
+    view: RunView,
+    hydration: Hydration | None = None,
+    *,
+    with_spec: bool = True,
+    details_of: list[TaskRow] | None = None,
+) -> Run:
     row = view.run
     spec: dict[str, Any] | None = None
     if with_spec and (view.full or row.spec_inline):
@@ -261,4 +316,9 @@ def run_out(view: RunView, hydration: Hydration | None = None, *, with_spec: boo
         state_history=[RuntimeStatus.model_validate(h) for h in row.state_history or []],
         task_count=view.task_count,
         tasks=[task_out(t, hydration) for t in view.tasks] if view.full else None,
+        run_details=(
+            RunDetails(task_details=[task_detail(t, hydration) for t in details_of])
+            if details_of is not None and hydration is not None
+            else None
+        ),
     )

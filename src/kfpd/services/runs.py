@@ -139,6 +139,11 @@ def _all_tasks(session: Session, run_id: str) -> list[Task]:
     )
 
 
+def run_tasks(session: Session, run_id: str) -> list[Task]:
+    """Every task of a run, oldest first (GetRun's run_details)."""
+    return _all_tasks(session, run_id)
+
+
 def get_run(session: Session, run_id: str, view: ViewMode = ViewMode.DEFAULT) -> RunView:
     run = get_or_404(session, Run, run_id, "run")
     if view == ViewMode.FULL:

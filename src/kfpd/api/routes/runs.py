@@ -31,8 +31,10 @@ def get_run(run_id: str, db: Db, view: Q = None) -> Response:
     mode = parse_view(view)
     with db.read_session() as s:
         found = svc.get_run(s, run_id, mode)
-        hydration = artifacts_svc.hydrate(s, found.tasks) if found.full else None
-        return model_json(run_out(found, hydration))
+        # run_details.task_details is on every GetRun, as upstream fills it (scripts read it).
+        tasks = found.tasks if found.full else svc.run_tasks(s, run_id)
+        hydration = artifacts_svc.hydrate(s, tasks)
+        return model_json(run_out(found, hydration, details_of=tasks))
 
 
 @router.get("", response_model=ListRunsResponse, response_model_exclude_none=True)

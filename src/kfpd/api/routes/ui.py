@@ -21,6 +21,7 @@ from kfpd.config import Settings
 from kfpd.domain.errors import KfpdError
 from kfpd.services import artifact_files as files
 from kfpd.services import artifacts as artifacts_svc
+from kfpd.services import runs as runs_svc
 from kfpd.services import ui as svc
 from kfpd.services.runs import RunView
 
@@ -123,10 +124,10 @@ def compare_runs(db: Db, run_ids: Annotated[list[str] | None, Query()] = None) -
     with db.read_session() as s:
         runs = []
         for run_id in ids:
-            run = svc.get_run_row(s, run_id)
+            view = runs_svc.get_run(s, run_id)  # with its task count
             runs.append(
                 {
-                    "run": run_out(RunView(run), with_spec=False).dump(),
+                    "run": run_out(view, with_spec=False).dump(),
                     "metrics": [_metric_out(m) for m in svc.run_metrics(s, run_id)],
                 }
             )

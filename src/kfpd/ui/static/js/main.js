@@ -21,6 +21,26 @@ const ROUTES = [
   [/^compare$/, compare.render, "runs"],
 ];
 
+// Links in upstream KFP's URL form (the kfp SDK prints /#/runs/details/<id>) open the same page.
+const UPSTREAM_ALIASES = [
+  [/^runs\/details\/([^/]+)$/, "runs/$1"],
+  [/^experiments\/details\/([^/]+)$/, "experiments/$1"],
+  [/^pipelines\/details\/([^/]+)(?:\/version\/[^/]+)?$/, "pipelines/$1"],
+  [/^recurringrun\/details\/([^/]+)$/, "recurringruns/$1"],
+  [/^recurringruns?\/details\/([^/]+)$/, "recurringruns/$1"],
+  [/^artifacts\/details\/([^/]+)$/, "artifacts/$1"],
+  [/^archive\/runs$/, "runs"],
+  [/^archive\/experiments$/, "experiments"],
+  [/^executions$/, "runs"],
+];
+
+function upstreamAlias(path) {
+  for (const [pattern, target] of UPSTREAM_ALIASES) {
+    if (pattern.test(path)) return path.replace(pattern, target);
+  }
+  return null;
+}
+
 let cleanup = null;
 
 async function route() {
@@ -34,6 +54,12 @@ async function route() {
   cleanup = null;
   const root = document.getElementById("app");
   const { path, query } = parseHash();
+  const alias = upstreamAlias(path);
+  if (alias !== null) {
+    const search = window.location.hash.includes("?") ? "?" + window.location.hash.split("?")[1] : "";
+    window.location.replace(`#/${alias}${search}`);
+    return;
+  }
   for (const [pattern, view, nav] of ROUTES) {
     const match = pattern.exec(path);
     if (!match) continue;

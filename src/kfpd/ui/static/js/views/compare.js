@@ -24,7 +24,8 @@ function metricKey(m) {
 }
 
 export async function render(root, _params, query) {
-  const ids = (query.get("runs") || "").split(",").map((x) => x.trim()).filter(Boolean);
+  // runlist= is upstream KFP's compare link.
+  const ids = (query.get("runs") || query.get("runlist") || "").split(",").map((x) => x.trim()).filter(Boolean);
   mount(root, h("h1", {}, "Compare runs"));
   if (ids.length < 2 || ids.length > 10) {
     root.append(h("div", { class: "error-box", role: "alert" }, "Choose 2 to 10 runs to compare (tick them in the runs list)."));
