@@ -39,8 +39,9 @@ def test_swagger_ui_renders_offline(page: Any, ui_server: UiServer) -> None:
 def test_redoc_renders_offline(page: Any, ui_server: UiServer) -> None:
     attempted = _offline(page, ui_server.url)
     page.goto("/redoc")
-    expect(page.locator("redoc h1, .api-info h1").first).to_contain_text("kfpd", timeout=20_000)
-    page.shots("redoc")
+    # ReDoc parses the whole OpenAPI document in the page (seconds on a busy 2-core machine).
+    expect(page.locator("h1").first).to_contain_text("kfpd", timeout=60_000)
+    expect(page.get_by_text("/apis/v2beta1/runs/{run_id}").first).to_be_attached(timeout=30_000)
     assert attempted == []
 
 
