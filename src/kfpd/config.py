@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     config_maps_dir: Path | None = Field(
         default=None, description="Local config maps (<name>.json; default data_dir/configmaps)."
     )
+    launcher_config: Path | None = Field(
+        default=None,
+        description="Object storage: the data of upstream's kfp-launcher ConfigMap as YAML "
+        "(defaultPipelineRoot, providers); see docs/object-storage.md.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )

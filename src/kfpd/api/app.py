@@ -35,9 +35,22 @@ from kfpd.domain.tokens import issue_run_token
 from kfpd.engine.engine import Engine
 from kfpd.executors.base import Executor
 from kfpd.services.orchestration import OrchestratorConfig
+from kfpd.services.storage import Storage
+from kfpd.storage.launcher_config import LauncherConfig, load_launcher_config
 
 
-def _engine(settings: Settings, database: Database, executor: Executor | None) -> Engine | None:
+def _storage(settings: Settings) -> Storage:
+    """Object storage from --launcher-config (a bad file stops the server at start-up)."""
+    config = LauncherConfig()
+    if settings.launcher_config is not None:
+        config = load_launcher_config(settings.launcher_config)
+    local_root = settings.artifact_root.resolve().as_uri()
+    return Storage.from_settings(config, local_root, settings.secrets_dir)
+
+
+def _engine(
+    settings: Settings, database: Database, executor: Executor | None, storage: Storage
+) -> Engine | None:
     if not settings.orchestrate:
         return None
     if executor is None:
@@ -50,7 +63,7 @@ def _engine(settings: Settings, database: Database, executor: Executor | None) -
     secret = settings.run_token_secret()
     config = OrchestratorConfig(
         server_url=settings.server_url,
-        pipeline_root=settings.artifact_root.resolve().as_uri(),
+        pipeline_root=storage.default_root,
         token_for=lambda run_id: issue_run_token(secret, run_id),
         cache_enabled=settings.cache_enabled,
         workspace_root=str((settings.data_dir / "workspaces").resolve()),
@@ -73,7 +86,8 @@ def create_app(
             upgrade(settings.database_url)
         database = Database(settings.database_url, background_checkpoints=True)
     settings.run_token_secret()  # created once, so launchers anywhere can be given tokens
-    engine = _engine(settings, database, executor)
+    storage = _storage(settings)
+    engine = _engine(settings, database, executor, storage)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +112,7 @@ def create_app(
     app.state.db = database
     app.state.settings = settings
     app.state.engine = engine
+    app.state.storage = storage
     install_error_handlers(app)
     # The launchers' hot routes first: FastAPI matches routes in order.
     for module in (execution, tasks, artifacts, runs, experiments, pipelines, lineage):

@@ -86,6 +86,13 @@ def server(
             "who can reach it can run commands as this user."
         ),
     ] = None,
+    launcher_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Object storage: the kfp-launcher ConfigMap's data as YAML "
+            "(defaultPipelineRoot, providers)."
+        ),
+    ] = None,
 ) -> None:
     """Run the kfpd server (REST API, UI, orchestrator with the local executor).
 
@@ -112,6 +119,7 @@ def server(
         cache_enabled=cache,
         allowed_hosts=allowed_host or None,
         allow_remote_unauthenticated=allow_remote_unauthenticated,
+        launcher_config=launcher_config,
     )
     bind = check_bind(
         settings.host,
@@ -127,7 +135,13 @@ def server(
         f"kfpd {__version__}: database {settings.masked()['database_url (effective)']}, "
         f"data in {settings.data_dir}"
     )
-    application = create_app(settings)
+    from kfpd.storage.launcher_config import StorageConfigError
+
+    try:
+        application = create_app(settings)
+    except StorageConfigError as exc:
+        typer.echo(f"kfpd: {exc}", err=True)
+        raise typer.Exit(2) from None
     # What is alive now (modules, routes, mappers: ~180k objects) lives as long as the
     # server; frozen, full collections during requests no longer walk it (they took
     # 100-280 ms each under load; see docs/benchmarks.md, list_runs).

@@ -17,7 +17,13 @@ from pydantic import ValidationError
 
 from kfpd.launcher import outputs, process, python_components
 from kfpd.launcher.logsink import LogSink
-from kfpd.launcher.objectstore import FsspecStore, ObjectStore, StoreError, file_uri_path
+from kfpd.launcher.objectstore import (
+    FsspecStore,
+    ObjectStore,
+    SessionStore,
+    StoreError,
+    file_uri_path,
+)
 from kfpd.launcher.placeholders import (
     LocalArtifact,
     PlaceholderError,
@@ -27,6 +33,7 @@ from kfpd.launcher.placeholders import (
 )
 from kfpd.launcher.reporter import Reporter, ServerError, TransportError
 from kfpd.schemas.launch import FinishTaskRequest, LaunchSpec
+from kfpd.storage.launcher_config import is_remote
 
 EXIT_REPORTED = 0
 EXIT_BAD_SPEC = 2
@@ -67,6 +74,7 @@ class Launcher:
         self.prefork = prefork  # a child forked ahead, ready to run kfp's executor_main
         self.tee = tee
         self.store = store or FsspecStore()
+        self._granted = store is not None  # a given store needs no sessions from the server
         self.venv_root = venv_root or python_components.default_venv_root()
         self.work = Path(spec.work_dir or tempfile.mkdtemp(prefix="kfpd-task-"))
         # A warm worker made the TLS context once; otherwise https makes its own when needed.
@@ -99,6 +107,7 @@ class Launcher:
             self.server.close()
 
     def _execute(self) -> FinishTaskRequest:
+        self._open_sessions()
         files = self._stage()
         resolver = Resolver(files)
         container = self.spec.container
@@ -127,6 +136,26 @@ class Launcher:
         )
 
     # -- inputs and outputs on this host
+
+    def _remote_uris(self) -> list[str]:
+        spec = self.spec
+        uris = [a.uri for arts in spec.input_artifacts.values() for a in arts]
+        uris += [o.uri for o in spec.output_artifacts.values()]
+        uris.append(spec.log_uri)
+        # Other fsspec schemes (memory://, hdfs://, ...) keep fsspec's own configuration.
+        return sorted({u for u in uris if u and is_remote(u)})
+
+    def _open_sessions(self) -> None:
+        """Ask the server for this task's object-store sessions (memory only, never a file)."""
+        uris = self._remote_uris()
+        if self._granted or not uris:
+            return
+        try:
+            granted = self.server.storage_sessions(self.spec.run_id, self.spec.task_id, uris)
+        except (ServerError, TransportError) as exc:
+            raise TaskFailure(f"no object-store access for this task's artifacts: {exc}") from None
+        self.store = SessionStore([(s.protocol, s.options, s.uris) for s in granted.sessions])
+        self._granted = True
 
     def _stage(self) -> TaskFiles:
         spec = self.spec

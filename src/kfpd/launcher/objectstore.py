@@ -1,15 +1,18 @@
 """Moving artifacts between their URIs and local paths.
 
 ``file://`` URIs (and bare paths) are local: the task reads and writes them in place. Every
-other scheme goes through fsspec (``s3://`` needs s3fs, ``gs://`` gcsfs; credentials and
-options come from fsspec's own configuration, e.g. ``FSSPEC_S3_*`` variables or
-``~/.config/fsspec``): inputs are downloaded before the command runs, outputs uploaded after.
+other scheme goes through fsspec (``s3://`` and ``minio://`` need s3fs, ``gs://`` gcsfs):
+inputs are downloaded before the command runs, outputs uploaded after. ``SessionStore`` uses
+the sessions the server granted this task (endpoint and credentials from the server's
+launcher configuration, held in memory only); ``FsspecStore`` falls back to fsspec's own
+configuration (``FSSPEC_S3_*`` variables, ``~/.config/fsspec``) for URIs without a session.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -99,3 +102,35 @@ def _copy(src: Path, dest: Path) -> None:
         shutil.copytree(src, dest, dirs_exist_ok=True)
     else:
         shutil.copyfile(src, dest)
+
+
+class SessionStore(FsspecStore):
+    """Remote URIs through the sessions the server granted: ``session_for(uri)`` gives the
+    fsspec protocol and options; ``minio://`` is S3 at the configured endpoint."""
+
+    def __init__(self, sessions: Sequence[tuple[str, dict[str, Any], Sequence[str]]]) -> None:
+        self._by_uri: dict[str, tuple[str, dict[str, Any]]] = {}
+        for protocol, options, uris in sessions:
+            for uri in uris:
+                self._by_uri[uri] = (protocol, options)
+        self._filesystems: dict[int, Any] = {}
+
+    def covers(self, uri: str) -> bool:
+        return uri in self._by_uri
+
+    def _fs(self, uri: str) -> tuple[Any, str]:
+        granted = self._by_uri.get(uri)
+        if granted is None:
+            return super()._fs(uri)
+        from kfpd.storage.sessions import StoreSession, fs_path
+
+        protocol, options = granted
+        key = id(options)
+        fs = self._filesystems.get(key)
+        if fs is None:
+            try:
+                fs = StoreSession(protocol, options).filesystem()
+            except Exception as exc:
+                raise StoreError(f"no storage backend for {uri!r}: {exc}") from exc
+            self._filesystems[key] = fs
+        return fs, fs_path(uri)

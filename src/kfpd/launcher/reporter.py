@@ -1,8 +1,8 @@
-"""The launcher's two calls to the server, over plain ``http.client``.
+"""The launcher's calls to the server, over plain ``http.client``.
 
 A launcher starts often (every task, in every pod): the standard library's HTTP client
 imports in a few milliseconds where a full client stack takes a good part of a second, and
-these two calls need nothing more. One keep-alive connection; any transport failure drops it
+these few calls need nothing more. One keep-alive connection; any transport failure drops it
 so the next call reconnects.
 """
 
@@ -14,7 +14,12 @@ import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from kfpd.schemas.launch import AppendLogRequest, FinishTaskRequest
+from kfpd.schemas.launch import (
+    AppendLogRequest,
+    FinishTaskRequest,
+    StorageSessions,
+    StorageSessionsRequest,
+)
 
 API = "/apis/v2beta1"
 
@@ -61,6 +66,12 @@ class Reporter:
         body = request.model_dump(mode="json", exclude_none=True)
         self._post(f"/runs/{quote(run_id)}/tasks/{quote(task_id)}:finish", body)
 
+    def storage_sessions(self, run_id: str, task_id: str, uris: list[str]) -> StorageSessions:
+        """Object-store credentials for this task's remote URIs (kept in memory only)."""
+        body = StorageSessionsRequest(uris=uris).model_dump(mode="json")
+        payload = self._post(f"/runs/{quote(run_id)}/tasks/{quote(task_id)}/storage:sessions", body)
+        return StorageSessions.model_validate_json(payload)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -79,7 +90,7 @@ class Reporter:
                 )
         return self._conn
 
-    def _post(self, path: str, body: dict[str, Any]) -> None:
+    def _post(self, path: str, body: dict[str, Any]) -> bytes:
         data = json.dumps(body).encode()
         for attempt in (1, 2):
             reused = self._conn is not None
@@ -100,6 +111,7 @@ class Reporter:
             self.close()
         if response.status >= 400:
             raise ServerError(response.status, _message(payload))
+        return payload
 
 
 def _message(payload: bytes) -> str:

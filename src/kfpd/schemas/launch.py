@@ -106,6 +106,27 @@ class FinishTaskRequest(WireModel):
     log_text: str = ""
 
 
+class StorageSessionsRequest(WireModel):
+    """The remote artifact URIs a running task will read or write."""
+
+    uris: list[str] = Field(default=[], max_length=10000)
+
+
+class StorageSession(WireModel):
+    """One object-store session: fsspec protocol and options (credentials included) serving
+    ``uris``. Sent only to the task's launcher, in the reply body; never stored."""
+
+    protocol: str
+    options: dict[str, Any] = Field(default={}, repr=False)
+    uris: list[str] = []
+    # Upstream's store_session_info for these URIs: provider and settings, no secret values.
+    store_session_info: dict[str, Any] = {}
+
+
+class StorageSessions(WireModel):
+    sessions: list[StorageSession] = []
+
+
 class AppendLogRequest(WireModel):
     text: str = Field(default="", description="log text to append (UTF-8)")
 

@@ -18,11 +18,18 @@ from kfpd.api.deps import (
 )
 from kfpd.api.lean_route import LeanRoute
 from kfpd.config import Settings
-from kfpd.schemas.launch import AppendLogRequest, FinishTaskRequest, TaskLog
+from kfpd.schemas.launch import (
+    AppendLogRequest,
+    FinishTaskRequest,
+    StorageSessions,
+    StorageSessionsRequest,
+    TaskLog,
+)
 from kfpd.schemas.tasks import PipelineTask
 from kfpd.services import artifacts as artifacts_svc
 from kfpd.services import execution as svc
 from kfpd.services.logstore import LogStore
+from kfpd.services.storage import Storage
 
 router = APIRouter(prefix="/apis/v2beta1/runs/{run_id}/tasks/{task_id}", tags=["execution"])
 Q = Annotated[str | None, Query()]
@@ -88,3 +95,25 @@ def read_log(
             opt_int(offset, "offset") or 0,
             opt_int(limit_bytes, "limit_bytes"),
         )
+
+
+@router.post(
+    "/storage:sessions",
+    dependencies=[RunToken],
+    response_model=StorageSessions,
+    responses={200: {"description": "Sessions; the reply holds credentials: never log it."}},
+)
+def storage_sessions(
+    run_id: str, task_id: str, body: StorageSessionsRequest, db: Db, request: Request
+) -> Response:
+    """Object-store sessions (endpoint, credentials) for a running task's remote artifact URIs.
+
+    Only the task's launcher calls it, with the run's token; the reply is not cached."""
+    storage: Storage = request.app.state.storage
+    with db.read_session() as s:
+        granted = storage.grant(s, run_id, task_id, body.uris)
+    return Response(
+        granted.model_dump_json(),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,153 @@
+"""The server's object storage: pipeline roots, per-task sessions for launchers, reading bytes.
+
+One ``Storage`` per server, built from the launcher configuration (upstream's ``kfp-launcher``
+ConfigMap data), kfpd's local secrets and the server's environment. It
+
+- picks a run's pipeline root (run's runtime_config.pipeline_root, else defaultPipelineRoot,
+  else the local artifact directory);
+- grants a running task's launcher the sessions (fsspec options with credentials) for exactly
+  the remote URIs the task owns: its own outputs (under its output prefix) and the artifacts
+  linked to it as inputs. The reply is the only place credentials travel; nothing is stored;
+- opens any artifact URI for the UI and API (``locate``): local paths as ``file`` filesystems,
+  remote ones with the provider that serves them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kfpd.db.models import Artifact, ArtifactTask, Run
+from kfpd.domain.enums import TaskState
+from kfpd.domain.errors import FailedPrecondition, InvalidArgument, TaskIsFinal
+from kfpd.orchestrator.launch import output_prefix
+from kfpd.orchestrator.platform import LocalStore
+from kfpd.schemas.launch import StorageSession, StorageSessions
+from kfpd.services import tasks as tasks_svc
+from kfpd.services.artifacts import uri_hash
+from kfpd.storage.launcher_config import (
+    LauncherConfig,
+    SessionInfo,
+    StorageConfigError,
+    is_remote,
+    pipeline_root,
+    session_info,
+)
+from kfpd.storage.sessions import SecretLookup, StoreSession, fs_path, store_session
+
+
+class Storage:
+    def __init__(
+        self,
+        config: LauncherConfig,
+        *,
+        local_root: str,
+        secrets: SecretLookup,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.local_root = local_root
+        self._secrets = secrets
+        self._env = os.environ if env is None else env
+        self._filesystems: dict[str, Any] = {}
+
+    @classmethod
+    def from_settings(
+        cls, config: LauncherConfig, local_root: str, secrets_dir: Path | None
+    ) -> Storage:
+        store = LocalStore(secrets_dir, "secret")
+        return cls(config, local_root=local_root, secrets=store.get)
+
+    @property
+    def default_root(self) -> str:
+        return pipeline_root(None, self.config, self.local_root)
+
+    def run_root(self, runtime_config: Mapping[str, Any] | None) -> str:
+        return pipeline_root(
+            (runtime_config or {}).get("pipeline_root"), self.config, self.local_root
+        )
+
+    def session_info(self, uri: str) -> SessionInfo:
+        return session_info(self.config, uri)
+
+    def session(self, uri: str) -> StoreSession:
+        """Provider settings and credentials for one remote URI (secret values inside)."""
+        try:
+            return store_session(self.session_info(uri), self._secrets, self._env)
+        except StorageConfigError as exc:
+            raise FailedPrecondition(f"object storage for {uri}: {exc}") from exc
+
+    # -- launchers
+
+    def grant(
+        self, session: Session, run_id: str, task_id: str, uris: list[str]
+    ) -> StorageSessions:
+        """Sessions for a running task's remote URIs; any URI it does not own is refused."""
+        task = tasks_svc.load_task_in_run(session.connection(), run_id, task_id)
+        if TaskState(task["state"]).is_terminal:
+            raise TaskIsFinal(f"task {task_id} already ended: its storage access is over")
+        run = session.execute(
+            select(Run.pipeline_name, Run.runtime_config).where(Run.id == run_id)
+        ).one()
+        own = output_prefix(
+            self.run_root(run.runtime_config), run.pipeline_name, run_id, task["name"], task_id
+        )
+        grouped: dict[str, StorageSession] = {}
+        for uri in dict.fromkeys(uris):
+            if not is_remote(uri):
+                raise InvalidArgument(f"{uri!r} is not an object-store URI (s3, minio, gs)")
+            if not uri.startswith(own + "/") and not _is_input(session, task_id, uri):
+                raise FailedPrecondition(
+                    f"{uri} is neither an output nor an input artifact of task {task_id}"
+                )
+            granted = self.session(uri)
+            key = granted.info.model_dump_json() if granted.info else granted.protocol
+            entry = grouped.get(key)
+            if entry is None:
+                info = granted.info.model_dump() if granted.info else {}
+                entry = StorageSession(
+                    protocol=granted.protocol, options=granted.options, store_session_info=info
+                )
+                grouped[key] = entry
+            entry.uris.append(uri)
+        return StorageSessions(sessions=list(grouped.values()))
+
+    # -- reading artifacts
+
+    def locate(self, uri: str) -> tuple[Any, str]:
+        """The fsspec filesystem and path holding a remote URI's bytes."""
+        info = self.session_info_or_error(uri)
+        key = info.model_dump_json()
+        fs = self._filesystems.get(key)
+        if fs is None:
+            try:
+                fs = self.session(uri).filesystem()
+            except StorageConfigError as exc:
+                raise FailedPrecondition(str(exc)) from exc
+            self._filesystems[key] = fs
+        return fs, fs_path(uri)
+
+    def session_info_or_error(self, uri: str) -> SessionInfo:
+        try:
+            return self.session_info(uri)
+        except StorageConfigError as exc:
+            raise FailedPrecondition(f"object storage for {uri}: {exc}") from exc
+
+
+def _is_input(session: Session, task_id: str, uri: str) -> bool:
+    found = session.scalar(
+        select(Artifact.id)
+        .join(ArtifactTask, ArtifactTask.artifact_id == Artifact.id)
+        .where(
+            ArtifactTask.task_id == task_id,
+            Artifact.uri_hash == uri_hash(uri),
+            Artifact.uri == uri,
+        )
+        .limit(1)
+    )
+    return found is not None
