@@ -225,3 +225,21 @@ class ArtifactTask(Base):
         Index(None, "task_id", "type"),
         Index(None, "run_id", "type"),
     )
+
+
+class MlmdImport(Base):
+    """One import of an ML Metadata store (``kfpd import-mlmd``): RUNNING until it finished.
+
+    The server refuses to start while a row is RUNNING, so it never serves a half-imported
+    history; the id is derived from the store, so a re-run resumes the same row.
+    """
+
+    __tablename__ = "mlmd_imports"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(1024))
+    kfp_source: Mapped[str] = mapped_column(String(1024), default="")
+    namespace: Mapped[str] = mapped_column(NAMESPACE, default="")
+    state: Mapped[int] = mapped_column(Integer)  # 1 RUNNING, 2 COMPLETE
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
