@@ -34,6 +34,7 @@ from kfpd.db.migrate import current_revision, head_revision, upgrade
 from kfpd.domain.tokens import issue_run_token
 from kfpd.engine.engine import Engine
 from kfpd.executors.base import Executor
+from kfpd.services.mlmd_import import ImportIncomplete, check_no_incomplete_import
 from kfpd.services.orchestration import OrchestratorConfig
 from kfpd.services.storage import Storage
 from kfpd.storage.launcher_config import LauncherConfig, load_launcher_config
@@ -85,6 +86,11 @@ def create_app(
         if settings.migrate:
             upgrade(settings.database_url)
         database = Database(settings.database_url, background_checkpoints=True)
+        try:
+            check_no_incomplete_import(database)  # never serve a half-imported history
+        except ImportIncomplete:
+            database.dispose()
+            raise
     settings.run_token_secret()  # created once, so launchers anywhere can be given tokens
     storage = _storage(settings)
     engine = _engine(settings, database, executor, storage)

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from kfpd import __version__
+from kfpd.cli.mlmd import import_mlmd
 from kfpd.cli.runs import run, runs_app
 from kfpd.config import ConfigFileError, Settings
 
@@ -21,6 +22,7 @@ app.command()(run)
 app.add_typer(runs_app, name="runs")
 config_app = typer.Typer(help="Inspect kfpd's configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.command("import-mlmd")(import_mlmd)
 
 
 @app.command()
@@ -135,12 +137,16 @@ def server(
         f"kfpd {__version__}: database {settings.masked()['database_url (effective)']}, "
         f"data in {settings.data_dir}"
     )
+    from kfpd.services.mlmd_import import ImportIncomplete
     from kfpd.storage.launcher_config import StorageConfigError
 
     try:
         application = create_app(settings)
     except StorageConfigError as exc:
         typer.echo(f"kfpd: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ImportIncomplete as exc:
+        typer.secho(f"kfpd: {exc}", err=True, fg="red", bold=True)
         raise typer.Exit(2) from None
     # What is alive now (modules, routes, mappers: ~180k objects) lives as long as the
     # server; frozen, full collections during requests no longer walk it (they took

@@ -246,9 +246,7 @@ class MlmdSource:
 
     def load_run(self, context: RunContext) -> RunRecords:
         """Every execution of the run with its properties, events and artifacts."""
-        in_run = select(_ASSOCIATION.c.execution_id).where(
-            _ASSOCIATION.c.context_id == context.id
-        )
+        in_run = select(_ASSOCIATION.c.execution_id).where(_ASSOCIATION.c.context_id == context.id)
         events_in_run = select(_EVENT.c.artifact_id).where(_EVENT.c.execution_id.in_(in_run))
         with self.engine.connect() as conn:
             exec_props = _properties(

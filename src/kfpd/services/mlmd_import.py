@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Table, inspect, insert, select, update
+from sqlalchemy import Table, insert, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -107,9 +107,7 @@ def check_no_incomplete_import(database: Database) -> None:
     if not inspect(database.engine).has_table(MlmdImport.__tablename__):
         return
     with database.read_session() as session:
-        rows = session.scalars(
-            select(MlmdImport).where(MlmdImport.state == IMPORT_RUNNING)
-        ).all()
+        rows = session.scalars(select(MlmdImport).where(MlmdImport.state == IMPORT_RUNNING)).all()
     if not rows:
         return
     row = rows[0]
@@ -123,6 +121,19 @@ def check_no_incomplete_import(database: Database) -> None:
         f"(started from {row.source}); the server would show a partial history. Finish it "
         f"(it resumes where it stopped; put back any password shown as ***):\n  {command}"
     )
+
+
+def select_contexts(
+    source: MlmdSource, kfp: KfpDatabase | None, namespace: str | None
+) -> list[RunContext]:
+    """The store's run contexts, only those of ``namespace`` when it is given."""
+    out = []
+    for context in source.run_contexts():
+        run = kfp.runs.get(context.name) if kfp else None
+        found = (run.namespace if run else "") or str(context.props.get("namespace") or "")
+        if namespace is None or found == namespace:
+            out.append(context)
+    return out
 
 
 # -- the import -----------------------------------------------------------------------------
@@ -145,14 +156,7 @@ class Importer:
         return self.kfp.runs.get(context.name) if self.kfp else None
 
     def selected_contexts(self) -> list[RunContext]:
-        wanted = self.options.namespace
-        out = []
-        for context in self.source.run_contexts():
-            kfp = self._kfp_run(context)
-            namespace = (kfp.namespace if kfp else "") or str(context.props.get("namespace") or "")
-            if wanted is None or namespace == wanted:
-                out.append(context)
-        return out
+        return select_contexts(self.source, self.kfp, self.options.namespace)
 
     def _existing(self, session: Session, column: Any, ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
@@ -230,9 +234,9 @@ class Importer:
         stored = self._existing(session, Artifact.id, unknown)
         self.known_artifacts.update(rows)
         fresh = [rows[i] for i in unknown if i not in stored]
-        self.report.skipped["artifact: already stored (shared with an earlier run)"] += (
-            sum(len(m.artifacts) for m in batch) - len(fresh)
-        )
+        self.report.skipped["artifact: already stored (shared with an earlier run)"] += sum(
+            len(m.artifacts) for m in batch
+        ) - len(fresh)
         return fresh
 
     def _count(self, batch: list[MappedRun], artifacts: list[dict[str, Any]]) -> None:
@@ -277,8 +281,12 @@ class Importer:
         new_pipe = [p for p in pipelines if p["id"] not in have_pipe]
         new_pipe = [p for p in new_pipe if (p["namespace"], p["name"]) not in taken_p]
         known_pipes = have_pipe | {p["id"] for p in new_pipe}
-        new_ver = [v for v in versions if v["id"] not in have_ver and v["pipeline_id"] in known_pipes]
-        self.report.skipped["experiment: name taken in kfpd (runs keep no experiment)"] += len(clash)
+        new_ver = [
+            v for v in versions if v["id"] not in have_ver and v["pipeline_id"] in known_pipes
+        ]
+        self.report.skipped["experiment: name taken in kfpd (runs keep no experiment)"] += len(
+            clash
+        )
         self.report.imported["experiments"] += len(new_exp)
         self.report.imported["pipelines"] += len(new_pipe)
         self.report.imported["pipeline_versions"] += len(new_ver)
@@ -286,7 +294,11 @@ class Importer:
             return
         with self.database.write_session() as session:
             conn = session.connection()
-            for model, rows in ((Experiment, new_exp), (Pipeline, new_pipe), (PipelineVersion, new_ver)):
+            for model, rows in (
+                (Experiment, new_exp),
+                (Pipeline, new_pipe),
+                (PipelineVersion, new_ver),
+            ):
                 if rows:
                     conn.execute(insert(_table(model)), rows)
 

@@ -30,8 +30,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kfpd.db.kfp_source import KfpRun
-from kfpd.db.mlmd_source import EVENT_INPUT, EVENT_OUTPUT, EVENT_TYPES, Artifact, Event, Execution
-from kfpd.db.mlmd_source import RunRecords
+from kfpd.db.mlmd_source import (
+    EVENT_INPUT,
+    EVENT_OUTPUT,
+    EVENT_TYPES,
+    Artifact,
+    Event,
+    Execution,
+    RunRecords,
+)
 from kfpd.domain.enums import ArtifactType, IOType, RunState, StorageState, TaskState, TaskType
 from kfpd.domain.timeutil import to_rfc3339
 
@@ -116,8 +123,7 @@ def leaf_state(execution: Execution) -> tuple[TaskState, str]:
     if state is not None:
         return state, ""
     return TaskState.FAILED, (
-        f"the run ended while this task was {execution.state} in ML Metadata "
-        "(imported as FAILED)"
+        f"the run ended while this task was {execution.state} in ML Metadata (imported as FAILED)"
     )
 
 
@@ -195,7 +201,8 @@ class RunMapper:
             if e.type_name == DAG_EXECUTION and not e.parent_dag_id
         ]
         named = [e for e in roots if e.name == f"run/{self.run_id}"]
-        return (named or roots or [None])[0]
+        found = named or roots
+        return found[0] if found else None
 
     def _new_task(self, execution: Execution, parent: _Node | None) -> dict[str, Any]:
         ttype = task_type(execution) if parent is not None else TaskType.ROOT
@@ -298,7 +305,9 @@ class RunMapper:
         if message:
             status["message"] = message
         elif state == TaskState.CACHED and execution.props.get("cached_execution_id"):
-            status["message"] = f"cache hit: outputs of MLMD execution {custom['cached_execution_id']}"
+            status["message"] = (
+                f"cache hit: outputs of MLMD execution {custom['cached_execution_id']}"
+            )
         task["status_metadata"] = status
         task["state_history"] = _history(task, state, message)
 
@@ -376,9 +385,10 @@ class RunMapper:
         out: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for event in self.records.events:
             node = self.nodes.get(event.execution_id)
-            if event.type == EVENT_OUTPUT and node is not None:
-                if node.task["type"] in (int(TaskType.RUNTIME), int(TaskType.IMPORTER)):
-                    out[event.artifact_id].append(node.task)
+            if event.type != EVENT_OUTPUT or node is None:
+                continue
+            if node.task["type"] in (int(TaskType.RUNTIME), int(TaskType.IMPORTER)):
+                out[event.artifact_id].append(node.task)
         return out
 
     def _link_kind(
@@ -454,17 +464,17 @@ class RunMapper:
         display = kfp.display_name if kfp else ""
         display = display or str(context.props.get("resource_name") or self.run_id)
         top.task["display_name"] = display
-        runtime = {"pipeline_root": str(context.props.get("pipeline_root") or "")}
+        runtime: dict[str, Any] = {"pipeline_root": str(context.props.get("pipeline_root") or "")}
         parameters = (kfp.runtime_parameters if kfp else None) or (
             root_params(top.task["input_parameters"])
         )
         if parameters:
-            runtime["parameters"] = parameters  # type: ignore[assignment]
+            runtime["parameters"] = parameters
         error = None
         if state == RunState.FAILED:
             error = {"code": 2, "message": _failure(tasks)}
         experiment = kfp.experiment_id if kfp else None
-        history = [
+        history: list[dict[str, Any]] = [
             {"update_time": to_rfc3339(created), "state": "PENDING"},
             {"update_time": to_rfc3339(created), "state": "RUNNING"},
             {"update_time": to_rfc3339(finished), "state": state.name},
