@@ -28,6 +28,7 @@ from kfpd.db.models import (
     Artifact,
     ArtifactTask,
     Experiment,
+    MlmdImport,
     Pipeline,
     PipelineVersion,
     Run,
@@ -102,7 +103,7 @@ def empty_database(database: Database) -> Database:
     with database.write_session() as s:
         s.execute(delete(ArtifactTask))
         s.execute(update(Task).values(parent_task_id=None))
-        for model in (Task, Artifact, Run, PipelineVersion, Pipeline, Experiment):
+        for model in (Task, Artifact, Run, PipelineVersion, Pipeline, Experiment, MlmdImport):
             s.execute(delete(model))
     return database
 
