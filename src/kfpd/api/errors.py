@@ -15,6 +15,7 @@ from kfpd.domain.errors import KfpdError
 
 log = logging.getLogger("kfpd.api")
 
+TOO_DEEP = "the request is nested too deeply"
 _HTTP_TO_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 409: 6, 413: 8, 415: 3, 422: 3}
 
 
@@ -50,7 +51,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_TO_GRPC.get(exc.status_code, 2)
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's JSON body parsing
+            return error_response(400, 3, TOO_DEEP)
         return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RecursionError)
+    async def _recursion(req: Request, _exc: RecursionError) -> JSONResponse:
+        # Deeply nested input that got past the explicit bounds (spec/limits.py): a clear
+        # 400, and one log line instead of a traceback thousands of frames long.
+        log.warning("RecursionError on %s %s: input nested too deeply", req.method, req.url.path)
+        return error_response(400, 3, TOO_DEEP)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_req: Request, exc: IntegrityError) -> JSONResponse:

@@ -82,7 +82,6 @@ def _add_version(
     code_source_url: str = "",
     package_url: str = "",
 ) -> PipelineVersion:
-    validate_spec(loaded)
     row = PipelineVersion(
         id=new_id(),
         pipeline_id=pipeline.id,
@@ -102,9 +101,17 @@ def _add_version(
     return row
 
 
+def read_package(data: bytes, filename: str) -> LoadedSpec:
+    """Parse and validate an uploaded package: before any session is opened (parsing is the
+    expensive, bounded part; the session then only writes)."""
+    loaded = load_package(data, filename)
+    validate_spec(loaded)
+    return loaded
+
+
 def upload_pipeline(
     session: Session,
-    data: bytes,
+    loaded: LoadedSpec,
     filename: str,
     *,
     name: str | None,
@@ -112,9 +119,7 @@ def upload_pipeline(
     description: str | None,
     namespace: str | None,
 ) -> tuple[Pipeline, PipelineVersion]:
-    """Upload: create the pipeline and its first version from a package file."""
-    loaded = load_package(data, filename)
-    validate_spec(loaded)
+    """Upload: create the pipeline and its first version from a package (``read_package``)."""
     pipeline_name = _name(name, display_name, _strip_ext(filename), loaded.pipeline_name)
     pipeline = create_pipeline(
         session,
@@ -138,7 +143,7 @@ def upload_pipeline(
 
 def upload_version(
     session: Session,
-    data: bytes,
+    loaded: LoadedSpec,
     filename: str,
     *,
     pipeline_id: str | None,
@@ -149,7 +154,6 @@ def upload_version(
     if not pipeline_id:
         raise InvalidArgument("pipelineid is required to upload a pipeline version")
     pipeline = get_pipeline(session, pipeline_id)
-    loaded = load_package(data, filename)
     return _add_version(
         session,
         pipeline,
@@ -158,6 +162,14 @@ def upload_version(
         display_name=display_name,
         description=description,
     )
+
+
+def version_spec(body: PipelineVersionCreate) -> tuple[LoadedSpec, str]:
+    """A version body's spec (inline or read from package_url) and that URL, validated; call
+    it before opening a session."""
+    loaded, url = _spec_from_version_body(body)
+    validate_spec(loaded)
+    return loaded, url
 
 
 def _spec_from_version_body(body: PipelineVersionCreate) -> tuple[LoadedSpec, str]:
@@ -175,12 +187,16 @@ def _spec_from_version_body(body: PipelineVersionCreate) -> tuple[LoadedSpec, st
 
 
 def create_version(
-    session: Session, pipeline_id: str, body: PipelineVersionCreate
+    session: Session,
+    pipeline_id: str,
+    body: PipelineVersionCreate,
+    spec: tuple[LoadedSpec, str],
 ) -> PipelineVersion:
+    """``spec``: ``version_spec(body)``."""
     if body.pipeline_id and body.pipeline_id != pipeline_id:
         raise InvalidArgument("pipeline_version.pipeline_id does not match the path")
     pipeline = get_pipeline(session, pipeline_id)
-    loaded, url = _spec_from_version_body(body)
+    loaded, url = spec
     return _add_version(
         session,
         pipeline,
@@ -194,10 +210,13 @@ def create_version(
 
 
 def create_pipeline_and_version(
-    session: Session, pipeline: PipelineCreate, version: PipelineVersionCreate
+    session: Session,
+    pipeline: PipelineCreate,
+    version: PipelineVersionCreate,
+    spec: tuple[LoadedSpec, str],
 ) -> tuple[Pipeline, PipelineVersion]:
-    loaded, url = _spec_from_version_body(version)
-    validate_spec(loaded)
+    """``spec``: ``version_spec(version)``."""
+    loaded, url = spec
     row = create_pipeline(session, pipeline)
     ver = _add_version(
         session,

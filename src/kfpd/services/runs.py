@@ -19,6 +19,7 @@ from kfpd.services import experiments as experiments_svc
 from kfpd.services import pipelines as pipelines_svc
 from kfpd.services import tasks as tasks_svc
 from kfpd.services.common import get_or_404, history_entry, lock_run, new_id
+from kfpd.spec.limits import check_nesting
 from kfpd.spec.loader import LoadedSpec, split_spec
 from kfpd.spec.validate import resolve_runtime_parameters, validate_spec
 
@@ -51,14 +52,24 @@ class RunView:
     full: bool = False
 
 
+def inline_spec(body: RunCreate) -> LoadedSpec | None:
+    """The run's own pipeline_spec, validated (None for a run of a stored version), with
+    its parameters' nesting checked: call it before opening a session."""
+    config = body.runtime_config
+    if config and config.parameters:
+        check_nesting(config.parameters, "runtime_config.parameters")
+    if not body.pipeline_spec:
+        return None
+    ref = body.pipeline_version_reference
+    if ref and (ref.pipeline_id or ref.pipeline_version_id):
+        raise InvalidArgument("give either pipeline_spec or pipeline_version_reference, not both")
+    loaded = split_spec(body.pipeline_spec)
+    validate_spec(loaded)
+    return loaded
+
+
 def _resolve_spec(session: Session, body: RunCreate) -> tuple[LoadedSpec, str | None, str | None]:
     ref = body.pipeline_version_reference
-    if body.pipeline_spec:
-        if ref and (ref.pipeline_id or ref.pipeline_version_id):
-            raise InvalidArgument(
-                "give either pipeline_spec or pipeline_version_reference, not both"
-            )
-        return split_spec(body.pipeline_spec), None, None
     version_id = (ref.pipeline_version_id if ref else None) or body.pipeline_version_id
     pipeline_id = ref.pipeline_id if ref else None
     if version_id:
@@ -75,9 +86,15 @@ def _resolve_spec(session: Session, body: RunCreate) -> tuple[LoadedSpec, str | 
     return loaded, version.pipeline_id, version.id
 
 
-def create_run(session: Session, body: RunCreate) -> Run:
-    loaded, pipeline_id, version_id = _resolve_spec(session, body)
-    validate_spec(loaded)
+def create_run(session: Session, body: RunCreate, inline: LoadedSpec | None = None) -> Run:
+    """``inline``: ``inline_spec(body)`` when the caller validated it outside the session."""
+    if inline is None and body.pipeline_spec:
+        inline = inline_spec(body)
+    if inline is not None:
+        loaded, pipeline_id, version_id = inline, None, None
+    else:
+        loaded, pipeline_id, version_id = _resolve_spec(session, body)
+        validate_spec(loaded)
     config = body.runtime_config
     resolve_runtime_parameters(loaded.pipeline_spec, config.parameters if config else None)
     if body.experiment_id:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from kfpd.domain.errors import InvalidArgument
+from kfpd.spec import limits
 
 _SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -56,7 +57,7 @@ def split_spec(value: Any) -> LoadedSpec:
 
 def _from_text(text: str) -> LoadedSpec:
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in limits.load_yaml_documents(text) if d is not None]
     except yaml.YAMLError as exc:
         raise InvalidArgument(f"pipeline file is not valid YAML or JSON: {exc}") from exc
     if not docs:
@@ -71,8 +72,12 @@ def _from_text(text: str) -> LoadedSpec:
     return split_spec(first)
 
 
+def _is_spec_file(name: str) -> bool:
+    return name.lower().endswith(_SPEC_SUFFIXES)
+
+
 def _from_archive_members(members: dict[str, bytes]) -> LoadedSpec:
-    specs = {n: b for n, b in members.items() if n.lower().endswith(_SPEC_SUFFIXES)}
+    specs = {n: b for n, b in members.items() if _is_spec_file(n)}
     chosen = next((b for n, b in specs.items() if n.rsplit("/", 1)[-1] == "pipeline.yaml"), None)
     if chosen is None:
         if len(specs) != 1:
@@ -81,6 +86,63 @@ def _from_archive_members(members: dict[str, bytes]) -> LoadedSpec:
             )
         chosen = next(iter(specs.values()))
     return _decode(chosen)
+
+
+def _zip_members(data: bytes, filename: str) -> dict[str, bytes]:
+    """The archive's pipeline files, read within the size budget (declared sizes can lie,
+    so each read stops at the budget left)."""
+    members: dict[str, bytes] = {}
+    left = limits.MAX_ARCHIVE_BYTES
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+            if len(infos) > limits.MAX_ARCHIVE_MEMBERS:
+                raise InvalidArgument(
+                    f"the archive has more than {limits.MAX_ARCHIVE_MEMBERS} members"
+                )
+            for info in infos:
+                if info.is_dir() or not _is_spec_file(info.filename):
+                    continue
+                if info.file_size > left:
+                    raise limits.archive_budget_exceeded(
+                        limits.MAX_ARCHIVE_BYTES - left + info.file_size
+                    )
+                with zf.open(info) as fh:
+                    content = fh.read(left + 1)
+                if len(content) > left:
+                    raise limits.archive_budget_exceeded(limits.MAX_ARCHIVE_BYTES + 1)
+                left -= len(content)
+                members[info.filename] = content
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        raise InvalidArgument(f"invalid zip archive {filename!r}: {exc}") from exc
+    return members
+
+
+def _tar_members(data: bytes, filename: str) -> dict[str, bytes]:
+    """As _zip_members; members are visited lazily, so a huge one stops the walk before the
+    stream behind it is decompressed."""
+    members: dict[str, bytes] = {}
+    left = limits.MAX_ARCHIVE_BYTES
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+            for count, member in enumerate(tf, start=1):
+                if count > limits.MAX_ARCHIVE_MEMBERS:
+                    raise InvalidArgument(
+                        f"the archive has more than {limits.MAX_ARCHIVE_MEMBERS} members"
+                    )
+                if not member.isfile() or not _is_spec_file(member.name):
+                    continue
+                if member.size > left:
+                    raise limits.archive_budget_exceeded(
+                        limits.MAX_ARCHIVE_BYTES - left + member.size
+                    )
+                fh = tf.extractfile(member)
+                if fh is not None:
+                    members[member.name] = fh.read(member.size)
+                    left -= member.size
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise InvalidArgument(f"invalid tar archive {filename!r}: {exc}") from exc
+    return members
 
 
 def _decode(data: bytes) -> LoadedSpec:
@@ -96,27 +158,12 @@ def load_package(data: bytes, filename: str = "") -> LoadedSpec:
     if not data.strip():
         raise InvalidArgument("pipeline file is empty")
     if data[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                members = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
-        except zipfile.BadZipFile as exc:
-            raise InvalidArgument(f"invalid zip archive {filename!r}") from exc
-        return _from_archive_members(members)
+        return _from_archive_members(_zip_members(data, filename))
     if data[:2] == b"\x1f\x8b" or filename.endswith((".tar.gz", ".tgz")):
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-                members = {}
-                for m in tf.getmembers():
-                    if m.isfile():
-                        fh = tf.extractfile(m)
-                        if fh is not None:
-                            members[m.name] = fh.read()
-        except tarfile.TarError as exc:
-            raise InvalidArgument(f"invalid tar archive {filename!r}") from exc
-        return _from_archive_members(members)
+        return _from_archive_members(_tar_members(data, filename))
     if data.lstrip()[:1] in (b"{", b"["):
         try:
-            return split_spec(json.loads(data))
+            return split_spec(limits.load_json(data, "the pipeline file"))
         except json.JSONDecodeError:
             pass  # YAML is a superset; let the YAML parser report the error
     return _decode(data)

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kfpd.domain.errors import InvalidArgument
+from kfpd.spec import limits
 from kfpd.spec.loader import LoadedSpec
 from kfpd.spec.scope import topological_order
 
@@ -77,8 +78,10 @@ def _check_acyclic(comp_name: str, tasks: dict[str, Any]) -> None:
 def validate_spec(loaded: LoadedSpec) -> None:
     """Raise InvalidArgument with a precise message if the IR cannot run."""
     spec = loaded.pipeline_spec
+    limits.check_nesting(spec, "the pipeline spec")  # before the recursive protobuf parser
     _parse_proto(spec, pipeline_spec_pb2.PipelineSpec(), "pipeline spec")
     if loaded.platform_spec is not None:
+        limits.check_nesting(loaded.platform_spec, "the platform spec")
         _parse_proto(loaded.platform_spec, pipeline_spec_pb2.PlatformSpec(), "platform spec")
     version = spec.get("schemaVersion")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
@@ -102,6 +105,7 @@ def validate_spec(loaded: LoadedSpec) -> None:
         if "dag" in comp:
             _check_dag(comp_name, comp["dag"], components)
     _check_dag("root", root["dag"], components)
+    limits.check_component_graph(spec)
 
 
 def resolve_runtime_parameters(

@@ -32,11 +32,11 @@ def upload_pipeline(
     description: Q = None,
     namespace: Q = None,
 ) -> Pipeline:
-    data = uploadfile.file.read()
+    loaded = svc.read_package(uploadfile.file.read(), uploadfile.filename or "")
     with db.write_session() as s:
         pipeline, _version = svc.upload_pipeline(
             s,
-            data,
+            loaded,
             uploadfile.filename or "",
             name=opt_str(name),
             display_name=opt_str(display_name),
@@ -55,11 +55,11 @@ def upload_pipeline_version(
     description: Q = None,
     pipelineid: Q = None,
 ) -> PipelineVersion:
-    data = uploadfile.file.read()
+    loaded = svc.read_package(uploadfile.file.read(), uploadfile.filename or "")
     with db.write_session() as s:
         version = svc.upload_version(
             s,
-            data,
+            loaded,
             uploadfile.filename or "",
             pipeline_id=opt_str(pipelineid),
             name=opt_str(name),
@@ -77,9 +77,10 @@ def create_pipeline(body: PipelineCreate, db: Db) -> Pipeline:
 
 @router.post("/create", response_model=dict[str, Any], response_model_exclude_none=True)
 def create_pipeline_and_version(body: CreatePipelineAndVersionRequest, db: Db) -> dict[str, Any]:
+    spec = svc.version_spec(body.pipeline_version)
     with db.write_session() as s:
         pipeline, _version = svc.create_pipeline_and_version(
-            s, body.pipeline, body.pipeline_version
+            s, body.pipeline, body.pipeline_version, spec
         )
         return pipeline_out(pipeline).dump()
 
@@ -120,8 +121,9 @@ def delete_pipeline(pipeline_id: str, db: Db, cascade: Q = None) -> dict[str, An
 def create_pipeline_version(
     pipeline_id: str, body: PipelineVersionCreate, db: Db
 ) -> PipelineVersion:
+    spec = svc.version_spec(body)
     with db.write_session() as s:
-        return version_out(svc.create_version(s, pipeline_id, body))
+        return version_out(svc.create_version(s, pipeline_id, body, spec))
 
 
 @router.get(

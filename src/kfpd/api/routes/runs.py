@@ -19,8 +19,9 @@ Q = Annotated[str | None, Query()]
 
 @router.post("", response_model=Run, response_model_exclude_none=True)
 def create_run(body: RunCreate, db: Db, events: Events) -> Run:
+    inline = svc.inline_spec(body)  # parsed and validated before the session opens
     with db.write_session() as s:
-        run = svc.create_run(s, body)
+        run = svc.create_run(s, body, inline)
         created = run_out(svc.RunView(run))
     events.run_created(created.run_id or "")
     return created
