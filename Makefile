@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-ray lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,kubernetes]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,7 +24,11 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest -n 2 -q -p no:cacheprovider
+	$(BIN)/pytest -n 2 -q -p no:cacheprovider -m "not ray"
+
+# A real two-node Ray cluster (started and stopped by the tests): one process, in order.
+test-ray: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -p no:xdist -m ray
 
 bench: $(STAMP)
 	$(BIN)/python bench/metadata_write.py

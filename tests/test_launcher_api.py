@@ -199,6 +199,19 @@ def test_a_failed_task_fails_its_run_with_the_message(graph: Graph) -> None:
     assert "boom" in run["error"]["message"]
 
 
+def test_finish_records_where_the_launcher_ran(graph: Graph) -> None:
+    task_id = graph.runtime(pods=[{"name": "planned-pod", "type": "EXECUTOR"}])
+    placement = {"executor": "kubernetes", "pod_name": "p-1", "pod_uid": "uid-1"}
+    task = ok(graph.finish(task_id, {"state": "SUCCEEDED", "placement": placement}))
+    assert task["pods"] == [{"name": "p-1", "uid": "uid-1", "type": "EXECUTOR"}]
+    assert task["status_metadata"]["custom_properties"] == {"placement": placement}
+    ray_task = graph.runtime(name="ray-task")
+    body = {"state": "FAILED", "error_message": "boom", "placement": {"ray_task_id": "t-9"}}
+    task = ok(graph.finish(ray_task, body))
+    assert task["pods"] == [{"uid": "t-9", "type": "EXECUTOR"}]
+    assert task["status_metadata"]["message"] == "boom"
+
+
 def test_a_task_finishes_once(graph: Graph) -> None:
     task_id = graph.runtime()
     ok(graph.finish(task_id, {"state": "SUCCEEDED", "output_parameters": {"Output": 1}}))

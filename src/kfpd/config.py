@@ -95,6 +95,22 @@ class Settings(BaseSettings):
         description="Object storage: the data of upstream's kfp-launcher ConfigMap as YAML "
         "(defaultPipelineRoot, providers); see docs/object-storage.md.",
     )
+    executor: Literal["local", "ray", "kubernetes"] = Field(
+        default="local", description="What runs tasks: local processes, a Ray cluster, or pods."
+    )
+    ray_address: str = Field(default="", description="ray: the cluster's HOST:PORT (its GCS).")
+    k8s_namespace: str = Field(
+        default="", description="kubernetes: namespace for pods (default: the run's, else default)."
+    )
+    kubeconfig: str = Field(
+        default="", description="kubernetes: kubeconfig file (empty: in-cluster credentials)."
+    )
+    launcher_image: str = Field(
+        default="", description="kubernetes: image holding the launcher bundle (init container)."
+    )
+    pod_pending_timeout_s: float = Field(
+        default=600.0, gt=0, description="kubernetes: a pod not running after this fails its task."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )

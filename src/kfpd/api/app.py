@@ -34,6 +34,7 @@ from kfpd.db.migrate import current_revision, head_revision, upgrade
 from kfpd.domain.tokens import issue_run_token
 from kfpd.engine.engine import Engine
 from kfpd.executors.base import Executor
+from kfpd.executors.registry import ExecutorConfig, create_executor
 from kfpd.services.mlmd_import import ImportIncomplete, check_no_incomplete_import
 from kfpd.services.orchestration import OrchestratorConfig
 from kfpd.services.storage import Storage
@@ -54,12 +55,18 @@ def _engine(
 ) -> Engine | None:
     if not settings.orchestrate:
         return None
+    executor_config = ExecutorConfig(
+        kind=settings.executor,
+        max_parallel=settings.max_parallel,
+        work_root=settings.data_dir / "work",
+        ray_address=settings.ray_address,
+        namespace=settings.k8s_namespace,
+        kubeconfig=settings.kubeconfig,
+        launcher_image=settings.launcher_image,
+        pending_timeout_s=settings.pod_pending_timeout_s,
+    )
     if executor is None:
-        from kfpd.executors.local import LocalExecutor
-
-        executor = LocalExecutor(
-            max_parallel=settings.max_parallel, work_root=settings.data_dir / "work"
-        )
+        executor = create_executor(executor_config)
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     secret = settings.run_token_secret()
     config = OrchestratorConfig(
@@ -70,6 +77,7 @@ def _engine(
         workspace_root=str((settings.data_dir / "workspaces").resolve()),
         secrets_dir=settings.secrets_dir,
         config_maps_dir=settings.config_maps_dir,
+        local_platform=executor_config.applies_platform_locally,
     )
     return Engine(database, executor, config)
 

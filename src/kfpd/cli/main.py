@@ -95,8 +95,27 @@ def server(
             "(defaultPipelineRoot, providers)."
         ),
     ] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="How launchers on other machines reach this server.")
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="What runs tasks: local | ray | kubernetes (local).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="ray: the cluster's HOST:PORT.")
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(help="kubernetes: namespace for pods (default: the run's, else default)."),
+    ] = None,
+    kubeconfig: Annotated[
+        str | None, typer.Option(help="kubernetes: kubeconfig file (default: in-cluster).")
+    ] = None,
+    launcher_image: Annotated[
+        str | None, typer.Option(help="kubernetes: image with the launcher bundle.")
+    ] = None,
 ) -> None:
-    """Run the kfpd server (REST API, UI, orchestrator with the local executor).
+    """Run the kfpd server (REST API, UI, orchestrator; tasks on the chosen executor).
 
     Every option can also come from KFPD_<NAME> variables or the --config file; a flag wins
     over a variable, which wins over the file.
@@ -122,6 +141,12 @@ def server(
         allowed_hosts=allowed_host or None,
         allow_remote_unauthenticated=allow_remote_unauthenticated,
         launcher_config=launcher_config,
+        public_url=public_url,
+        executor=executor,
+        ray_address=ray_address,
+        k8s_namespace=namespace,
+        kubeconfig=kubeconfig,
+        launcher_image=launcher_image,
     )
     bind = check_bind(
         settings.host,

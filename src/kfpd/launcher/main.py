@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import ssl
@@ -41,6 +42,9 @@ EXIT_NOT_REPORTED = 3
 # Set by the local executor: the launcher then explains that container images are ignored.
 EXECUTOR_ENV = "KFPD_EXECUTOR"
 REPORT_DEADLINE = 120.0  # seconds to keep retrying the final report while the server is away
+# Where the launcher runs, as its executor tells it: JSON {key: value} (a Ray node and task
+# id); a Kubernetes pod's name and uid come from the downward API (KFP_POD_NAME, KFP_POD_UID).
+PLACEMENT_ENV = "KFPD_PLACEMENT"
 
 _ssl_context: ssl.SSLContext | None = None
 
@@ -97,6 +101,7 @@ class Launcher:
                 state="FAILED", error_message=f"launcher error: {type(exc).__name__}: {exc}"
             )
         result.log_text = self.sink.close()
+        result.placement = placement()
         if self.spec.log_uri:
             result.log_uri = self._store_log(log_path)
         if self.prefork is not None:
@@ -325,6 +330,21 @@ class Launcher:
                 return EXIT_NOT_REPORTED
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def placement() -> dict[str, str]:
+    """Where this launcher runs, from its executor's environment (empty when it says nothing)."""
+    found: dict[str, str] = {}
+    try:
+        given = json.loads(os.environ.get(PLACEMENT_ENV) or "{}")
+    except ValueError:
+        given = {}
+    if isinstance(given, dict):
+        found.update({str(k): str(v) for k, v in given.items()})
+    for key, env in (("pod_name", "KFP_POD_NAME"), ("pod_uid", "KFP_POD_UID")):
+        if os.environ.get(env):
+            found[key] = os.environ[env]
+    return found
 
 
 def _basename(uri: str, fallback: str) -> str:

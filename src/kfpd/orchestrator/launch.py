@@ -39,6 +39,8 @@ def build_launch_spec(
     component: dict[str, Any],
     inputs: ResolvedInputs,
     workspace_path: str = "",
+    kubernetes: dict[str, Any] | None = None,
+    service_account: str = "",
 ) -> LaunchSpec:
     prefix = output_prefix(job.pipeline_root, pipeline_name, job.run_id, task_name, task_id)
     outputs = component.get("outputDefinitions") or {}
@@ -97,4 +99,7 @@ def build_launch_spec(
         },
         output_artifacts=output_artifacts,
         log_uri=f"{prefix}/executor-logs",
+        resources=dict(container.get("resources") or {}),
+        kubernetes=dict(kubernetes or {}),
+        service_account=service_account,
     )

@@ -131,3 +131,23 @@ def local_env(
         resolve=resolve,
     )
     return [(k, v) for k, v in env if k]
+
+
+# A kfp-kubernetes field given as a parameter: {componentInputParameter: ...} and the like.
+_SOURCE_KEYS = {"componentInputParameter", "taskOutputParameter", "runtimeValue", "taskFinalStatus"}
+
+
+def resolved_config(config: dict[str, Any], resolve: Callable[[dict[str, Any]], Any]) -> Any:
+    """The executor config with every parameter source replaced by its value (None: no value),
+    so an executor that builds pods needs no access to the run's other tasks."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            if value and set(value) <= _SOURCE_KEYS:
+                return resolve(value)
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(config)

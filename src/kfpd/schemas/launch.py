@@ -80,6 +80,13 @@ class LaunchSpec(WireModel):
     workspace_path: str = ""
     # Where the executor-logs artifact lives once the task ends (provisioned like outputs).
     log_uri: str = ""
+    # What a remote executor needs to place the task (the local executor ignores them):
+    # the container's PipelineSpec ``resources`` (cpuLimit, memoryLimit, accelerator, ...),
+    # its kfp-kubernetes executor config with every parameter source already resolved to a
+    # value (``secretNameParameter`` -> the name), and the run's service account.
+    resources: dict[str, Any] = {}
+    kubernetes: dict[str, Any] = {}
+    service_account: str = ""
 
 
 class OutputArtifact(WireModel):
@@ -104,6 +111,9 @@ class FinishTaskRequest(WireModel):
     # The end of the log not yet sent with AppendLog (saves a call for short tasks); it is
     # appended before the task turns final, so a reader that sees it final has all the text.
     log_text: str = ""
+    # Where the launcher ran, as its executor tells it (a Kubernetes pod's name and uid, a Ray
+    # node and task id); recorded in the task's pods and status metadata.
+    placement: dict[str, str] = {}
 
 
 class StorageSessionsRequest(WireModel):

@@ -13,12 +13,12 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from kfpd.db.models import Task
-from kfpd.domain.enums import ArtifactType, IOType, TaskState
+from kfpd.domain.enums import ArtifactType, IOType, TaskPodType, TaskState
 from kfpd.domain.errors import TaskIsFinal
 from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, artifact_type_for, is_known_title
 from kfpd.schemas.artifacts import Artifact, CreateArtifactRequest, IOProducer
 from kfpd.schemas.launch import FinishTaskRequest, OutputArtifact, TaskLog
-from kfpd.schemas.tasks import InputOutputs, IOParameter, PipelineTask, StatusMetadata
+from kfpd.schemas.tasks import InputOutputs, IOParameter, PipelineTask, StatusMetadata, TaskPod
 from kfpd.services import artifacts as artifacts_svc
 from kfpd.services import tasks as tasks_svc
 from kfpd.services.logstore import LogStore
@@ -93,12 +93,34 @@ def finish_task(
         for key, value in body.output_parameters.items()
     ]
     message = body.error_message if body.state == "FAILED" else None
+    placement = dict(body.placement) or None
     update = PipelineTask(
         state=TaskState[body.state],
         outputs=InputOutputs(parameters=parameters) if parameters else None,
-        status_metadata=StatusMetadata(message=message) if message else None,
+        status_metadata=(
+            StatusMetadata(
+                message=message, custom_properties={"placement": placement} if placement else None
+            )
+            if message or placement
+            else None
+        ),
+        pods=_placed_pods(task, placement) if placement else None,
     )
     return tasks_svc.update_locked(session, run, task, update)
+
+
+def _placed_pods(task: dict[str, Any], placement: dict[str, str]) -> list[TaskPod]:
+    """The task's executor pod named as where it really ran (a pod's name and uid, a Ray task)."""
+    pods = [TaskPod.model_validate(p) for p in task.get("pods") or []]
+    name = placement.get("pod_name")
+    uid = placement.get("pod_uid") or placement.get("ray_task_id")
+    executor = next((p for p in pods if p.type == TaskPodType.EXECUTOR), None)
+    if executor is None:
+        executor = TaskPod(type=TaskPodType.EXECUTOR)
+        pods.append(executor)
+    executor.name = name or executor.name
+    executor.uid = uid or executor.uid
+    return pods
 
 
 def append_log(session: Session, store: LogStore, run_id: str, task_id: str, text: str) -> None:

@@ -34,7 +34,13 @@ from kfpd.orchestrator.fingerprint import cache_fingerprint
 from kfpd.orchestrator.launch import build_launch_spec
 from kfpd.orchestrator.model import ArtifactIO, Param, Sibling
 from kfpd.orchestrator.plan import ready_tasks, task_type
-from kfpd.orchestrator.platform import LocalStore, Pod, executor_config, local_env
+from kfpd.orchestrator.platform import (
+    LocalStore,
+    Pod,
+    executor_config,
+    local_env,
+    resolved_config,
+)
 from kfpd.orchestrator.resolve import (
     JobInfo,
     ResolvedInputs,
@@ -80,6 +86,9 @@ class OrchestratorConfig:
     workspace_root: str = ""  # per-run {{$.workspace_path}} directories live under it
     secrets_dir: Path | None = None  # local stand-ins for Kubernetes secrets (<name>.json)
     config_maps_dir: Path | None = None  # and config maps
+    # True: kfp-kubernetes env config is applied here from the local stores above; False: it
+    # goes resolved into the LaunchSpec for an executor that builds real pods (Kubernetes).
+    local_platform: bool = True
 
 
 @dataclass
@@ -597,14 +606,14 @@ class _RunStepper:
                 self._use_cached(common, inputs, fingerprint, cached)
                 return
         try:
-            env = self._platform_env(common["name"], spec, component, self._scope_cache, common)
+            env, kube = self._platform(common["name"], spec, component, self._scope_cache)
         except ResolveError as exc:
             self._new_task(**common, state=TaskState.FAILED, inputs=inputs, message=str(exc))
             return
         task = self._new_task(
             **common, state=TaskState.RUNNING, inputs=inputs, fingerprint=fingerprint
         )
-        self._launch(task, component, container, inputs, env)
+        self._launch(task, component, container, inputs, env, kube)
 
     def _use_cached(
         self, common: dict[str, Any], inputs: ResolvedInputs, fingerprint: str, cached: Task
@@ -635,24 +644,32 @@ class _RunStepper:
         base = resource_name(self.run.pipeline_name, self.run.id)
         return Pod(name=f"{base}-{name}"[:63], namespace=self.run.namespace, uid=task_id)
 
-    def _platform_env(
+    def _platform(
         self,
         name: str,
         spec: dict[str, Any],
         component: dict[str, Any],
         scope: Scope | None,
-        common: dict[str, Any] | None = None,
-    ) -> list[tuple[str, str]]:
+    ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+        """The task's kfp-kubernetes config: as local environment variables (local stores of
+        secrets and config maps), or resolved for an executor that builds real pods."""
         config = executor_config(self.platform_spec, component.get("executorLabel", ""))
         if not config or scope is None:
-            return []
-        return local_env(
+            return [], {}
+
+        def resolve(source: dict[str, Any]) -> Any:
+            return resolve_source(name, spec, component, scope, source)
+
+        if not self.config.local_platform:
+            return [], resolved_config(config, resolve)
+        env = local_env(
             config,
             pod=self._pod(name),
             secrets=LocalStore(self.config.secrets_dir, "secret"),
             config_maps=LocalStore(self.config.config_maps_dir, "config map"),
-            resolve=lambda source: resolve_source(name, spec, component, scope, source),
+            resolve=resolve,
         )
+        return env, {}
 
     def _launch(
         self,
@@ -661,6 +678,7 @@ class _RunStepper:
         container: dict[str, Any],
         inputs: ResolvedInputs,
         env: list[tuple[str, str]] | None = None,
+        kubernetes: dict[str, Any] | None = None,
     ) -> None:
         pods = [{"name": self._pod(task["name"]).name, "type": TaskPodType.EXECUTOR.name}]
         write_task(self.session, task, {"pods": pods})
@@ -683,6 +701,8 @@ class _RunStepper:
                 component=component,
                 inputs=inputs,
                 workspace_path=self._workspace(),
+                kubernetes=kubernetes or {},
+                service_account=self.run.service_account or "",
             )
         )
 
@@ -703,17 +723,18 @@ class _RunStepper:
                 history_entry(to_rfc3339(self.now) or "", TaskState.RUNNING.name),
             ]
             write_task(self.session, task, {"state_history": history})
-        env: list[tuple[str, str]] = []
         parent = load_task(self.session, task["parent_task_id"]) if task["parent_task_id"] else None
         scope_path, _, name = task["scope_path"].rpartition(".")
         dag = component_for_scope(self.spec, scope_path) or {}
         spec = ((dag.get("dag") or {}).get("tasks") or {}).get(name) or {}
+        scope = self._scope(parent) if parent else None
         try:
-            env = self._platform_env(name, spec, component, self._scope(parent) if parent else None)
+            env, kube = self._platform(name, spec, component, scope)
         except ResolveError as exc:
             self.fail(task, str(exc))
             return
-        self._launch(task, component, self._container(component), self._recorded_inputs(task), env)
+        container = self._container(component)
+        self._launch(task, component, container, self._recorded_inputs(task), env, kube)
 
     def _component_of(self, task: TaskValues) -> dict[str, Any] | None:
         return component_for_scope(self.spec, task["scope_path"])
