@@ -39,7 +39,7 @@ def test_server_flag_refuses_an_unknown_executor(tmp_path: Path) -> None:
         cli, ["server", "--data-dir", str(tmp_path), "--executor", "slurm"]
     )
     assert result.exit_code != 0
-    assert "unknown executor 'slurm'" in result.output
+    assert "executor" in result.output and "slurm" in result.output
 
 
 def test_quantities() -> None:
