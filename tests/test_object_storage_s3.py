@@ -23,6 +23,7 @@ from kfpd.api.app import create_app
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
+from kfpd.executors.local import LocalExecutor
 from tests.conftest import _free_port, _serve
 from tests.helpers import compiled
 from tests.s3server import S3Server, s3_server  # noqa: F401  (the session fixture)
@@ -95,7 +96,7 @@ def s3_kfpd(
     """``url = s3_kfpd(root)``: a kfpd whose defaultPipelineRoot is ``root``."""
     started: list[Any] = []
 
-    def start(root: str) -> str:
+    def start(root: str, executor: Any = None) -> str:
         data_dir = tmp_path / f"kfpd-{len(started)}"
         data_dir.mkdir()
         _write_secrets(data_dir, s3_server)
@@ -103,7 +104,9 @@ def s3_kfpd(
         config.write_text(yaml.safe_dump(launcher_config(s3_server, root)))
         port = _free_port()
         settings = Settings(data_dir=data_dir, port=port, launcher_config=config)
-        app = create_app(settings, database=sqlite_db)
+        if callable(executor):
+            executor = executor(data_dir)
+        app = create_app(settings, database=sqlite_db, executor=executor)
         started.append(_serve(app, port))
         return f"http://127.0.0.1:{port}"
 
@@ -172,3 +175,117 @@ def test_pipeline_with_s3_root_writes_its_artifacts_to_the_bucket(
     root_task = next(t for t in run["tasks"] if t["type"] == "ROOT")
     outputs = {p["parameter_key"]: p["value"] for p in root_task["outputs"]["parameters"]}
     assert outputs == {"Output": "5:slope=2.0"}
+    check_previews(url, run)
+
+
+def check_previews(url: str, run: dict[str, Any]) -> None:
+    """The UI's API reads S3 artifacts: capped previews, streamed downloads, no escapes."""
+    by_name = {a["name"]: a for a in artifacts_of(run)}
+    api = f"{url}/ui/api/artifacts"
+    data = httpx.get(f"{api}/{by_name['data']['artifact_id']}/preview").json()
+    assert data["kind"] == "csv" and data["text"].startswith("x,y\n0,0\n"), data
+    model = httpx.get(f"{api}/{by_name['model']['artifact_id']}/preview").json()
+    # A directory holding one file previews that file.
+    assert (model["kind"], model["path"], model["text"]) == ("text", "weights.txt", "slope=2.0\n")
+    content = httpx.get(
+        f"{api}/{by_name['model']['artifact_id']}/content",
+        params={"path": "weights.txt", "download": "true"},
+    )
+    assert content.status_code == 200 and content.content == b"slope=2.0\n"
+    assert "attachment" in content.headers["content-disposition"]
+    assert "sandbox" in content.headers["content-security-policy"]
+    escape = httpx.get(
+        f"{api}/{by_name['model']['artifact_id']}/preview", params={"path": "../data"}
+    )
+    assert escape.status_code == 400, escape.text
+    logs = httpx.get(f"{api}/{by_name['executor-logs']['artifact_id']}/preview").json()
+    assert logs["kind"] == "text" and logs["text"], logs
+
+
+def test_run_pipeline_root_wins_and_bucket_overrides_pick_their_credentials(
+    s3_kfpd: Callable[..., str],
+    s3_server: S3Server,  # noqa: F811
+) -> None:
+    url = s3_kfpd(f"s3://{s3_server.bucket}/v2/artifacts")
+    # team-b's override uses the team_b identity, which may only touch that bucket.
+    root = f"s3://{s3_server.team_bucket}/per-run"
+    run_id = submit(url, "storage_demo", pipeline_root=root, rows=2)
+    run = wait(url, run_id)
+    assert run["state"] == "SUCCEEDED", failure(run)
+    uris = {a["uri"] for a in artifacts_of(run) if a.get("uri")}
+    assert uris and all(u.startswith(f"{root}/storage-demo/{run_id}/") for u in uris), uris
+    team = s3_server.filesystem(s3_server.team_b)
+    assert team.ls(f"{s3_server.team_bucket}/per-run/storage-demo/{run_id}")
+
+
+def test_a_prefix_override_with_a_wrong_key_is_refused_with_a_clear_task_error(
+    s3_kfpd: Callable[..., str],
+    s3_server: S3Server,  # noqa: F811
+) -> None:
+    url = s3_kfpd(f"s3://{s3_server.bucket}/v2/artifacts")
+    # keyPrefix "locked" of the default bucket maps to a secret holding a wrong secret key.
+    run_id = submit(url, "storage_demo", pipeline_root=f"s3://{s3_server.bucket}/locked/x", rows=1)
+    run = wait(url, run_id)
+    assert run["state"] == "FAILED"
+    message = failure(run)
+    assert "make-data" in message and "s3://kfpd-test/locked/x/" in message, message
+    assert "could not upload" in message and "signature" in message, message
+    assert not s3_server.filesystem().exists(f"{s3_server.bucket}/locked/x")
+
+
+def test_minio_root_is_s3_at_the_configured_endpoint(
+    s3_kfpd: Callable[..., str],
+    s3_server: S3Server,  # noqa: F811
+) -> None:
+    url = s3_kfpd(f"minio://{s3_server.bucket}/minio-root")
+    run_id = submit(url, "storage_demo", rows=3)
+    run = wait(url, run_id)
+    assert run["state"] == "SUCCEEDED", failure(run)
+    uris = {a["uri"] for a in artifacts_of(run) if a.get("uri")}
+    assert all(u.startswith(f"minio://{s3_server.bucket}/minio-root/") for u in uris), uris
+    data = next(u for u in uris if u.endswith("/data"))
+    assert s3_server.filesystem().cat(data.removeprefix("minio://")).startswith(b"x,y\n0,0\n")
+
+
+def test_no_secret_value_is_written_or_answered(
+    s3_kfpd: Callable[..., str],
+    s3_server: S3Server,  # noqa: F811
+    sqlite_db: Database,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    def keeping(data_dir: Path) -> LocalExecutor:
+        return LocalExecutor(max_parallel=2, work_root=data_dir / "work", keep_work_dirs=True)
+
+    url = s3_kfpd(f"s3://{s3_server.bucket}/v2/artifacts", keeping)
+    good = submit(url, "storage_demo", rows=2)
+    bad = submit(url, "storage_demo", pipeline_root=f"s3://{s3_server.bucket}/locked/y", rows=1)
+    runs = [wait(url, good), wait(url, bad)]
+    assert [r["state"] for r in runs] == ["SUCCEEDED", "FAILED"]
+    secrets = [s3_server.admin.secret_key, s3_server.team_b.secret_key, "not-the-secret-key"]
+    haystacks: dict[str, str] = {}
+    # API answers: runs, tasks, artifacts, the UI's views.
+    for path in (
+        f"/apis/v2beta1/runs/{good}?view=FULL",
+        f"/apis/v2beta1/runs/{bad}?view=FULL",
+        "/apis/v2beta1/runs",
+        "/apis/v2beta1/artifacts?page_size=200",
+        f"/apis/v2beta1/runs/{good}/tasks",
+        f"/ui/api/runs/{good}/graph",
+    ):
+        haystacks[path] = httpx.get(url + path).text
+    # The database, every file kfpd wrote (task dirs with their launch specs and launcher
+    # logs, task logs), except the secrets store itself, and what the process printed.
+    with sqlite_db.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        haystacks["database dump"] = "\n".join(raw.iterdump())
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and "secrets" not in p.parts]
+    assert any(p.name == ".kfpd-launch.json" for p in files), "task dirs were not kept"
+    assert any(p.suffix == ".log" for p in files)
+    for path in files:
+        haystacks[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    captured = capfd.readouterr()
+    haystacks["process output"] = captured.out + captured.err
+    leaks = [(where, s) for where, text in haystacks.items() for s in secrets if s in text]
+    assert leaks == []

@@ -9,9 +9,10 @@ import html
 import json
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from markdown_it import MarkdownIt
 
@@ -24,6 +25,7 @@ from kfpd.services import artifacts as artifacts_svc
 from kfpd.services import runs as runs_svc
 from kfpd.services import ui as svc
 from kfpd.services.runs import RunView
+from kfpd.services.storage import Storage
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "ui" / "static"
 
@@ -71,6 +73,10 @@ def _settings(request: Request) -> Settings:
 
 def _artifact_root(request: Request) -> Path:
     return _settings(request).artifact_root
+
+
+def _storage(request: Request) -> Storage | None:
+    return getattr(request.app.state, "storage", None)
 
 
 # ---------------------------------------------------------------- run graph, metrics, compare
@@ -165,7 +171,7 @@ def artifact_preview(artifact_id: str, request: Request, db: Db, path: Q = None)
     """How to show an artifact's bytes, with the head of text files (capped)."""
     with db.read_session() as s:
         artifact = artifacts_svc.get_artifact(s, artifact_id)
-    info = files.preview(artifact, _artifact_root(request), opt_str(path) or "")
+    info = files.preview(artifact, _artifact_root(request), opt_str(path) or "", _storage(request))
     return {
         "kind": info.kind,
         "size": info.size,
@@ -181,19 +187,34 @@ def artifact_preview(artifact_id: str, request: Request, db: Db, path: Q = None)
 @router.get("/artifacts/{artifact_id}/content")
 def artifact_content(
     artifact_id: str, request: Request, db: Db, path: Q = None, download: Q = None
-) -> FileResponse:
-    """The artifact's bytes (one file), sandboxed by CSP; ``download=true`` saves it."""
+) -> Response:
+    """The artifact's bytes (one file), sandboxed by CSP; ``download=true`` saves it.
+
+    Local files are sent as files; object-store files are streamed through the server."""
     with db.read_session() as s:
         artifact = artifacts_svc.get_artifact(s, artifact_id)
-    target = files.file_for_download(artifact, _artifact_root(request), opt_str(path) or "")
-    attach = opt_bool(download, "download")
-    return FileResponse(
-        target,
-        media_type=files.content_type(target),
-        filename=target.name if attach else None,
-        content_disposition_type="attachment" if attach else "inline",
-        headers=ARTIFACT_HEADERS,
+    target = files.file_for_download(
+        artifact, _artifact_root(request), opt_str(path) or "", _storage(request)
     )
+    attach = opt_bool(download, "download")
+    media_type = files.content_type(target)
+    if target.local_path is not None:
+        return FileResponse(
+            target.local_path,
+            media_type=media_type,
+            filename=target.name if attach else None,
+            content_disposition_type="attachment" if attach else "inline",
+            headers=ARTIFACT_HEADERS,
+        )
+    disposition = "attachment" if attach else "inline"
+    if attach:
+        disposition += f"; filename*=utf-8''{quote(target.name)}"
+    headers = {
+        **ARTIFACT_HEADERS,
+        "Content-Disposition": disposition,
+        "Content-Length": str(target.size()),
+    }
+    return StreamingResponse(target.stream(), media_type=media_type, headers=headers)
 
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
@@ -221,7 +242,9 @@ def artifact_render(artifact_id: str, request: Request, db: Db, path: Q = None) 
     try:
         with db.read_session() as s:
             artifact = artifacts_svc.get_artifact(s, artifact_id)
-        text, info = files.read_for_render(artifact, _artifact_root(request), opt_str(path) or "")
+        text, info = files.read_for_render(
+            artifact, _artifact_root(request), opt_str(path) or "", _storage(request)
+        )
     except KfpdError as exc:
         message = f"<p class='error'>Cannot show this artifact: {html.escape(exc.message)}</p>"
         return _page(message, "artifact", exc.http_status)
