@@ -3,8 +3,8 @@ has no CPUs, so every task runs on the worker node. A pipeline with artifacts su
 records where its tasks ran; terminate cancels the Ray task and kills the component; losing the
 worker node mid-task fails the task with Ray's reason within 60 s.
 
-Artifacts live under a file:// pipeline root: both nodes are on this machine. (A multi-machine
-cluster needs an s3:// root; see docs/executors.md.) Run with ``make test-ray`` (``.ci/run``
+Artifacts live under an s3:// pipeline root on a real S3 server (SeaweedFS, tests/s3server.py),
+as they would on a multi-machine cluster. Run with ``make test-ray`` (``.ci/run``
 does); marked ``ray`` and left out of the parallel ``make test``."""
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from kfpd.db.migrate import upgrade
 from tests.conftest import _free_port, _serve
 from tests.helpers import compiled
 from tests.ray_cluster import RayCluster
+from tests.s3server import S3Server, s3_server  # noqa: F401  (the session fixture)
+from tests.test_object_storage_s3 import _write_secrets, launcher_config
 
 pytestmark = pytest.mark.ray
 
@@ -45,14 +47,26 @@ def cluster() -> Iterator[RayCluster]:
 
 
 @pytest.fixture(scope="module")
-def server(cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(
+    cluster: RayCluster,
+    s3_server: S3Server,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
     data = tmp_path_factory.mktemp("ray-server")
     url = f"sqlite:///{data / 'kfpd.sqlite'}"
     upgrade(url)
     database = Database(url)
     port = _free_port()
+    _write_secrets(data, s3_server)
+    config = data / "kfp-launcher.yaml"
+    root = f"s3://{s3_server.bucket}/ray"
+    config.write_text(yaml.safe_dump(launcher_config(s3_server, root)))
     settings = Settings(
-        data_dir=data, port=port, executor="ray", ray_address=cluster.address, max_parallel=2
+        data_dir=data,
+        port=port,
+        executor="ray",
+        ray_address=cluster.address,
+        launcher_config=config,
     )
     app = create_app(settings, database=database)
     uvicorn_server, thread = _serve(app, port)
@@ -119,10 +133,20 @@ def _worker_node_id() -> str:
     return str(nodes[0]["NodeID"])
 
 
-def test_pipeline_with_artifacts_runs_on_the_worker_node(server: str, tmp_path: Path) -> None:
+def test_pipeline_with_artifacts_runs_on_the_worker_node(
+    server: str,
+    s3_server: S3Server,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     run_id = _submit(server, tmp_path, "artifacts", text="hello ray")
     run = _wait_state(server, run_id, 120)
     assert run["state"] == "SUCCEEDED", run
+    writer = next(t for t in run["tasks"] if t["name"] == "write-text")
+    (data,) = [a for a in writer["outputs"]["artifacts"] if a["artifact_key"] == "data"]
+    artifact = httpx.get(f"{server}/apis/v2beta1/artifacts/{data['artifacts'][0]['artifact_id']}")
+    uri = artifact.json()["uri"]
+    assert uri.startswith(f"s3://{s3_server.bucket}/ray/"), uri
+    assert s3_server.filesystem().cat(uri.removeprefix("s3://")) == b"hello ray"
     root = next(t for t in run["tasks"] if t["type"] == "ROOT")
     outputs = {p["parameter_key"]: p["value"] for p in root["outputs"]["parameters"]}
     assert outputs == {"Output": "HELLO RAY"}
