@@ -1,0 +1,326 @@
+"""A task's Pod (and the Secret holding its launch spec) as Kubernetes API objects (plain JSON).
+
+Pure: the same spec always gives the same manifests, so they are tested as golden files and
+validated against the Kubernetes OpenAPI schema (tests/test_kubernetes_pods.py).
+
+The pod runs the component's image. An init container (``launcher_image``) copies kfpd's
+launcher bundle (a zipapp needing only ``python3``) into an emptyDir; the main container runs
+``python3 /kfpd/launcher.pyz --spec /kfpd-spec/spec.json``. The spec holds the run token, so it
+is a Secret mounted read-only, never an env var or an annotation (anyone who may read pods
+would see it). The kfp-kubernetes executor config arrives resolved (every ``*Parameter`` is
+already its value, see ``orchestrator.platform.resolved_config``) and becomes: env from
+secrets, config maps, field paths and the downward API; secret / config map / PVC / emptyDir
+volumes; node selector, tolerations, node affinity; pod labels and annotations; image pull
+secrets and policy; ``activeDeadlineSeconds``; the run's service account; resources and
+accelerators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from kfpd.executors.resources import Accelerator, Requests, format_quantity, requests_of
+from kfpd.schemas.launch import LaunchSpec
+
+LABEL_RUN = "kfpd.io/run-id"
+LABEL_TASK = "kfpd.io/task-id"
+LABEL_MANAGED = "kfpd.io/managed-by"
+ANNOTATION_TASK_NAME = "kfpd.io/task-name"
+BUNDLE_DIR = "/kfpd"
+BUNDLE_NAME = "launcher.pyz"
+SPEC_DIR = "/kfpd-spec"
+SPEC_KEY = "spec.json"
+MAIN_CONTAINER = "main"
+
+
+class PodSpecError(ValueError):
+    """The task's platform config cannot become a pod (the task fails with this message)."""
+
+
+def pod_name(spec: LaunchSpec) -> str:
+    """``<task name>-<hash of the task id>``: a valid DNS-1123 name, unique per task."""
+    digest = hashlib.sha256(spec.task_id.encode()).hexdigest()[:10]
+    base = re.sub(r"[^a-z0-9-]+", "-", (spec.task_name or "task").lower()).strip("-") or "task"
+    return f"kfpd-{base[:40].rstrip('-')}-{digest}"
+
+
+def secret_name(spec: LaunchSpec) -> str:
+    return f"{pod_name(spec)}-spec"
+
+
+def spec_secret(spec: LaunchSpec, *, namespace: str, manager: str) -> dict[str, Any]:
+    """The Secret with the launch spec (run token included) the pod mounts."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": secret_name(spec),
+            "namespace": namespace,
+            "labels": _own_labels(spec, manager),
+        },
+        "type": "Opaque",
+        "stringData": {SPEC_KEY: spec.model_dump_json()},
+    }
+
+
+def _own_labels(spec: LaunchSpec, manager: str) -> dict[str, str]:
+    return {LABEL_RUN: spec.run_id, LABEL_TASK: spec.task_id, LABEL_MANAGED: manager}
+
+
+def build_pod(
+    spec: LaunchSpec, *, namespace: str, launcher_image: str, manager: str = "kfpd"
+) -> dict[str, Any]:
+    """The task's Pod; PodSpecError when its platform config is incomplete."""
+    config = spec.kubernetes
+    metadata = config.get("podMetadata") or {}
+    labels = {**_strings(metadata.get("labels")), **_own_labels(spec, manager)}
+    annotations = {**_strings(metadata.get("annotations")), ANNOTATION_TASK_NAME: spec.task_name}
+    volumes, mounts = _volumes(config)
+    container: dict[str, Any] = {
+        "name": MAIN_CONTAINER,
+        "image": spec.container.image or "python:3.11-slim",
+        "command": ["python3", f"{BUNDLE_DIR}/{BUNDLE_NAME}", "--spec", f"{SPEC_DIR}/{SPEC_KEY}"],
+        "env": _env(config),
+        "volumeMounts": [
+            {"name": "kfpd-launcher", "mountPath": BUNDLE_DIR, "readOnly": True},
+            {"name": "kfpd-spec", "mountPath": SPEC_DIR, "readOnly": True},
+            *mounts,
+        ],
+    }
+    resources = _resources(spec.resources)
+    if resources:
+        container["resources"] = resources
+    if config.get("imagePullPolicy"):
+        container["imagePullPolicy"] = str(config["imagePullPolicy"])
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "initContainers": [
+            {
+                "name": "kfpd-launcher",
+                "image": launcher_image,
+                "command": ["cp", f"{BUNDLE_DIR}/{BUNDLE_NAME}", f"/kfpd-shared/{BUNDLE_NAME}"],
+                "volumeMounts": [{"name": "kfpd-launcher", "mountPath": "/kfpd-shared"}],
+            }
+        ],
+        "containers": [container],
+        "volumes": [
+            {"name": "kfpd-launcher", "emptyDir": {}},
+            {
+                "name": "kfpd-spec",
+                "secret": {"secretName": secret_name(spec), "defaultMode": 0o400},
+            },
+            *volumes,
+        ],
+    }
+    if spec.service_account:
+        pod_spec["serviceAccountName"] = spec.service_account
+    _scheduling(config, pod_spec)
+    pull_secrets = [
+        {"name": name}
+        for entry in config.get("imagePullSecret") or []
+        if (name := _name(entry, "secretName"))
+    ]
+    if pull_secrets:
+        pod_spec["imagePullSecrets"] = pull_secrets
+    deadline = config.get("activeDeadlineSeconds")
+    if deadline:
+        pod_spec["activeDeadlineSeconds"] = int(deadline)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(spec),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": pod_spec,
+    }
+
+
+def _strings(mapping: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (mapping or {}).items()}
+
+
+def _name(entry: dict[str, Any], key: str) -> str:
+    """An object's name: the resolved ``<key>Parameter`` wins over the constant ``<key>``."""
+    value = entry.get(f"{key}Parameter")
+    if value in (None, "", {}):
+        value = entry.get(key)
+    return "" if value in (None, {}) else str(value)
+
+
+def _required_name(entry: dict[str, Any], key: str, what: str) -> str | None:
+    name = _name(entry, key)
+    if not name and not entry.get("optional"):
+        raise PodSpecError(f"a {what} in the task's Kubernetes config has no name")
+    return name or None
+
+
+def _env(config: dict[str, Any]) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "KFP_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "KFP_POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+    ]
+    for item in config.get("fieldPathAsEnv") or []:
+        env.append(
+            {"name": item["name"], "valueFrom": {"fieldRef": {"fieldPath": item["fieldPath"]}}}
+        )
+    sources = (
+        ("secretAsEnv", "secretName", "secretKey", "secretKeyRef", "secret"),
+        ("configMapAsEnv", "configMapName", "configMapKey", "configMapKeyRef", "config map"),
+    )
+    for section, name_key, value_key, ref, what in sources:
+        for entry in config.get(section) or []:
+            name = _required_name(entry, name_key, what)
+            if name is None:
+                continue
+            optional = bool(entry.get("optional"))
+            for mapping in entry.get("keyToEnv") or []:
+                selector = {"name": name, "key": mapping[value_key]}
+                if optional:
+                    selector["optional"] = True
+                env.append({"name": mapping["envVar"], "valueFrom": {ref: selector}})
+    return env
+
+
+def _volumes(config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+
+    def add(volume: dict[str, Any], mount_path: str) -> None:
+        name = f"kfpd-vol-{len(volumes)}"
+        volumes.append({"name": name, **volume})
+        mounts.append({"name": name, "mountPath": mount_path})
+
+    for entry in config.get("secretAsVolume") or []:
+        name = _required_name(entry, "secretName", "secret volume")
+        if name:
+            source: dict[str, Any] = {"secretName": name}
+            if entry.get("optional"):
+                source["optional"] = True
+            add({"secret": source}, entry["mountPath"])
+    for entry in config.get("configMapAsVolume") or []:
+        name = _required_name(entry, "configMapName", "config map volume")
+        if name:
+            source = {"name": name}
+            if entry.get("optional"):
+                source["optional"] = True
+            add({"configMap": source}, entry["mountPath"])
+    for entry in config.get("pvcMount") or []:
+        claim = _name(entry, "pvcName") or _name(entry, "constant")
+        if not claim:
+            raise PodSpecError("a PVC mount in the task's Kubernetes config has no claim name")
+        add({"persistentVolumeClaim": {"claimName": claim}}, entry["mountPath"])
+    for entry in config.get("emptyDirMounts") or []:
+        empty: dict[str, Any] = {}
+        if entry.get("medium"):
+            empty["medium"] = entry["medium"]
+        if entry.get("sizeLimit"):
+            empty["sizeLimit"] = entry["sizeLimit"]
+        add({"emptyDir": empty}, entry["mountPath"])
+    shared_memory = config.get("enabledSharedMemory")
+    if shared_memory is not None:
+        dshm: dict[str, Any] = {"medium": "Memory"}
+        if shared_memory.get("size"):
+            dshm["sizeLimit"] = shared_memory["size"]
+        add({"emptyDir": dshm}, "/dev/shm")
+    return volumes, mounts
+
+
+def _json_value(value: Any, what: str) -> Any:
+    """A ``*Json`` field: resolved from a parameter, it may still be JSON text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise PodSpecError(f"{what} is not JSON: {value[:100]!r}") from None
+    return value
+
+
+def _scheduling(config: dict[str, Any], pod_spec: dict[str, Any]) -> None:
+    selector = config.get("nodeSelector") or {}
+    labels = _strings(selector.get("labels"))
+    from_json = _json_value(selector.get("nodeSelectorJson"), "nodeSelectorJson")
+    if isinstance(from_json, dict):
+        labels.update(_strings(from_json))
+    if labels:
+        pod_spec["nodeSelector"] = labels
+    tolerations = []
+    for entry in config.get("tolerations") or []:
+        from_json = _json_value(entry.get("tolerationJson"), "tolerationJson")
+        if from_json:
+            tolerations += from_json if isinstance(from_json, list) else [from_json]
+            continue
+        toleration = {
+            k: entry[k] for k in ("key", "operator", "value", "effect") if entry.get(k) is not None
+        }
+        if entry.get("tolerationSeconds") is not None:
+            toleration["tolerationSeconds"] = int(entry["tolerationSeconds"])
+        if toleration:
+            tolerations.append(toleration)
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    affinity = _node_affinity(config.get("nodeAffinity") or [])
+    if affinity:
+        pod_spec["affinity"] = {"nodeAffinity": affinity}
+
+
+def _node_affinity(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    required: list[dict[str, Any]] = []
+    preferred: list[dict[str, Any]] = []
+    for entry in entries:
+        from_json = _json_value(entry.get("nodeAffinityJson"), "nodeAffinityJson")
+        if isinstance(from_json, dict) and from_json:
+            for term in (from_json.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get(
+                "nodeSelectorTerms"
+            ) or []:
+                required.append(term)
+            preferred += from_json.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+            continue
+        term = {
+            k: entry[k] for k in ("matchExpressions", "matchFields") if entry.get(k)
+        }
+        if not term:
+            continue
+        if entry.get("weight"):
+            preferred.append({"weight": int(entry["weight"]), "preference": term})
+        else:
+            required.append(term)
+    affinity: dict[str, Any] = {}
+    if required:
+        affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": required
+        }
+    if preferred:
+        affinity["preferredDuringSchedulingIgnoredDuringExecution"] = preferred
+    return affinity
+
+
+def _accelerator_resource(accelerator: Accelerator) -> str:
+    if "/" in accelerator.type:
+        return accelerator.type
+    return "nvidia.com/gpu" if accelerator.is_gpu else accelerator.type
+
+
+def _resources(resources: dict[str, Any]) -> dict[str, Any]:
+    try:
+        requests: Requests = requests_of(resources)
+    except ValueError as exc:
+        raise PodSpecError(str(exc)) from None
+    out: dict[str, dict[str, str]] = {}
+    for kind, request, limit in (
+        ("cpu", requests.cpu_request, requests.cpu_limit),
+        ("memory", requests.memory_request, requests.memory_limit),
+    ):
+        if request:
+            out.setdefault("requests", {})[kind] = request
+        if limit:
+            out.setdefault("limits", {})[kind] = limit
+    if requests.accelerator is not None:
+        count = format_quantity(requests.accelerator.count)
+        out.setdefault("limits", {})[_accelerator_resource(requests.accelerator)] = count
+    return dict(out)
