@@ -163,7 +163,7 @@ def test_pod_names_are_dns_labels_unique_per_task() -> None:
 
 def test_incomplete_platform_config_is_refused_with_a_message() -> None:
     missing = {"secretAsEnv": [{"keyToEnv": [{"secretKey": "k", "envVar": "V"}]}]}
-    with pytest.raises(PodSpecError, match="secret .* has no name"):
+    with pytest.raises(PodSpecError, match=r"secret .* has no name"):
         _pod(kubernetes=missing)
     optional = {"secretAsEnv": [{"optional": True, "keyToEnv": [{"secretKey": "k", "envVar": "V"}]}]}
     assert "V" not in {e["name"] for e in _pod(kubernetes=optional)["spec"]["containers"][0]["env"]}
