@@ -31,6 +31,8 @@ from kfpd.db.models import (
     MlmdImport,
     Pipeline,
     PipelineVersion,
+    RecurringRun,
+    RecurringRunSlot,
     Run,
     Task,
 )
@@ -103,7 +105,17 @@ def empty_database(database: Database) -> Database:
     with database.write_session() as s:
         s.execute(delete(ArtifactTask))
         s.execute(update(Task).values(parent_task_id=None))
-        for model in (Task, Artifact, Run, PipelineVersion, Pipeline, Experiment, MlmdImport):
+        for model in (
+            Task,
+            Artifact,
+            Run,
+            RecurringRunSlot,
+            RecurringRun,
+            PipelineVersion,
+            Pipeline,
+            Experiment,
+            MlmdImport,
+        ):
             s.execute(delete(model))
     return database
 

@@ -8,6 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from kfpd.db.migrate import downgrade, upgrade
 from kfpd.db.models import Base
@@ -64,5 +65,64 @@ def test_runs_stored_before_0005_get_their_folded_names(
             conn.execute(text("UPDATE runs SET display_name = 'Weekly-ETL' WHERE id = 'r1'"))
             folded = conn.execute(text("SELECT display_name_folded FROM runs")).scalar_one()
             assert folded == "weekly-etl", "the database keeps it in step with display_name"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mariadb"])
+def test_rows_stored_before_0006_keep_working_with_recurring_runs(
+    dialect: str, tmp_path: Path, worker_id: str
+) -> None:
+    url = fresh_database_url(dialect, tmp_path, f"kfpd_migrate_sched_{worker_id}")
+    upgrade(url, "0005")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO experiments (id, namespace, display_name, description,"
+                    " created_at, storage_state, last_run_created_at)"
+                    " VALUES ('e1', '', 'Default', '', 1, 1, 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO runs (id, namespace, experiment_id, display_name, description,"
+                    " pipeline_name, pipeline_spec, spec_inline, runtime_config, service_account,"
+                    " storage_state, state, state_history, created_at, scheduled_at, finished_at,"
+                    " recurring_run_id)"
+                    " VALUES ('r1', '', 'e1', 'old', '', '', '{}', 1, '{}', '', 1, 3, '[]', 1, 5,"
+                    " 9, 'job-from-before')"
+                )
+            )
+        upgrade(url)
+        with engine.begin() as conn:
+            row = conn.execute(
+                text("SELECT recurring_run_id, scheduled_at, state FROM runs WHERE id = 'r1'")
+            ).one()
+            assert tuple(row) == ("job-from-before", 5, 3)
+            conn.execute(
+                text(
+                    "INSERT INTO recurring_runs (id, namespace, experiment_id, display_name,"
+                    " description, runtime_config, service_account, max_concurrency, cron,"
+                    " interval_second, start_time, end_time, timezone, status, no_catchup,"
+                    " created_at, updated_at, settled_until, last_index)"
+                    " VALUES ('j1', '', 'e1', 'j', '', '{}', '', 1, '', 60, 0, 0, 'UTC', 1, 0,"
+                    " 1, 1, 0, 0)"
+                )
+            )
+            slot = (
+                "INSERT INTO recurring_run_slots (recurring_run_id, scheduled_at, seq, run_id,"
+                " created_at) VALUES ('j1', 60000000, 1, 'r1', 2)"
+            )
+            conn.execute(text(slot))
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(slot))  # a slot is claimed once
+        with engine.begin() as conn:
+            if dialect == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")  # as kfpd's engine sets it
+            conn.execute(text("DELETE FROM experiments WHERE id = 'e1'"))
+            assert conn.execute(text("SELECT count(*) FROM recurring_run_slots")).scalar() == 0
+            assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 1
     finally:
         engine.dispose()

@@ -129,6 +129,15 @@ class Settings(BaseSettings):
         description="Confirm listening on a non-loopback address without authentication "
         "(anyone who can reach it can run commands as this user).",
     )
+    scheduler: bool = Field(
+        default=True,
+        description="Fire recurring runs (needs orchestrate; false: another server does).",
+    )
+    scheduler_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the scheduler looks at the schedules when no slot is due sooner.",
+    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from kfpd.api.routes import (
     experiments,
     lineage,
     pipelines,
+    recurring_runs,
     runs,
     tasks,
     ui,
@@ -33,6 +34,7 @@ from kfpd.db.engine import Database
 from kfpd.db.migrate import current_revision, head_revision, upgrade
 from kfpd.domain.tokens import issue_run_token
 from kfpd.engine.engine import Engine
+from kfpd.engine.scheduler import Scheduler
 from kfpd.executors.base import Executor
 from kfpd.executors.registry import ExecutorConfig, create_executor
 from kfpd.services.mlmd_import import ImportIncomplete, check_no_incomplete_import
@@ -102,15 +104,24 @@ def create_app(
     settings.run_token_secret()  # created once, so launchers anywhere can be given tokens
     storage = _storage(settings)
     engine = _engine(settings, database, executor, storage)
+    scheduler = None
+    if engine is not None and settings.scheduler:
+        scheduler = Scheduler(
+            database, engine.run_created, poll_seconds=settings.scheduler_poll_seconds
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         database.start_background_work()
         if engine is not None:
             engine.start()
+        if scheduler is not None:
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if engine is not None:
                 engine.stop()
             database.stop_background_work()
@@ -127,9 +138,19 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.storage = storage
+    app.state.scheduler = scheduler
     install_error_handlers(app)
     # The launchers' hot routes first: FastAPI matches routes in order.
-    for module in (execution, tasks, artifacts, runs, experiments, pipelines, lineage):
+    for module in (
+        execution,
+        tasks,
+        artifacts,
+        runs,
+        experiments,
+        pipelines,
+        recurring_runs,
+        lineage,
+    ):
         app.include_router(module.router)
 
     @app.get("/apis/v2beta1/healthz", tags=["healthz"])

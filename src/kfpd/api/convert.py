@@ -15,12 +15,23 @@ from kfpd.db.models import ArtifactTask as LinkRow
 from kfpd.db.models import Experiment as ExperimentRow
 from kfpd.db.models import Pipeline as PipelineRow
 from kfpd.db.models import PipelineVersion as VersionRow
+from kfpd.db.models import RecurringRun as ScheduleRow
 from kfpd.db.models import Task as TaskRow
-from kfpd.domain.enums import ArtifactType, IOType, RunState, StorageState, TaskState, TaskType
+from kfpd.domain.enums import (
+    ArtifactType,
+    IOType,
+    RecurringRunMode,
+    RecurringRunStatus,
+    RunState,
+    StorageState,
+    TaskState,
+    TaskType,
+)
 from kfpd.domain.timeutil import to_rfc3339
 from kfpd.schemas.artifacts import Artifact, ArtifactTask, IOProducer
 from kfpd.schemas.experiments import Experiment
 from kfpd.schemas.pipelines import Pipeline, PipelineVersion
+from kfpd.schemas.recurring_runs import CronSchedule, PeriodicSchedule, RecurringRun, Trigger
 from kfpd.schemas.runs import (
     PipelineVersionReference,
     Run,
@@ -29,6 +40,7 @@ from kfpd.schemas.runs import (
     RuntimeStatus,
 )
 from kfpd.schemas.tasks import PipelineTask
+from kfpd.services import recurring_runs as recurring_runs_svc
 from kfpd.services.artifacts import Hydration
 from kfpd.services.runs import RunView
 
@@ -321,4 +333,50 @@ def run_out(
             if details_of is not None and hydration is not None
             else None
         ),
+    )
+
+
+def recurring_run_out(row: ScheduleRow, now_us: int, *, with_spec: bool = True) -> RecurringRun:
+    times = {"start_time": to_rfc3339(row.start_time), "end_time": to_rfc3339(row.end_time)}
+    if row.cron:
+        tz = row.timezone if row.timezone != "UTC" else None
+        trigger = Trigger(cron_schedule=CronSchedule(cron=row.cron, timezone=tz, **times))
+    else:
+        trigger = Trigger(
+            periodic_schedule=PeriodicSchedule(interval_second=row.interval_second, **times)
+        )
+    spec: dict[str, Any] | None = None
+    if with_spec and row.pipeline_spec is not None:
+        spec = row.pipeline_spec
+        if row.platform_spec:
+            spec = {"pipeline_spec": row.pipeline_spec, "platform_spec": row.platform_spec}
+    ref = None
+    if row.pipeline_id:
+        ref = PipelineVersionReference(
+            pipeline_id=row.pipeline_id, pipeline_version_id=row.pipeline_version_id
+        )
+    enabled = row.status == RecurringRunStatus.ENABLED
+    config = row.runtime_config or {}
+    return RecurringRun(
+        recurring_run_id=row.id,
+        display_name=row.display_name,
+        description=row.description or None,
+        pipeline_version_id=row.pipeline_version_id,
+        pipeline_spec=spec,
+        pipeline_version_reference=ref,
+        runtime_config=RuntimeConfig.model_validate(config) if config else None,
+        service_account=row.service_account or None,
+        max_concurrency=row.max_concurrency,
+        trigger=trigger,
+        mode=RecurringRunMode.ENABLE if enabled else RecurringRunMode.DISABLE,
+        created_at=to_rfc3339(row.created_at),
+        updated_at=to_rfc3339(row.updated_at),
+        status=RecurringRunStatus(row.status),
+        error=row.error,  # type: ignore[arg-type]
+        no_catchup=bool(row.no_catchup),
+        namespace=row.namespace or None,
+        experiment_id=row.experiment_id,
+        next_fire_times=[
+            t for t in map(to_rfc3339, recurring_runs_svc.next_fire_times(row, now_us)) if t
+        ],
     )

@@ -114,6 +114,10 @@ def server(
     launcher_image: Annotated[
         str | None, typer.Option(help="kubernetes: image with the launcher bundle.")
     ] = None,
+    scheduler: Annotated[
+        bool | None,
+        typer.Option(help="Fire recurring runs (--no-scheduler: another server does)."),
+    ] = None,
 ) -> None:
     """Run the kfpd server (REST API, UI, orchestrator; tasks on the chosen executor).
 
@@ -147,6 +151,7 @@ def server(
         k8s_namespace=namespace,
         kubeconfig=kubeconfig,
         launcher_image=launcher_image,
+        scheduler=scheduler,
     )
     bind = check_bind(
         settings.host,

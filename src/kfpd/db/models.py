@@ -141,6 +141,7 @@ class Run(Base):
         # Single-user lists span namespaces.
         Index(None, "created_at", "id"),
         Index(None, "state", "created_at", "id"),
+        Index(None, "recurring_run_id", "state"),  # a schedule's active runs (max_concurrency)
     )
 
 
@@ -243,3 +244,57 @@ class MlmdImport(Base):
     started_at: Mapped[int] = mapped_column(BigInteger)
     finished_at: Mapped[int] = mapped_column(BigInteger, default=0)
     report: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class RecurringRun(Base):
+    """A schedule that fires runs (upstream's RecurringRun / ScheduledWorkflow)."""
+
+    __tablename__ = "recurring_runs"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    namespace: Mapped[str] = mapped_column(NAMESPACE, default="")
+    experiment_id: Mapped[str] = mapped_column(ID, ForeignKey("experiments.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # A version reference without a version id runs the pipeline's latest version at fire time.
+    pipeline_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    pipeline_version_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    pipeline_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    platform_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    runtime_config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    service_account: Mapped[str] = mapped_column(NAME, default="")
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    cron: Mapped[str] = mapped_column(String(255), default="")
+    interval_second: Mapped[int] = mapped_column(BigInteger, default=0)
+    start_time: Mapped[int] = mapped_column(BigInteger, default=0)
+    end_time: Mapped[int] = mapped_column(BigInteger, default=0)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[int] = mapped_column(Integer)  # RecurringRunStatus: ENABLED or DISABLED
+    no_catchup: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    # Slots at or before this time are settled (fired, skipped by no_catchup, or fell in a
+    # disabled window): the scheduler only looks after it.
+    settled_until: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_index: Mapped[int] = mapped_column(BigInteger, default=0)  # slots fired so far
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+    __table_args__ = (
+        Index(None, "namespace", "created_at", "id"),
+        Index(None, "experiment_id", "created_at", "id"),
+        Index(None, "status"),
+    )
+
+
+class RecurringRunSlot(Base):
+    """One claimed slot of a schedule. The primary key is what makes a slot fire once: the
+    claim and the run it fired are written in one transaction, and a second claim of the same
+    (schedule, time) fails on any dialect, from any server process."""
+
+    __tablename__ = "recurring_run_slots"
+    recurring_run_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("recurring_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    scheduled_at: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)  # 1 for a schedule's first slot ([[Index]])
+    run_id: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[int] = mapped_column(BigInteger)

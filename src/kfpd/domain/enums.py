@@ -153,3 +153,17 @@ class StorageState(WireEnum):
 class ViewMode(WireEnum):
     DEFAULT = 0
     FULL = 1
+
+
+class RecurringRunMode(WireEnum):
+    """What a create asks for (upstream: unspecified means disabled)."""
+
+    MODE_UNSPECIFIED = 0
+    ENABLE = 1
+    DISABLE = 2
+
+
+class RecurringRunStatus(WireEnum):
+    STATUS_UNSPECIFIED = 0
+    ENABLED = 1
+    DISABLED = 3

@@ -86,6 +86,18 @@ def _resolve_spec(session: Session, body: RunCreate) -> tuple[LoadedSpec, str | 
     return loaded, version.pipeline_id, version.id
 
 
+def check_run_body(session: Session, body: RunCreate) -> LoadedSpec:
+    """What create_run checks before it writes: the spec resolves and runs, the parameters fit.
+    (Recurring runs check their run template with it when they are created.)"""
+    loaded = inline_spec(body)
+    if loaded is None:
+        loaded, _, _ = _resolve_spec(session, body)
+        validate_spec(loaded)
+    config = body.runtime_config
+    resolve_runtime_parameters(loaded.pipeline_spec, config.parameters if config else None)
+    return loaded
+
+
 def create_run(session: Session, body: RunCreate, inline: LoadedSpec | None = None) -> Run:
     """``inline``: ``inline_spec(body)`` when the caller validated it outside the session."""
     if inline is None and body.pipeline_spec:
