@@ -126,3 +126,32 @@ def test_rows_stored_before_0006_keep_working_with_recurring_runs(
             assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mariadb"])
+def test_artifacts_stored_before_0011_keep_their_rows_without_session_info(
+    dialect: str, tmp_path: Path, worker_id: str
+) -> None:
+    url = fresh_database_url(dialect, tmp_path, f"kfpd_migrate_store_{worker_id}")
+    upgrade(url, "0006")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO artifacts (id, namespace, type, uri, uri_hash, name, description,"
+                    " created_at, last_update, metadata)"
+                    " VALUES ('a1', '', 2, 's3://b/k', 'h', 'data', '', 1, 1, '{\"rows\": 3}')"
+                )
+            )
+        upgrade(url)
+        with engine.begin() as conn:
+            row = conn.execute(
+                text("SELECT uri, name, store_session_info FROM artifacts WHERE id = 'a1'")
+            ).one()
+            assert tuple(row) == ("s3://b/k", "data", None)
+        downgrade(url, "0006")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT name FROM artifacts")).scalar_one() == "data"
+    finally:
+        engine.dispose()

@@ -18,11 +18,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from sqlalchemy import select
 
 from kfpd.api.app import create_app
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import upgrade
+from kfpd.db.models import Artifact, ArtifactTask
 from kfpd.executors.local import LocalExecutor
 from tests.conftest import _free_port, _serve
 from tests.helpers import compiled
@@ -157,6 +159,7 @@ def failure(run: dict[str, Any]) -> str:
 def test_pipeline_with_s3_root_writes_its_artifacts_to_the_bucket(
     s3_kfpd: Callable[..., str],
     s3_server: S3Server,  # noqa: F811
+    sqlite_db: Database,
 ) -> None:
     root = f"s3://{s3_server.bucket}/v2/artifacts"
     url = s3_kfpd(root)
@@ -176,6 +179,23 @@ def test_pipeline_with_s3_root_writes_its_artifacts_to_the_bucket(
     outputs = {p["parameter_key"]: p["value"] for p in root_task["outputs"]["parameters"]}
     assert outputs == {"Output": "5:slope=2.0"}
     check_previews(url, run)
+    check_recorded_sessions(sqlite_db, run_id)
+
+
+def check_recorded_sessions(database: Database, run_id: str) -> None:
+    """Every object-store artifact records upstream's store_session_info: references only."""
+    with database.read_session() as s:
+        rows = s.execute(
+            select(Artifact.uri, Artifact.store_session_info)
+            .join(ArtifactTask, ArtifactTask.artifact_id == Artifact.id)
+            .where(ArtifactTask.run_id == run_id, Artifact.uri.is_not(None))
+        ).all()
+    assert rows
+    for uri, info in rows:
+        assert info["Provider"] == "s3", (uri, info)
+        assert info["Params"]["secretName"] == ADMIN_SECRET
+        assert info["Params"]["endpoint"].startswith("127.0.0.1:")
+        assert set(info["Params"]) >= {"accessKeyKey", "secretKeyKey", "fromEnv", "region"}
 
 
 def check_previews(url: str, run: dict[str, Any]) -> None:

@@ -194,6 +194,8 @@ class Artifact(Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, nullable=True)
     number_value: Mapped[float | None] = mapped_column(Double(), nullable=True)
     identity_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Upstream's store_session_info for object-store URIs: provider + settings, no secrets.
+    store_session_info: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("namespace", "identity_key"),

@@ -130,7 +130,7 @@ def locate(artifact: Artifact, root: Path, storage: Storage | None = None) -> Lo
     if is_remote(uri):
         if storage is None:
             raise FailedPrecondition(f"this server reads no {parsed.scheme} URIs")
-        fs, key = storage.locate(uri)
+        fs, key = storage.locate(uri, artifact.store_session_info)
         return Location(fs, key)
     if parsed.scheme != "file":
         scheme = parsed.scheme or "a bare path"

@@ -75,6 +75,16 @@ class Storage:
     def session_info(self, uri: str) -> SessionInfo:
         return session_info(self.config, uri)
 
+    def recorded_session_info(self, uri: str) -> dict[str, Any] | None:
+        """What an artifact at ``uri`` records as store_session_info (None: a local file, or
+        no usable provider settings)."""
+        if not is_remote(uri):
+            return None
+        try:
+            return self.session_info(uri).model_dump()
+        except StorageConfigError:
+            return None
+
     def session(self, uri: str) -> StoreSession:
         """Provider settings and credentials for one remote URI (secret values inside)."""
         try:
@@ -119,16 +129,17 @@ class Storage:
 
     # -- reading artifacts
 
-    def locate(self, uri: str) -> tuple[Any, str]:
-        """The fsspec filesystem and path holding a remote URI's bytes."""
-        info = self.session_info_or_error(uri)
+    def locate(self, uri: str, recorded: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+        """The fsspec filesystem and path holding a remote URI's bytes, opened with the
+        settings the artifact recorded when written (else those configured now)."""
+        info = _recorded(recorded) or self.session_info_or_error(uri)
         key = info.model_dump_json()
         fs = self._filesystems.get(key)
         if fs is None:
             try:
-                fs = self.session(uri).filesystem()
+                fs = store_session(info, self._secrets, self._env).filesystem()
             except StorageConfigError as exc:
-                raise FailedPrecondition(str(exc)) from exc
+                raise FailedPrecondition(f"object storage for {uri}: {exc}") from exc
             self._filesystems[key] = fs
         return fs, fs_path(uri)
 
@@ -137,6 +148,15 @@ class Storage:
             return self.session_info(uri)
         except StorageConfigError as exc:
             raise FailedPrecondition(f"object storage for {uri}: {exc}") from exc
+
+
+def _recorded(recorded: Mapping[str, Any] | None) -> SessionInfo | None:
+    if not recorded:
+        return None
+    try:
+        return SessionInfo.model_validate(recorded)
+    except ValueError:
+        return None  # an unreadable record: the current configuration decides
 
 
 def _is_input(session: Session, task_id: str, uri: str) -> bool:

@@ -46,9 +46,11 @@ async def finish_task(
     """Record a task's outputs and final state in one transaction (the launcher's report)."""
     await require_run_token(request, run_id)
     logs = _logs(request)
+    storage: Storage | None = getattr(request.app.state, "storage", None)
+    info_of = storage.recorded_session_info if storage is not None else None
 
     def finish(s: Session) -> dict[str, Any]:
-        task = svc.finish_task(s, logs, run_id, task_id, body)
+        task = svc.finish_task(s, logs, run_id, task_id, body, info_of)
         return task_dict(task, artifacts_svc.hydrate(s, [task]))
 
     reply = wire_json(await database_of(request).run_write(finish))
