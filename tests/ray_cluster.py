@@ -79,15 +79,33 @@ class RayCluster:
     def _ray_start(self, *args: str) -> None:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
         subprocess.run(
-            [self.ray, "start", "--node-ip-address", "127.0.0.1", "--temp-dir", self.temp_dir,
-             "--disable-usage-stats", *args],
-            check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+            [
+                self.ray,
+                "start",
+                "--node-ip-address",
+                "127.0.0.1",
+                "--temp-dir",
+                self.temp_dir,
+                "--disable-usage-stats",
+                *args,
+            ],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
         )
 
     def start(self) -> None:
         self._ray_start(
-            "--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard=false",
-            "--dashboard-port", str(_free_port()),
+            "--head",
+            "--port",
+            str(self.port),
+            "--num-cpus",
+            "0",
+            "--include-dashboard=false",
+            "--dashboard-port",
+            str(_free_port()),
         )
         before = self._ours()
         self._ray_start("--address", self.address, "--num-cpus", "2")

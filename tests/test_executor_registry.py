@@ -35,9 +35,7 @@ def test_unknown_or_incomplete_executors_are_refused() -> None:
 
 
 def test_server_flag_refuses_an_unknown_executor(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        cli, ["server", "--data-dir", str(tmp_path), "--executor", "slurm"]
-    )
+    result = CliRunner().invoke(cli, ["server", "--data-dir", str(tmp_path), "--executor", "slurm"])
     assert result.exit_code != 0
     assert "executor" in result.output and "slurm" in result.output
 

@@ -169,7 +169,9 @@ def test_pod_metadata_and_field_path_env(k8s_server: tuple[str, PodBuildingExecu
     }
 
 
-def test_optional_inputs_left_unset_add_nothing(k8s_server: tuple[str, PodBuildingExecutor]) -> None:
+def test_optional_inputs_left_unset_add_nothing(
+    k8s_server: tuple[str, PodBuildingExecutor],
+) -> None:
     url, executor = k8s_server
     run = _run(url, "critical/missing_kubernetes_optional_inputs.yaml")
     assert run["state"] == "SUCCEEDED", run
@@ -207,7 +209,9 @@ def test_optional_inputs_given_land_in_the_pod(k8s_server: tuple[str, PodBuildin
     assert spec["affinity"] == {"nodeAffinity": affinity}
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
     env = _env(pod)
-    assert env["SETTING"] == {"configMapKeyRef": {"name": "cfg", "key": "setting", "optional": True}}
+    assert env["SETTING"] == {
+        "configMapKeyRef": {"name": "cfg", "key": "setting", "optional": True}
+    }
     assert env["PASSWORD"] == {"secretKeyRef": {"name": "sec", "key": "password", "optional": True}}
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in _main(pod)["volumeMounts"]}

@@ -165,7 +165,9 @@ def test_incomplete_platform_config_is_refused_with_a_message() -> None:
     missing = {"secretAsEnv": [{"keyToEnv": [{"secretKey": "k", "envVar": "V"}]}]}
     with pytest.raises(PodSpecError, match=r"secret .* has no name"):
         _pod(kubernetes=missing)
-    optional = {"secretAsEnv": [{"optional": True, "keyToEnv": [{"secretKey": "k", "envVar": "V"}]}]}
+    optional = {
+        "secretAsEnv": [{"optional": True, "keyToEnv": [{"secretKey": "k", "envVar": "V"}]}]
+    }
     assert "V" not in {e["name"] for e in _pod(kubernetes=optional)["spec"]["containers"][0]["env"]}
     with pytest.raises(PodSpecError, match="PVC mount"):
         _pod(kubernetes={"pvcMount": [{"mountPath": "/data"}]})
