@@ -97,3 +97,108 @@ def test_roll_up(children: list[TaskState], expected: TaskState) -> None:
 )
 def test_run_state_from_root(root: TaskState, current: RunState, expected: RunState) -> None:
     assert run_state_for_root(root, current) == expected
+
+
+# ---------------------------------------------------------------------------- named events
+
+from kfpd.domain.transitions import (  # noqa: E402
+    RUN_EVENTS,
+    Phase,
+    RunEvent,
+    TaskEvent,
+    phase_of,
+    run_event,
+    task_event,
+)
+
+P = Phase
+FINAL_PHASES = {P.SUCCEEDED, P.CACHED, P.SKIPPED, P.FAILED, P.CANCELED}
+# event -> the (from, to) pairs it allows; every other pair is refused.
+TASK_EVENT_ALLOWED: dict[TaskEvent, set[tuple[Phase, Phase]]] = {
+    TaskEvent.REPORT: {(f, to) for f in (P.NEW, P.RUNNING) for to in {P.RUNNING} | FINAL_PHASES},
+    TaskEvent.START: {(P.NEW, P.RUNNING)},
+    TaskEvent.FINISH: {(P.NEW, P.SUCCEEDED), (P.RUNNING, P.SUCCEEDED)},
+    TaskEvent.SKIP: {(P.NEW, P.SKIPPED), (P.RUNNING, P.SKIPPED)},
+    TaskEvent.FAIL: {(f, P.FAILED) for f in (P.NEW, P.RUNNING, P.AWAITING_RETRY)},
+    TaskEvent.CACHE_HIT: {(P.NEW, P.CACHED), (P.RUNNING, P.CACHED)},
+    TaskEvent.ATTEMPT_FAILED: {(P.RUNNING, P.AWAITING_RETRY)},
+    TaskEvent.RELAUNCH: {(P.AWAITING_RETRY, P.RUNNING)},
+    TaskEvent.RECOVER_LOST: {(P.RUNNING, P.FAILED)},
+    TaskEvent.ROLL_UP: {(P.RUNNING, to) for to in FINAL_PHASES},
+    TaskEvent.CANCEL: {(P.RUNNING, P.CANCELED), (P.AWAITING_RETRY, P.CANCELED)},
+    TaskEvent.RESET: {
+        (f, P.RUNNING) for f in (P.NEW, P.RUNNING, P.AWAITING_RETRY, P.FAILED, P.CANCELED)
+    },
+}
+TASK_EVENT_CASES = [
+    (event, f, to, (f, to) in allowed)
+    for event, allowed in TASK_EVENT_ALLOWED.items()
+    for f in Phase
+    for to in Phase
+    if not (event == TaskEvent.REPORT and f.wire == to.wire)
+]
+
+
+def test_every_task_event_is_in_the_matrix() -> None:
+    assert set(TASK_EVENT_ALLOWED) == set(TaskEvent)
+
+
+@pytest.mark.parametrize(("event", "current", "new", "allowed"), TASK_EVENT_CASES)
+def test_task_events(event: TaskEvent, current: Phase, new: Phase, allowed: bool) -> None:
+    if allowed:
+        assert task_event(event, current, new) is True
+    else:
+        with pytest.raises(FailedPrecondition):
+            task_event(event, current, new)
+
+
+def test_a_repeated_report_changes_nothing() -> None:
+    for phase in Phase:
+        assert task_event(TaskEvent.REPORT, phase, phase) is False
+    # AWAITING_RETRY is RUNNING on the wire: a RUNNING report keeps it waiting.
+    assert task_event(TaskEvent.REPORT, P.AWAITING_RETRY, P.RUNNING) is False
+
+
+@pytest.mark.parametrize(
+    ("state", "history", "phase"),
+    [
+        (T.RUNTIME_STATE_UNSPECIFIED, [], P.NEW),
+        (T.RUNNING, [], P.RUNNING),
+        (T.RUNNING, [{"state": "RUNNING"}], P.RUNNING),
+        (T.RUNNING, [{"state": "RUNNING"}, {"state": "FAILED"}], P.AWAITING_RETRY),
+        (T.RUNNING, [{"state": "FAILED"}, {"state": "RUNNING"}], P.RUNNING),
+        (T.FAILED, [{"state": "FAILED"}], P.FAILED),
+        (T.CACHED, None, P.CACHED),
+    ],
+)
+def test_phase_of_a_row(
+    state: TaskState, history: list[dict[str, str]] | None, phase: Phase
+) -> None:
+    assert phase_of(int(state), history) == phase
+    assert phase.wire == state
+
+
+RUN_EVENT_CASES = [
+    (event, f, to, f == to or (f in sources and to in targets))
+    for event, (sources, targets) in RUN_EVENTS.items()
+    for f in RunState
+    for to in RunState
+]
+
+
+@pytest.mark.parametrize(("event", "current", "new", "allowed"), RUN_EVENT_CASES)
+def test_run_events(event: RunEvent, current: RunState, new: RunState, allowed: bool) -> None:
+    if current == new:
+        assert run_event(event, current, new) is False
+    elif allowed:
+        assert run_event(event, current, new) is True
+    else:
+        with pytest.raises(FailedPrecondition):
+            run_event(event, current, new)
+
+
+def test_retry_is_the_way_back_from_a_failed_run() -> None:
+    assert run_event(RunEvent.RETRY, R.FAILED, R.RUNNING)
+    assert run_event(RunEvent.RETRY, R.CANCELED, R.RUNNING)
+    with pytest.raises(FailedPrecondition):
+        run_event(RunEvent.RETRY, R.SUCCEEDED, R.RUNNING)

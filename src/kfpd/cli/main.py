@@ -101,9 +101,7 @@ def server(
     executor: Annotated[
         str | None, typer.Option(help="What runs tasks: local | ray | kubernetes (local).")
     ] = None,
-    ray_address: Annotated[
-        str | None, typer.Option(help="ray: the cluster's HOST:PORT.")
-    ] = None,
+    ray_address: Annotated[str | None, typer.Option(help="ray: the cluster's HOST:PORT.")] = None,
     namespace: Annotated[
         str | None,
         typer.Option(help="kubernetes: namespace for pods (default: the run's, else default)."),

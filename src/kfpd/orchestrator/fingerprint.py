@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from kfpd.orchestrator.resolve import ResolvedInputs
@@ -13,8 +14,8 @@ def cache_fingerprint(
     *,
     pipeline_name: str,
     inputs: ResolvedInputs,
-    output_definitions: dict[str, Any],
-    container: dict[str, Any],
+    output_definitions: Mapping[str, Any],
+    container: Mapping[str, Any],
 ) -> str:
     """Hex SHA-256 of the task's cache key, in canonical JSON (sorted keys).
 

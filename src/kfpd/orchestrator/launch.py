@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kfpd.orchestrator.resolve import JobInfo, ResolvedInputs
@@ -35,8 +36,8 @@ def build_launch_spec(
     display_name: str,
     parent_task_id: str | None,
     iteration_index: int | None,
-    container: dict[str, Any],
-    component: dict[str, Any],
+    container: Mapping[str, Any],
+    component: Mapping[str, Any],
     inputs: ResolvedInputs,
     workspace_path: str = "",
     kubernetes: dict[str, Any] | None = None,

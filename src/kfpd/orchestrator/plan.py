@@ -1,70 +1,75 @@
-"""Which tasks of a DAG instance may start, and what kind of task each one is."""
+"""Which tasks of a DAG instance may start, whether the DAG is complete, and what kind of task
+each entry becomes. The roll-up and the orchestrator ask the same :func:`readiness`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from kfpd.domain.enums import TaskState, TaskType
+from kfpd.ir import Component, Dag, DagTask, Executor
 
-_BLOCKING = {TaskState.FAILED, TaskState.CANCELED}
-ALL_UPSTREAM_COMPLETED = "ALL_UPSTREAM_TASKS_COMPLETED"
+BLOCKING_STATES = frozenset({TaskState.FAILED, TaskState.CANCELED})
 
 
 @dataclass(frozen=True)
 class Readiness:
-    ready: list[str]  # may start now
-    waiting: list[str]  # may start later
+    ready: list[str]  # no row yet, may start now
+    waiting: list[str]  # no row yet, may start once an upstream task finishes
+    running: list[str]  # has a row that is not final
+
+    @property
+    def complete(self) -> bool:
+        """Nothing of the DAG runs or can still start: every task is final or never starts."""
+        return not (self.ready or self.waiting or self.running)
 
 
-def ready_tasks(
-    order: list[str] | tuple[str, ...], specs: dict[str, Any], rows: dict[str, TaskState]
-) -> Readiness:
-    """Split the tasks without a row into ready and waiting; the rest never start.
+def readiness(dag: Dag, rows: Mapping[str, TaskState]) -> Readiness:
+    """Split a DAG instance's tasks by what their rows (``name -> state``) allow.
 
     A task waits while an upstream task has not finished. It never starts when an upstream
-    task failed (or never starts), unless its trigger strategy is ALL_UPSTREAM_TASKS_COMPLETED.
+    task failed (or never starts), unless it runs after failures (ALL_UPSTREAM_TASKS_COMPLETED,
+    exit handlers).
     """
     status: dict[str, str] = {}
     ready: list[str] = []
     waiting: list[str] = []
-    for name in order:
+    running: list[str] = []
+    for name in dag.order:
         if name in rows:
             state = rows[name]
             if not state.is_terminal:
                 status[name] = "running"
+                running.append(name)
             else:
-                status[name] = "blocked" if state in _BLOCKING else "done"
+                status[name] = "blocked" if state in BLOCKING_STATES else "done"
             continue
-        spec = specs[name]
-        strategy = (spec.get("triggerPolicy") or {}).get("strategy", "")
-        deps = [status.get(d, "done") for d in spec.get("dependentTasks") or [] if d in specs]
+        task = dag.tasks[name]
+        deps = [status.get(d, "done") for d in task.dependent_tasks if d in dag.tasks]
         if any(d in {"running", "waiting"} for d in deps):
             status[name] = "waiting"
             waiting.append(name)
-        elif "blocked" in deps and strategy != ALL_UPSTREAM_COMPLETED:
+        elif "blocked" in deps and not task.runs_after_failures:
             status[name] = "blocked"
         else:
             status[name] = "waiting"  # to its dependents it has not finished yet
             ready.append(name)
-    return Readiness(ready, waiting)
+    return Readiness(ready, waiting, running)
 
 
-def task_type(
-    name: str, task_spec: dict[str, Any], component: dict[str, Any], executors: dict[str, Any]
-) -> TaskType:
+def task_type(task: DagTask, component: Component, executor: Executor | None) -> TaskType:
     """The kind of task a DAG entry becomes (reference §5.4, plus EXIT_HANDLER)."""
-    if "dag" in component:
-        if "parameterIterator" in task_spec or "artifactIterator" in task_spec:
+    name = task.name
+    if component.dag is not None:
+        if task.iterator is not None:
             return TaskType.LOOP
-        if (task_spec.get("triggerPolicy") or {}).get("condition"):
+        if task.condition:
             return TaskType.CONDITION_BRANCH
         if name.startswith("condition") and not name.startswith("condition-branches"):
             return TaskType.CONDITION
         if name.startswith("exit-handler"):
             return TaskType.EXIT_HANDLER
         return TaskType.DAG
-    executor = executors.get(component.get("executorLabel", "")) or {}
-    if "importer" in executor:
+    if executor is not None and executor.importer is not None:
         return TaskType.IMPORTER
     return TaskType.RUNTIME

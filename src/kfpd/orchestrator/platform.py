@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,6 @@ from typing import Any
 from kfpd.orchestrator.resolve import ResolveError
 
 _FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
-
-
-def executor_config(platform_spec: dict[str, Any] | None, executor_label: str) -> dict[str, Any]:
-    kubernetes = ((platform_spec or {}).get("platforms") or {}).get("kubernetes") or {}
-    executors = (kubernetes.get("deploymentSpec") or {}).get("executors") or {}
-    return dict(executors.get(executor_label) or {})
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ def _from_store(
 
 
 def local_env(
-    config: dict[str, Any],
+    config: Mapping[str, Any],
     *,
     pod: Pod,
     secrets: LocalStore,
@@ -137,7 +131,7 @@ def local_env(
 _SOURCE_KEYS = {"componentInputParameter", "taskOutputParameter", "runtimeValue", "taskFinalStatus"}
 
 
-def resolved_config(config: dict[str, Any], resolve: Callable[[dict[str, Any]], Any]) -> Any:
+def resolved_config(config: Mapping[str, Any], resolve: Callable[[dict[str, Any]], Any]) -> Any:
     """The executor config with every parameter source replaced by its value (None: no value),
     so an executor that builds pods needs no access to the run's other tasks."""
 
@@ -150,4 +144,4 @@ def resolved_config(config: dict[str, Any], resolve: Callable[[dict[str, Any]], 
             return [walk(v) for v in value]
         return value
 
-    return walk(config)
+    return walk(dict(config))

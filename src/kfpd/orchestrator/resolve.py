@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kfpd.domain.enums import IOType, TaskState, TaskType
+from kfpd.ir import Component, DagTask, IteratorKind, LoopIterator, raw_items
 from kfpd.orchestrator.cel import CelError, apply_selector
 from kfpd.orchestrator.model import ArtifactIO, ArtifactRef, Param, Sibling
 
@@ -127,16 +128,12 @@ def _placeholders(text: str, scope: Scope, task_name: str) -> str:
 
 
 class _TaskResolver:
-    def __init__(
-        self, task_name: str, task_spec: dict[str, Any], component: dict[str, Any], scope: Scope
-    ) -> None:
-        self.task_name = task_name
-        self.spec = task_spec
+    def __init__(self, task: DagTask, component: Component, scope: Scope) -> None:
+        self.task_name = task.name
         self.scope = scope
-        inputs = task_spec.get("inputs") or {}
-        self.wired_params: dict[str, Any] = inputs.get("parameters") or {}
-        self.wired_artifacts: dict[str, Any] = inputs.get("artifacts") or {}
-        definitions = component.get("inputDefinitions") or {}
+        self.wired_params: dict[str, Any] = task.inputs.get("parameters") or {}
+        self.wired_artifacts: dict[str, Any] = task.inputs.get("artifacts") or {}
+        definitions = component.input_definitions
         self.param_defs: dict[str, Any] = definitions.get("parameters") or {}
         self.artifact_defs: dict[str, Any] = definitions.get("artifacts") or {}
         self._resolving: set[str] = set()
@@ -317,31 +314,28 @@ def normalize(name: str, ptype: str, value: Any) -> Any:
     return value
 
 
-def iterator_item_key(task_spec: dict[str, Any]) -> str | None:
-    iterator = task_spec.get("parameterIterator") or task_spec.get("artifactIterator")
-    return (iterator or {}).get("itemInput")
+def iterator_item_key(loop: LoopIterator | None) -> str | None:
+    return loop.item_input if loop is not None else None
 
 
 def resolve_source(
-    task_name: str,
-    task_spec: dict[str, Any],
-    component: dict[str, Any],
+    task: DagTask,
+    component: Component,
     scope: Scope,
     source: dict[str, Any],
 ) -> Any:
     """Resolve one parameter source outside the task's inputs (e.g. a secret name in the
     Kubernetes platform config); None when it has no value."""
-    found = _TaskResolver(task_name, task_spec, component, scope)._param_source("_", source)
+    found = _TaskResolver(task, component, scope)._param_source("_", source)
     return found.value if found is not None else None
 
 
-def resolve_inputs(
-    task_name: str, task_spec: dict[str, Any], component: dict[str, Any], scope: Scope
-) -> ResolvedInputs:
+def resolve_inputs(task: DagTask, component: Component, scope: Scope) -> ResolvedInputs:
     """Resolve every input of a task; raise ResolveError when a required one is missing."""
-    resolver = _TaskResolver(task_name, task_spec, component, scope)
+    resolver = _TaskResolver(task, component, scope)
+    task_name = task.name
     result = ResolvedInputs()
-    skip = {iterator_item_key(task_spec)}
+    skip = {iterator_item_key(task.iterator)}
     for name in resolver.wired_params:
         definition = resolver.param_defs.get(name) or {}
         ptype = definition.get("parameterType", "")
@@ -380,32 +374,26 @@ def resolve_inputs(
     return result
 
 
-def iteration_items(task_spec: dict[str, Any], inputs: ResolvedInputs) -> list[Any]:
+def iteration_items(loop: LoopIterator, inputs: ResolvedInputs) -> list[Any]:
     """The items a ParallelFor iterates over: parameter values or artifacts."""
-    if "parameterIterator" in task_spec:
-        items = (task_spec["parameterIterator"] or {}).get("items") or {}
-        if "raw" in items:
-            raw = items["raw"]
-            value = json.loads(raw) if isinstance(raw, str) else raw
-        else:
-            key = items.get("inputParameter", "")
-            if key not in inputs.params:
-                raise ResolveError(f"loop items come from {key!r}, which has no value")
-            value = inputs.params[key].value
-            if isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    raise ResolveError(f"loop items {key!r} are not a JSON list") from None
-        if not isinstance(value, list):
-            raise ResolveError(f"loop items must be a list, got {type(value).__name__}")
-        return value
-    if "artifactIterator" in task_spec:
-        items = (task_spec["artifactIterator"] or {}).get("items") or {}
-        key = items.get("inputArtifact", "")
-        found = inputs.artifacts.get(key)
+    if loop.kind == IteratorKind.ARTIFACT:
+        found = inputs.artifacts.get(loop.items_input)
         return list(found.artifacts) if found else []
-    raise ResolveError("not a loop")
+    if loop.raw_items is not None:
+        value = raw_items(loop)
+    else:
+        key = loop.items_input
+        if key not in inputs.params:
+            raise ResolveError(f"loop items come from {key!r}, which has no value")
+        value = inputs.params[key].value
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ResolveError(f"loop items {key!r} are not a JSON list") from None
+    if not isinstance(value, list):
+        raise ResolveError(f"loop items must be a list, got {type(value).__name__}")
+    return value
 
 
 def loop_artifact_item(item: Any) -> ArtifactRef:

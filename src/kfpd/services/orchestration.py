@@ -1,5 +1,5 @@
 """Orchestration steps: each call runs in one transaction under the run's row lock, writes the
-tasks it decides to start (through the same state writer as the task API) and returns what
+tasks it decides to start (through the run state machine, services/state.py) and returns what
 the engine must do after commit: launch container tasks, wait for retry backoffs.
 
 The run graph lives in the database; nothing here keeps state between calls, so a restarted
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from kfpd.db.models import Artifact, Run, Task
@@ -27,27 +27,23 @@ from kfpd.domain.enums import (
     TaskState,
     TaskType,
 )
+from kfpd.domain.grpc_codes import INVALID_ARGUMENT
 from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, artifact_type_for
 from kfpd.domain.timeutil import now_us, to_rfc3339
+from kfpd.domain.transitions import Phase, TaskEvent
+from kfpd.ir import Component, DagTask, IteratorKind
 from kfpd.orchestrator.cel import CelError, evaluate_condition
 from kfpd.orchestrator.fingerprint import cache_fingerprint
 from kfpd.orchestrator.launch import build_launch_spec
 from kfpd.orchestrator.model import ArtifactIO, Param, Sibling
-from kfpd.orchestrator.plan import ready_tasks, task_type
-from kfpd.orchestrator.platform import (
-    LocalStore,
-    Pod,
-    executor_config,
-    local_env,
-    resolved_config,
-)
+from kfpd.orchestrator.plan import readiness, task_type
+from kfpd.orchestrator.platform import LocalStore, Pod, local_env, resolved_config
 from kfpd.orchestrator.resolve import (
     JobInfo,
     ResolvedInputs,
     ResolveError,
     Scope,
     iteration_items,
-    iterator_item_key,
     resolve_inputs,
     resolve_source,
     resource_name,
@@ -55,26 +51,34 @@ from kfpd.orchestrator.resolve import (
 from kfpd.schemas.launch import LaunchSpec
 from kfpd.services import tasks as tasks_svc
 from kfpd.services.artifacts import link_artifact, uri_hash
-from kfpd.services.common import history_entry, new_id
+from kfpd.services.common import new_id
+from kfpd.services.state import machine_for, pending_retry_delay, task_phase
 from kfpd.services.taskdata import (
     TASKS,
     TaskValues,
     child_named,
+    insert_task_row,
+    ir_of,
     links_of,
     load_task,
     load_tasks,
+    new_task_row,
     params,
     sibling_of,
-    spec_of,
     write_task,
 )
-from kfpd.spec.scope import component_for_scope, topological_order
 from kfpd.spec.validate import resolve_runtime_parameters
 
 log = logging.getLogger(__name__)
 
 _GROUPS = {int(t) for t in GROUP_TASK_TYPES}
 ITERATIONS_PER_STEP = 500
+# The event that gives a task the orchestrator creates its first state.
+_CREATE_EVENTS = {
+    TaskState.RUNNING: TaskEvent.START,
+    TaskState.SKIPPED: TaskEvent.SKIP,
+    TaskState.FAILED: TaskEvent.FAIL,
+}
 
 
 @dataclass(frozen=True)
@@ -106,23 +110,16 @@ class _RunStepper:
 
     def __init__(self, session: Session, run_id: str, config: OrchestratorConfig) -> None:
         self.session = session
-        self.writer = tasks_svc.run_writer(session, run_id)
-        self.run: Run = self.writer.run
+        self.machine = machine_for(session, run_id)
+        self.run: Run = self.machine.run
         self.config = config
-        self.spec = spec_of(session, run_id)
-        self.components: dict[str, Any] = self.spec.get("components") or {}
-        self.executors: dict[str, Any] = (self.spec.get("deploymentSpec") or {}).get(
-            "executors"
-        ) or {}
+        self.ir = ir_of(session, run_id)
         self.step = Step()
         self.now = now_us()
         self._scope_cache: Scope | None = None
         self._loop_cache: dict[str, tuple[list[Param], list[ArtifactIO]]] = {}
         self._dirty: list[TaskValues] = []
         runtime = session.scalar(select(Run.runtime_config).where(Run.id == run_id)) or {}
-        self.platform_spec: dict[str, Any] = (
-            session.scalar(select(Run.platform_spec).where(Run.id == run_id)) or {}
-        )
         self.runtime_config: dict[str, Any] = runtime
         root = runtime.get("pipeline_root") or config.pipeline_root
         self.job = JobInfo(
@@ -163,35 +160,28 @@ class _RunStepper:
             attrs["iteration_index"] = str(iteration)
         input_params = [p.to_json() for p in (inputs.params.values() if inputs else [])]
         input_params += [p.to_json() for p in extra_params or []]
-        task: TaskValues = {
-            "id": new_id(),
-            "run_id": self.run.id,
-            "namespace": self.run.namespace,
-            "parent_task_id": parent_id,
-            "name": name,
-            "display_name": display_name or name,
-            "scope_path": scope_path,
-            "type": int(ttype),
-            "state": int(TaskState.RUNTIME_STATE_UNSPECIFIED),
-            "state_history": [],
-            "status_metadata": {"message": message} if message else None,
-            "type_attributes": attrs,
-            "iteration_index": iteration,
-            "pods": [],
-            "cache_fingerprint": fingerprint,
-            "input_parameters": input_params,
-            "output_parameters": [],
-            "created_at": self.now,
-            "started_at": self.now,
-            "finished_at": 0,
-            "logical_key": key,
-        }
-        self.session.connection().execute(insert(TASKS), [task])
+        task = new_task_row(
+            run_id=self.run.id,
+            namespace=self.run.namespace,
+            parent_id=parent_id,
+            name=name,
+            display_name=display_name,
+            scope_path=scope_path,
+            ttype=int(ttype),
+            status_metadata={"message": message} if message else None,
+            type_attributes=attrs,
+            iteration=iteration,
+            cache_fingerprint=fingerprint,
+            input_parameters=input_params,
+            created_at=self.now,
+            logical_key=key,
+        )
+        insert_task_row(self.session.connection(), task)
         if inputs is not None:
             for io in inputs.artifacts.values():
                 self._link(task, io, io.key)
-        self.writer.mark_run_running(self.now)
-        self.set_state(task, state, message=message)
+        self.machine.start_run(self.now)
+        self.set_state(task, _CREATE_EVENTS[state], state, message=message)
         return task
 
     def _link(
@@ -211,14 +201,21 @@ class _RunStepper:
                 now=self.now,
             )
 
-    def set_state(self, task: TaskValues, state: TaskState, *, message: str | None = None) -> None:
-        changes: TaskValues = {}
-        final = self.writer.set_task_state(
-            task, state, at=self.now, message=message, changes=changes
+    def set_state(
+        self,
+        task: TaskValues,
+        event: TaskEvent,
+        state: TaskState,
+        *,
+        message: str | None = None,
+        changes: TaskValues | None = None,
+    ) -> None:
+        """Apply a task event through the state machine; schedule what it asks for."""
+        change = self.machine.apply(
+            task, event, state, at=self.now, message=message, changes=changes
         )
-        write_task(self.session, task, changes)
-        if final:
-            self.writer.roll_up_from(task, self.now)
+        if change is not None and change.retry_delay is not None:
+            self.step.retries.append((change.retry_delay, task["id"]))
         if TaskState(task["state"]).is_terminal and task["parent_task_id"]:
             self._dirty_id(task["parent_task_id"])
 
@@ -227,17 +224,15 @@ class _RunStepper:
         if found is not None:
             self._dirty.append(found)
 
-    def fail(self, task: TaskValues, message: str) -> None:
+    def fail(self, task: TaskValues, message: str, event: TaskEvent = TaskEvent.FAIL) -> None:
+        """FAIL a task (a pending retry when its policy has retries left)."""
         changes = {"status_metadata": {**(task["status_metadata"] or {}), "message": message}}
-        write_task(self.session, task, changes)
-        self.set_state(task, TaskState.FAILED, message=message)
-        if tasks_svc.retry_pending(task):
-            self._schedule_retry(task)
+        task.update(changes)
+        self.set_state(task, event, TaskState.FAILED, message=message, changes=changes)
 
     def _schedule_retry(self, task: TaskValues) -> None:
-        policy = tasks_svc.retry_policy(self.session, task)
-        delay = policy.delay(tasks_svc.failed_attempts(task)) if policy else 0.0
-        self.step.retries.append((delay, task["id"]))
+        """A task that awaits a retry (after a restart, or its process just exited)."""
+        self.step.retries.append((pending_retry_delay(self.ir, task), task["id"]))
 
     # -- scopes
 
@@ -302,11 +297,9 @@ class _RunStepper:
             return
         config = self.runtime_config.get("parameters") or {}
         try:
-            values = resolve_runtime_parameters(self.spec, config)
+            values = resolve_runtime_parameters(dict(self.ir.spec), config)
         except Exception as exc:  # validated at submission; a changed spec is still reported
-            self.writer.set_run_state(
-                RunState.FAILED, at=self.now, error={"code": 3, "message": str(exc)}
-            )
+            self.machine.fail_run(str(exc), self.now, code=INVALID_ARGUMENT)
             return
         runtime = [Param(k, v, IOType.RUNTIME_VALUE_INPUT, "ROOT") for k, v in values.items()]
         root = self._new_task(
@@ -339,12 +332,10 @@ class _RunStepper:
             self.step.finished = True
 
     def _advance_dag(self, group: TaskValues) -> None:
-        component = component_for_scope(self.spec, group["scope_path"]) or {}
-        specs: dict[str, Any] = dict(((component.get("dag") or {}).get("tasks")) or {})
-        if not specs:
-            self.set_state(group, TaskState.SUCCEEDED)
+        dag = self.ir.dag_at(group["scope_path"])
+        if dag is None or not dag.tasks:
+            self.set_state(group, TaskEvent.FINISH, TaskState.SUCCEEDED)
             return
-        order = topological_order(specs)[0]
         while True:
             rows = {
                 name: TaskState(state)
@@ -352,35 +343,31 @@ class _RunStepper:
                     select(Task.name, Task.state).where(Task.parent_task_id == group["id"])
                 )
             }
-            ready = ready_tasks(order, specs, rows).ready
+            ready = readiness(dag, rows).ready
             if not ready:
                 return
             scope = self._scope(group)
             self._scope_cache = scope
             for name in ready:
-                self._start_child(group, scope, name, specs[name])
+                self._start_child(group, scope, dag.tasks[name])
             group = load_task(self.session, group["id"]) or group
             if TaskState(group["state"]).is_terminal:
                 return
 
-    def _start_child(
-        self, group: TaskValues, scope: Scope, name: str, spec: dict[str, Any]
-    ) -> None:
-        component = self.components.get((spec.get("componentRef") or {}).get("name", "")) or {}
-        ttype = task_type(name, spec, component, self.executors)
-        scope_path = f"{group['scope_path']}.{name}"
-        display = (spec.get("taskInfo") or {}).get("name") or name
+    def _start_child(self, group: TaskValues, scope: Scope, spec: DagTask) -> None:
+        component = self.ir.components.get(spec.component) or Component(spec.component)
+        ttype = task_type(spec, component, self.ir.executor_of(component))
         common: dict[str, Any] = {
-            "name": name,
+            "name": spec.name,
             "parent": group,
-            "scope_path": scope_path,
+            "scope_path": f"{group['scope_path']}.{spec.name}",
             "ttype": ttype,
-            "display_name": display,
+            "display_name": spec.display_name,
             "iteration": group["iteration_index"],
         }
         try:
-            inputs = resolve_inputs(name, spec, component, scope)
-            condition = (spec.get("triggerPolicy") or {}).get("condition")
+            inputs = resolve_inputs(spec, component, scope)
+            condition = spec.condition
             triggered = evaluate_condition(condition, inputs.values()) if condition else True
         except (ResolveError, CelError) as exc:
             self._new_task(**common, state=TaskState.FAILED, message=str(exc))
@@ -394,17 +381,16 @@ class _RunStepper:
             task = self._new_task(**common, state=TaskState.RUNNING, inputs=inputs)
             self._dirty.append(task)
         elif ttype == TaskType.IMPORTER:
-            self._run_importer(common, spec, component, inputs)
+            self._run_importer(common, component, inputs)
         else:
             self._start_container(common, spec, component, inputs)
 
     # -- loops
 
-    def _start_loop(
-        self, common: dict[str, Any], spec: dict[str, Any], inputs: ResolvedInputs
-    ) -> None:
+    def _start_loop(self, common: dict[str, Any], spec: DagTask, inputs: ResolvedInputs) -> None:
+        assert spec.iterator is not None  # a LOOP by task_type
         try:
-            items = iteration_items(spec, inputs)
+            items = iteration_items(spec.iterator, inputs)
         except ResolveError as exc:
             self._new_task(**common, state=TaskState.FAILED, inputs=inputs, message=str(exc))
             return
@@ -415,14 +401,9 @@ class _RunStepper:
             type_attributes={"iteration_count": str(len(items))},
         )
         if not items:
-            self.set_state(loop, TaskState.SKIPPED)
+            self.set_state(loop, TaskEvent.SKIP, TaskState.SKIPPED)
             return
         self._dirty.append(loop)
-
-    def _loop_spec(self, loop: TaskValues) -> dict[str, Any]:
-        scope, _, name = loop["scope_path"].rpartition(".")
-        component = component_for_scope(self.spec, scope) or {}
-        return dict(((component.get("dag") or {}).get("tasks") or {}).get(name) or {})
 
     def _advance_loop(self, loop: TaskValues) -> None:
         count = int((loop["type_attributes"] or {}).get("iteration_count") or 0)
@@ -436,8 +417,12 @@ class _RunStepper:
         ).one()
         if started >= count:
             return
-        spec = self._loop_spec(loop)
-        limit = int(((spec.get("iteratorPolicy") or {}).get("parallelismLimit")) or 0)
+        spec = self.ir.task_at(loop["scope_path"])
+        iterator = spec.iterator if spec is not None else None
+        if iterator is None:
+            self.fail(loop, f"no loop in the pipeline at {loop['scope_path']!r}")
+            return
+        limit = iterator.parallelism_limit
         room = count - started if limit <= 0 else max(limit - int(running), 0)
         if room <= 0:
             return
@@ -448,7 +433,7 @@ class _RunStepper:
             self.step.follow_ups.append(loop["id"])
         inputs = self._recorded_inputs(loop)
         try:
-            items = iteration_items(spec, inputs)
+            items = iteration_items(iterator, inputs)
         except ResolveError as exc:
             self.fail(loop, str(exc))
             return
@@ -459,13 +444,14 @@ class _RunStepper:
                 )
             )
         )
-        item_key = iterator_item_key(spec) or ""
+        item_key = iterator.item_input
         for index in range(count):
             if room <= 0:
                 break
             if index in have:
                 continue
-            self._start_iteration(loop, index, items[index], item_key, "artifactIterator" in spec)
+            artifact_item = iterator.kind == IteratorKind.ARTIFACT
+            self._start_iteration(loop, index, items[index], item_key, artifact_item)
             room -= 1
 
     def _start_iteration(
@@ -495,40 +481,35 @@ class _RunStepper:
     # -- leaves
 
     def _run_importer(
-        self,
-        common: dict[str, Any],
-        spec: dict[str, Any],
-        component: dict[str, Any],
-        inputs: ResolvedInputs,
+        self, common: dict[str, Any], component: Component, inputs: ResolvedInputs
     ) -> None:
-        executor = self._executor(component).get("importer") or {}
-        uri_source = executor.get("artifactUri") or {}
-        if "constant" in uri_source:
-            uri = uri_source["constant"]
-        else:
-            key = uri_source.get("runtimeParameter", "uri")
+        executor = self.ir.executor_of(component)
+        importer = executor.importer if executor is not None else None
+        assert importer is not None  # an IMPORTER by task_type
+        uri: Any = importer.uri_constant
+        if uri is None:
+            key = importer.uri_parameter
             uri = inputs.params[key].value if key in inputs.params else None
         task = self._new_task(
             **common,
             state=TaskState.RUNNING,
             inputs=inputs,
-            type_attributes={"download_to_workspace": bool(executor.get("downloadToWorkspace"))},
+            type_attributes={"download_to_workspace": importer.download_to_workspace},
         )
         if not isinstance(uri, str) or not uri:
             self.fail(task, "importer: the artifact URI has no value")
             return
-        schema = (executor.get("typeSchema") or {}).get("schemaTitle", "system.Artifact")
-        metadata = dict(executor.get("metadata") or {})
+        schema = importer.schema_title
+        metadata = dict(importer.metadata)
         metadata.setdefault(SCHEMA_TITLE_KEY, schema)
-        outputs = (component.get("outputDefinitions") or {}).get("artifacts") or {}
-        key = next(iter(outputs), "artifact")
+        key = next(iter(component.output_artifact_keys), "artifact")
         atype = artifact_type_for(schema)
         artifact = self._find_or_create_artifact(
             uri=uri,
             name=uri.rstrip("/").rsplit("/", 1)[-1] or key,
             atype=atype,
             metadata=metadata,
-            reuse=not executor.get("reimport", False),
+            reuse=not importer.reimport,
         )
         producer = {"task_name": task["name"]}
         if task["iteration_index"] is not None:
@@ -542,7 +523,7 @@ class _RunStepper:
             key=key,
             now=self.now,
         )
-        self.set_state(task, TaskState.SUCCEEDED)
+        self.set_state(task, TaskEvent.FINISH, TaskState.SUCCEEDED)
 
     def _find_or_create_artifact(
         self, *, uri: str, name: str, atype: ArtifactType, metadata: dict[str, Any], reuse: bool
@@ -578,27 +559,24 @@ class _RunStepper:
         self.session.flush()
         return str(row.id)
 
-    def _executor(self, component: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.executors.get(component.get("executorLabel", "")) or {})
-
-    def _container(self, component: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._executor(component).get("container") or {})
+    def _container(self, component: Component) -> dict[str, Any]:
+        executor = self.ir.executor_of(component)
+        return dict(executor.container or {}) if executor is not None else {}
 
     def _start_container(
         self,
         common: dict[str, Any],
-        spec: dict[str, Any],
-        component: dict[str, Any],
+        spec: DagTask,
+        component: Component,
         inputs: ResolvedInputs,
     ) -> None:
         container = self._container(component)
         fingerprint = ""
-        caching = bool((spec.get("cachingOptions") or {}).get("enableCache"))
-        if caching and self.config.cache_enabled:
+        if spec.caching and self.config.cache_enabled:
             fingerprint = cache_fingerprint(
                 pipeline_name=self.run.pipeline_name,
                 inputs=inputs,
-                output_definitions=component.get("outputDefinitions") or {},
+                output_definitions=component.output_definitions,
                 container=container,
             )
             cached = tasks_svc.find_cached_task(self.session, self.run.namespace, fingerprint)
@@ -606,7 +584,7 @@ class _RunStepper:
                 self._use_cached(common, inputs, fingerprint, cached)
                 return
         try:
-            env, kube = self._platform(common["name"], spec, component, self._scope_cache)
+            env, kube = self._platform(spec, component, self._scope_cache)
         except ResolveError as exc:
             self._new_task(**common, state=TaskState.FAILED, inputs=inputs, message=str(exc))
             return
@@ -636,35 +614,31 @@ class _RunStepper:
                 ),
                 io.key,
             )
-        message = {"message": f"cache hit: outputs of task {cached.id}"}
-        write_task(self.session, task, {"status_metadata": message})
-        self.set_state(task, TaskState.CACHED)
+        changes = {"status_metadata": {"message": f"cache hit: outputs of task {cached.id}"}}
+        task.update(changes)
+        self.set_state(task, TaskEvent.CACHE_HIT, TaskState.CACHED, changes=changes)
 
     def _pod(self, name: str, task_id: str = "") -> Pod:
         base = resource_name(self.run.pipeline_name, self.run.id)
         return Pod(name=f"{base}-{name}"[:63], namespace=self.run.namespace, uid=task_id)
 
     def _platform(
-        self,
-        name: str,
-        spec: dict[str, Any],
-        component: dict[str, Any],
-        scope: Scope | None,
+        self, spec: DagTask, component: Component, scope: Scope | None
     ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
         """The task's kfp-kubernetes config: as local environment variables (local stores of
         secrets and config maps), or resolved for an executor that builds real pods."""
-        config = executor_config(self.platform_spec, component.get("executorLabel", ""))
+        config = self.ir.platform_config(component)
         if not config or scope is None:
             return [], {}
 
         def resolve(source: dict[str, Any]) -> Any:
-            return resolve_source(name, spec, component, scope, source)
+            return resolve_source(spec, component, scope, source)
 
         if not self.config.local_platform:
             return [], resolved_config(config, resolve)
         env = local_env(
             config,
-            pod=self._pod(name),
+            pod=self._pod(spec.name),
             secrets=LocalStore(self.config.secrets_dir, "secret"),
             config_maps=LocalStore(self.config.config_maps_dir, "config map"),
             resolve=resolve,
@@ -674,7 +648,7 @@ class _RunStepper:
     def _launch(
         self,
         task: TaskValues,
-        component: dict[str, Any],
+        component: Component,
         container: dict[str, Any],
         inputs: ResolvedInputs,
         env: list[tuple[str, str]] | None = None,
@@ -698,7 +672,7 @@ class _RunStepper:
                 parent_task_id=task["parent_task_id"],
                 iteration_index=task["iteration_index"],
                 container=container,
-                component=component,
+                component=component.spec,
                 inputs=inputs,
                 workspace_path=self._workspace(),
                 kubernetes=kubernetes or {},
@@ -713,31 +687,22 @@ class _RunStepper:
 
     def relaunch(self, task: TaskValues) -> None:
         """Launch a RUNTIME task again from its recorded inputs (retry, restart, reset)."""
-        component = self._component_of(task)
-        if component is None:
+        component = self.ir.component_at(task["scope_path"])
+        spec = self.ir.task_at(task["scope_path"])
+        if component is None or spec is None:
             self.fail(task, f"no component for scope {task['scope_path']!r}")
             return
-        if tasks_svc.retry_pending(task):
-            history = [
-                *task["state_history"],
-                history_entry(to_rfc3339(self.now) or "", TaskState.RUNNING.name),
-            ]
-            write_task(self.session, task, {"state_history": history})
+        if task_phase(task) == Phase.AWAITING_RETRY:
+            self.set_state(task, TaskEvent.RELAUNCH, TaskState.RUNNING)
         parent = load_task(self.session, task["parent_task_id"]) if task["parent_task_id"] else None
-        scope_path, _, name = task["scope_path"].rpartition(".")
-        dag = component_for_scope(self.spec, scope_path) or {}
-        spec = ((dag.get("dag") or {}).get("tasks") or {}).get(name) or {}
         scope = self._scope(parent) if parent else None
         try:
-            env, kube = self._platform(name, spec, component, scope)
+            env, kube = self._platform(spec, component, scope)
         except ResolveError as exc:
             self.fail(task, str(exc))
             return
         container = self._container(component)
         self._launch(task, component, container, self._recorded_inputs(task), env, kube)
-
-    def _component_of(self, task: TaskValues) -> dict[str, Any] | None:
-        return component_for_scope(self.spec, task["scope_path"])
 
     # -- events
 
@@ -745,11 +710,11 @@ class _RunStepper:
         task = load_task(self.session, task_id)
         if task is None or task["run_id"] != self.run.id:
             return
-        if task["state"] == TaskState.RUNNING:
-            if tasks_svc.retry_pending(task):
-                self._schedule_retry(task)
-            else:
-                self.fail(task, reason)
+        phase = task_phase(task)
+        if phase == Phase.AWAITING_RETRY:
+            self._schedule_retry(task)
+        elif phase == Phase.RUNNING:
+            self.fail(task, reason)
         elif task["parent_task_id"]:
             self._dirty_id(task["parent_task_id"])
         self.drain()
@@ -766,12 +731,16 @@ class _RunStepper:
             if task["type"] in _GROUPS:
                 self._dirty.append(task)
             elif task["type"] == TaskType.RUNTIME:
-                if tasks_svc.retry_pending(task):
+                if task_phase(task) == Phase.AWAITING_RETRY:
                     self._schedule_retry(task)
                 elif not task["pods"]:
                     self.relaunch(task)
                 else:
-                    self.fail(task, "the server restarted while this task ran; its process is gone")
+                    self.fail(
+                        task,
+                        "the server restarted while this task ran; its process is gone",
+                        TaskEvent.RECOVER_LOST,
+                    )
         self.drain()
 
 
@@ -830,12 +799,12 @@ def resume_run(session: Session, run_id: str, config: OrchestratorConfig) -> Ste
 
 def fail_run(session: Session, run_id: str, message: str) -> None:
     """Last resort when orchestration itself broke: the run fails with the reason."""
-    writer = tasks_svc.run_writer(session, run_id)
-    if RunState(writer.run.state).is_terminal:
+    machine = machine_for(session, run_id)
+    if RunState(machine.run.state).is_terminal:
         return
     now = now_us()
-    tasks_svc.cancel_run_tasks(session, writer.run, message)
-    writer.set_run_state(RunState.FAILED, at=now, error={"code": 13, "message": message})
+    machine.cancel_unfinished(message, now)
+    machine.fail_run(message, now)
 
 
 def active_run_ids(session: Session) -> list[str]:

@@ -20,19 +20,19 @@ from sqlalchemy.orm import Session
 
 from kfpd.domain.enums import IOType, TaskState, TaskType
 from kfpd.domain.timeutil import now_us
+from kfpd.ir import DagOutput
 from kfpd.orchestrator.model import ArtifactIO, Param
 from kfpd.services.artifacts import link_artifact
 from kfpd.services.taskdata import (
     TASKS,
     TaskValues,
+    ir_of,
     links_of,
     load_task,
     load_tasks,
     params,
-    spec_of,
     write_task,
 )
-from kfpd.spec.scope import component_for_scope
 
 _DONE = {int(TaskState.SUCCEEDED), int(TaskState.CACHED)}
 _KEEP = {IOType.ITERATOR_OUTPUT, IOType.ONE_OF_OUTPUT}
@@ -110,56 +110,14 @@ def record_group_outputs(session: Session, run_id: str, group: TaskValues) -> No
     """
     if group["state"] not in _DONE:
         return
-    component = component_for_scope(spec_of(session, run_id), group["scope_path"])
-    dag_outputs = ((component or {}).get("dag") or {}).get("outputs") or {}
-    if not dag_outputs:
+    dag = ir_of(session, run_id).dag_at(group["scope_path"])
+    if dag is None or not dag.has_outputs:
         return
     group = load_task(session, group["id"]) or group
-    definitions = (component or {}).get("outputDefinitions") or {}
-    param_defs = definitions.get("parameters") or {}
-    artifact_defs = definitions.get("artifacts") or {}
-    param_sel: dict[str, Any] = dag_outputs.get("parameters") or {}
-    artifact_sel: dict[str, Any] = dag_outputs.get("artifacts") or {}
-
-    wanted: set[str] = set()
-    for sel in param_sel.values():
-        if "valueFromParameter" in sel:
-            wanted.add(sel["valueFromParameter"].get("producerSubtask", ""))
-        for s in (sel.get("valueFromOneof") or {}).get("parameterSelectors") or []:
-            wanted.add(s.get("producerSubtask", ""))
-    for sel in artifact_sel.values():
-        for s in sel.get("artifactSelectors") or []:
-            wanted.add(s.get("producerSubtask", ""))
-    children = _children(session, group, wanted)
-
+    children = _children(session, group, dag.producers())
     new_params: list[Param] = []
-    for key, sel in param_sel.items():
-        is_list = (param_defs.get(key) or {}).get("parameterType") == "LIST"
-        if "valueFromParameter" in sel:
-            ref = sel["valueFromParameter"]
-            for child in children.get(ref.get("producerSubtask", ""), []):
-                if child.task["state"] in _DONE:
-                    new_params += _param_entries(
-                        group, child, ref.get("outputParameterKey", ""), key, is_list
-                    )
-        else:
-            for s in (sel.get("valueFromOneof") or {}).get("parameterSelectors") or []:
-                done = [
-                    c
-                    for c in children.get(s.get("producerSubtask", ""), [])
-                    if c.task["state"] in _DONE
-                ]
-                entries = [
-                    e
-                    for c in done
-                    for e in _param_entries(group, c, s.get("outputParameterKey", ""), key, True)
-                ]
-                if entries:
-                    new_params += [
-                        Param(key, e.value, IOType.ONE_OF_OUTPUT, e.producer, e.iteration)
-                        for e in entries[:1]
-                    ]
-                    break
+    for out in dag.parameter_outputs:
+        new_params += _parameter_output(group, children, out)
     if new_params:
         changes = {
             "output_parameters": [
@@ -168,28 +126,59 @@ def record_group_outputs(session: Session, run_id: str, group: TaskValues) -> No
             ]
         }
         write_task(session, group, changes)
+    if dag.artifact_outputs:
+        _link_artifact_outputs(session, group, children, dag.artifact_outputs)
 
+
+def _done(children: dict[str, list[_Child]], producer: str) -> list[_Child]:
+    return [c for c in children.get(producer, []) if c.task["state"] in _DONE]
+
+
+def _parameter_output(
+    group: TaskValues, children: dict[str, list[_Child]], out: DagOutput
+) -> list[Param]:
+    if not out.oneof:
+        sel = out.selectors[0]
+        return [
+            e
+            for child in _done(children, sel.producer)
+            for e in _param_entries(group, child, sel.output_key, out.key, out.is_list)
+        ]
+    for sel in out.selectors:  # OneOf: the first selector that has a value
+        entries = [
+            e
+            for child in _done(children, sel.producer)
+            for e in _param_entries(group, child, sel.output_key, out.key, True)
+        ]
+        if entries:
+            e = entries[0]
+            return [Param(out.key, e.value, IOType.ONE_OF_OUTPUT, e.producer, e.iteration)]
+    return []
+
+
+def _link_artifact_outputs(
+    session: Session,
+    group: TaskValues,
+    children: dict[str, list[_Child]],
+    outputs: tuple[DagOutput, ...],
+) -> None:
     child_ids = [c.task["id"] for items in children.values() for c in items]
-    child_links = links_of(session, child_ids, outputs=True) if artifact_sel else {}
+    child_links = links_of(session, child_ids, outputs=True)
     # Links are read back in created_at order: consecutive stamps keep the artifacts of a
     # nested loop in iteration order (outer, then inner), which the link's own iteration
     # (this loop's index) no longer tells.
     stamps = itertools.count(now_us())
-    for key, sel in artifact_sel.items():
-        is_list = bool((artifact_defs.get(key) or {}).get("isArtifactList"))
-        selectors = sel.get("artifactSelectors") or []
-        oneof = len(selectors) > 1
-        for s in selectors:
+    for out in outputs:
+        for sel in out.selectors:
             emitted = 0
-            for child in children.get(s.get("producerSubtask", ""), []):
-                if child.task["state"] not in _DONE:
-                    continue
+            for child in _done(children, sel.producer):
                 ios = child_links.get(child.task["id"], [])
                 for io in sorted(ios, key=lambda io: io.iteration or 0):
-                    if io.key != s.get("outputArtifactKey", ""):
-                        continue
-                    emitted += _link_up(session, group, child, io, key, is_list, oneof, stamps)
-            if emitted and oneof:
+                    if io.key == sel.output_key:
+                        emitted += _link_up(
+                            session, group, child, io, out.key, out.is_list, out.oneof, stamps
+                        )
+            if emitted and out.oneof:
                 break
 
 

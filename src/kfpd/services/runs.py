@@ -12,13 +12,15 @@ from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import Experiment, PipelineVersion, Run, Task
 from kfpd.domain.enums import RunState, StorageState, ViewMode
 from kfpd.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from kfpd.domain.grpc_codes import CANCELLED
 from kfpd.domain.timeutil import now_us, parse_rfc3339, to_rfc3339
-from kfpd.domain.transitions import RETRYABLE_RUN_STATES
+from kfpd.domain.transitions import RETRYABLE_RUN_STATES, RunEvent
 from kfpd.schemas.runs import RunCreate
 from kfpd.services import experiments as experiments_svc
 from kfpd.services import pipelines as pipelines_svc
 from kfpd.services import tasks as tasks_svc
 from kfpd.services.common import get_or_404, history_entry, lock_run, new_id
+from kfpd.services.state import machine_for
 from kfpd.spec.limits import check_nesting
 from kfpd.spec.loader import LoadedSpec, split_spec
 from kfpd.spec.validate import resolve_runtime_parameters, validate_spec
@@ -243,31 +245,31 @@ def terminate_run(session: Session, run_id: str) -> Run:
 
     Terminating a run that already finished changes nothing.
     """
-    writer = tasks_svc.run_writer(session, run_id)
-    run = writer.run
+    machine = machine_for(session, run_id)
+    run = machine.run
     if RunState(run.state).is_terminal:
         return run
     now = now_us()
-    writer.set_run_state(RunState.CANCELING, at=now)
-    tasks_svc.cancel_run_tasks(session, run, "terminated by user")
-    writer.set_run_state(
-        RunState.CANCELED, at=now, error={"code": 1, "message": "the run was terminated"}
+    machine.set_run_state(RunEvent.TERMINATE, RunState.CANCELING, at=now)
+    machine.cancel_unfinished("terminated by user", now)
+    machine.set_run_state(
+        RunEvent.TERMINATE,
+        RunState.CANCELED,
+        at=now,
+        error={"code": CANCELLED, "message": "the run was terminated"},
     )
     return run
 
 
 def retry_run(session: Session, run_id: str) -> Run:
     """Retry a failed or canceled run: its successful tasks are kept, the rest start again."""
-    run = lock_run(session, run_id)
-    state = RunState(run.state)
+    machine = machine_for(session, run_id)
+    state = RunState(machine.run.state)
     if state not in RETRYABLE_RUN_STATES:
         raise FailedPrecondition(
             f"only FAILED or CANCELED runs can be retried; run is {state.name}"
         )
-    tasks_svc.reset_unfinished_tasks(session, run)
     now = now_us()
-    run.state = int(RunState.RUNNING)
-    run.finished_at = 0
-    run.error = None
-    run.state_history = [*run.state_history, history_entry(to_rfc3339(now) or "", "RUNNING")]
-    return run
+    machine.reset_unfinished(now)
+    machine.set_run_state(RunEvent.RETRY, RunState.RUNNING, at=now)
+    return machine.run

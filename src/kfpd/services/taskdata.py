@@ -1,7 +1,9 @@
 """Read what the orchestrator needs from rows: specs, task inputs/outputs, siblings.
 
-Task rows are plain dicts (``TaskValues``), read and written with Core statements like the
-task service's write path, so one transaction never mixes ORM objects with Core updates.
+Task rows are plain dicts (``TaskValues``): this module is their one home — the row
+constructor and the Core statements that read and write them (no ORM unit of work, so one
+transaction never mixes ORM objects with Core updates). State columns change only through
+the state machine (``services/state.py``).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import threading
 from collections import OrderedDict, defaultdict
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from kfpd.db.models import Artifact, ArtifactTask, Run, Task
 from kfpd.domain.enums import OUTPUT_IO_TYPES, ArtifactType, IOType, TaskState, TaskType
+from kfpd.ir import PipelineIR, load_ir
 from kfpd.orchestrator.model import ArtifactIO, ArtifactRef, Param, Sibling, TaskOutputs
+from kfpd.services.common import new_id
 
 TaskValues = dict[str, Any]
 TASKS = cast(Table, Task.__table__)
@@ -23,27 +27,99 @@ _LINKS = cast(Table, ArtifactTask.__table__)
 _ARTIFACTS = cast(Table, Artifact.__table__)
 _OUTPUT_TYPES = [int(t) for t in OUTPUT_IO_TYPES]
 
-_SPEC_CACHE: OrderedDict[str, dict[str, Any]] = OrderedDict()
-_SPEC_LOCK = threading.Lock()
+_IR_CACHE: OrderedDict[str, PipelineIR] = OrderedDict()
+_IR_CACHE_SIZE = 256
+_IR_LOCK = threading.Lock()
 
 
-def spec_of(session: Session, run_id: str) -> dict[str, Any]:
-    """A run's pipeline spec (immutable, so cached by run id)."""
-    with _SPEC_LOCK:
-        if run_id in _SPEC_CACHE:
-            _SPEC_CACHE.move_to_end(run_id)
-            return _SPEC_CACHE[run_id]
-    spec = session.scalar(select(Run.pipeline_spec).where(Run.id == run_id)) or {}
-    with _SPEC_LOCK:
-        _SPEC_CACHE[run_id] = spec
-        while len(_SPEC_CACHE) > 256:
-            _SPEC_CACHE.popitem(last=False)
-    return spec
+def ir_of(session: Session, run_id: str) -> PipelineIR:
+    """A run's pipeline IR, typed. A run's specs never change, so it is built once per run
+    (the one IR cache of the server, least recently used out)."""
+    with _IR_LOCK:
+        found = _IR_CACHE.get(run_id)
+        if found is not None:
+            _IR_CACHE.move_to_end(run_id)
+            return found
+    row = session.execute(
+        select(Run.pipeline_spec, Run.platform_spec).where(Run.id == run_id)
+    ).first()
+    ir = load_ir(row.pipeline_spec if row else None, row.platform_spec if row else None)
+    with _IR_LOCK:
+        _IR_CACHE[run_id] = ir
+        while len(_IR_CACHE) > _IR_CACHE_SIZE:
+            _IR_CACHE.popitem(last=False)
+    return ir
+
+
+_SELECT_TASK = select(TASKS).where(TASKS.c.id == bindparam("task_id"))
+_INSERT_TASK = insert(TASKS)
+_UPDATE_TASK = update(TASKS).where(TASKS.c.id == bindparam("where_task_id"))
+
+
+def new_task_row(
+    *,
+    run_id: str,
+    namespace: str,
+    parent_id: str | None,
+    name: str,
+    scope_path: str,
+    ttype: int,
+    created_at: int,
+    display_name: str = "",
+    iteration: int | None = None,
+    type_attributes: dict[str, Any] | None = None,
+    input_parameters: list[dict[str, Any]] | None = None,
+    output_parameters: list[dict[str, Any]] | None = None,
+    status_metadata: dict[str, Any] | None = None,
+    pods: list[dict[str, Any]] | None = None,
+    cache_fingerprint: str = "",
+    finished_at: int = 0,
+    logical_key: str | None = None,
+) -> TaskValues:
+    """The one constructor of a task row (before its first state change: the state machine
+    moves it from RUNTIME_STATE_UNSPECIFIED)."""
+    return {
+        "id": new_id(),
+        "run_id": run_id,
+        "namespace": namespace,
+        "parent_task_id": parent_id,
+        "name": name,
+        "display_name": display_name or name,
+        "scope_path": scope_path,
+        "type": ttype,
+        "state": int(TaskState.RUNTIME_STATE_UNSPECIFIED),
+        "state_history": [],
+        "status_metadata": status_metadata,
+        "type_attributes": type_attributes or {},
+        "iteration_index": iteration,
+        "pods": pods or [],
+        "cache_fingerprint": cache_fingerprint,
+        "input_parameters": input_parameters or [],
+        "output_parameters": output_parameters or [],
+        "created_at": created_at,
+        "started_at": created_at,
+        "finished_at": finished_at,
+        "logical_key": logical_key,
+    }
+
+
+def insert_task_row(conn: Connection, task: TaskValues) -> None:
+    conn.execute(_INSERT_TASK, [task])
+
+
+def update_task_row(conn: Connection, task_id: str, changes: TaskValues) -> None:
+    """Write changed columns of a task row (nothing when there are none)."""
+    if changes:
+        conn.execute(_UPDATE_TASK, {"where_task_id": task_id, **changes})
+
+
+def load_task_row(conn: Connection, task_id: str) -> TaskValues | None:
+    row = conn.execute(_SELECT_TASK, {"task_id": task_id}).first()
+    return dict(row._mapping) if row is not None else None
 
 
 def load_task(session: Session, task_id: str) -> TaskValues | None:
-    row = session.connection().execute(select(TASKS).where(TASKS.c.id == task_id)).first()
-    return dict(row._mapping) if row is not None else None
+    return load_task_row(session.connection(), task_id)
 
 
 def load_tasks(session: Session, *conditions: Any) -> list[TaskValues]:
@@ -56,7 +132,7 @@ def write_task(session: Session, task: TaskValues, changes: TaskValues) -> None:
     if not changes:
         return
     task.update(changes)
-    session.connection().execute(update(TASKS).where(TASKS.c.id == task["id"]).values(changes))
+    update_task_row(session.connection(), task["id"], changes)
 
 
 def _artifact_ref(row: Any) -> ArtifactRef:

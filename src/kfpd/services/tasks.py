@@ -6,59 +6,46 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
     Table,
     bindparam,
-    case,
     delete,
-    func,
-    insert,
     or_,
     select,
-    true,
     update,
 )
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import ArtifactTask, Run, Task
 from kfpd.domain.enums import (
-    GROUP_TASK_TYPES,
-    OUTPUT_IO_TYPES,
-    TERMINAL_TASK_STATES,
     IOType,
-    RunState,
     TaskState,
     TaskType,
 )
 from kfpd.domain.errors import InvalidArgument, NotFound
-from kfpd.domain.timeutil import now_us, parse_rfc3339, to_rfc3339
-from kfpd.domain.transitions import (
-    rolled_up_state,
-    run_state_for_root,
-    run_transition,
-    task_transition,
-)
+from kfpd.domain.timeutil import now_us, parse_rfc3339
+from kfpd.domain.transitions import TaskEvent
 from kfpd.schemas.tasks import IOParameter, PipelineTask
 from kfpd.services import artifacts as artifacts_svc
 from kfpd.services.common import (
     LockedRun,
     detached,
-    history_entry,
-    lock_run,
     lock_run_for_writes,
-    new_id,
     require,
     writable_run,
 )
-from kfpd.services.propagation import record_group_outputs
-from kfpd.spec.scope import dag_tasks, topological_order
+from kfpd.services.state import RunMachine
+from kfpd.services.taskdata import (
+    TaskValues,
+    insert_task_row,
+    load_task_row,
+    new_task_row,
+    update_task_row,
+)
 
 TASK_FIELDS: dict[str, Field] = {
     "task_id": Field(Task.id),
@@ -170,75 +157,24 @@ def _time_or_none(value: str | None, what: str) -> int | None:
 
 # ---------------------------------------------------------------------------- statements
 
-# The write paths work on plain row dicts with these prebuilt Core statements: no ORM unit of
-# work or identity map per request. The Task objects they return are detached snapshots of the
-# rows as written; read them, and change tasks through this module.
-TaskValues = dict[str, Any]
+# The write paths work on plain row dicts (services/taskdata.py) with prebuilt Core statements:
+# no ORM unit of work or identity map per request. The Task objects they return are detached
+# snapshots of the rows as written; states change only through services/state.py.
 
-_BLOCKING = {TaskState.FAILED, TaskState.CANCELED}
-_FINAL = [int(s) for s in TERMINAL_TASK_STATES]
-_GROUP_TYPES = [int(t) for t in GROUP_TASK_TYPES]
 
 _TASKS = cast(Table, Task.__table__)
 _T = _TASKS.c
-_SELECT_TASK = select(_TASKS).where(_T.id == bindparam("task_id"))
 _SELECT_TASKS = select(_TASKS).where(_T.id.in_(bindparam("task_ids", expanding=True)))
 # CreateTask's two lookups in one statement: the parent (by id) and an earlier create (by key).
 _SELECT_PARENT_AND_SAME = select(_T.id, _T.run_id, _T.logical_key).where(
     or_(_T.id == bindparam("parent_id"), _T.logical_key == bindparam("key"))
 )
 _SELECT_TASK_RUN = select(_T.run_id).where(_T.id == bindparam("task_id"))
-_INSERT_TASK = insert(_TASKS)
-_UPDATE_TASK = update(_TASKS).where(_T.id == bindparam("where_task_id"))
-_CHILD_COUNTS = (
-    select(
-        func.count().label("total"),
-        func.coalesce(func.sum(case((_T.state.notin_(_FINAL), 1), else_=0)), 0).label("unfinished"),
-        func.coalesce(
-            func.sum(case((_T.state.in_([int(s) for s in _BLOCKING]), 1), else_=0)), 0
-        ).label("blocking"),
-    )
-    .where(_T.parent_task_id == bindparam("parent_id"))
-    .subquery("child_counts")
-)
-# A finish's roll-up reads its parent and the parent's child counts in one statement (only the
-# parent's columns it needs: JSON columns cost a decode each).
-_ROLL_UP_COLUMNS = (
-    _T.id,
-    _T.parent_task_id,
-    _T.state,
-    _T.type,
-    _T.scope_path,
-    _T.type_attributes,
-    _T.state_history,
-)
-_ROLL_UP_KEYS = tuple(c.key for c in _ROLL_UP_COLUMNS)
-_PARENT_WITH_COUNTS = (
-    select(*_ROLL_UP_COLUMNS, _CHILD_COUNTS)
-    .select_from(_TASKS.join(_CHILD_COUNTS, true()))
-    .where(_T.id == bindparam("parent_id"))
-)
-_CHILDREN = select(_T.name, _T.state, _T.type, _T.iteration_index).where(
-    _T.parent_task_id == bindparam("parent_id")
-)
-_FIRST_FAILED = (
-    select(_T.name, _T.status_metadata)
-    .where(_T.run_id == bindparam("run_id"), _T.state == int(TaskState.FAILED))
-    .where(_T.type.notin_(_GROUP_TYPES))
-    .order_by(_T.finished_at, _T.id)
-    .limit(1)
-)
-_RUN_ROW_OPTIONS = [defer(Run.pipeline_spec), defer(Run.platform_spec), defer(Run.runtime_config)]
-
-
-def _load_task(conn: Connection, task_id: str) -> TaskValues | None:
-    row = conn.execute(_SELECT_TASK, {"task_id": task_id}).first()
-    return dict(row._mapping) if row is not None else None
 
 
 def load_task_in_run(conn: Connection, run_id: str, task_id: str) -> TaskValues:
     """A task row as a dict (404 unless it belongs to ``run_id``)."""
-    task = _load_task(conn, require(task_id, "task_id"))
+    task = load_task_row(conn, require(task_id, "task_id"))
     if task is None or task["run_id"] != run_id:
         raise NotFound(f"task {task_id!r} not found in run {run_id}")
     return task
@@ -277,319 +213,6 @@ def _snapshot(values: TaskValues) -> Task:
     return detached(Task, values)
 
 
-# ---------------------------------------------------------------------------- state + roll-up
-
-
-class _Writer:
-    """Applies state changes for one run under its lock, rolling them up as it goes.
-
-    The run's ORM row is loaded only when the run's own state changes (its first and its last
-    task); task rows are read and written as dicts with the statements above.
-    """
-
-    def __init__(
-        self, session: Session, run_id: str, run_state: RunState, run: Run | None = None
-    ) -> None:
-        self.session = session
-        self.conn = session.connection()
-        self.run_id = run_id
-        self.run_state = run_state
-        self._run = run
-
-    @property
-    def run(self) -> Run:
-        if self._run is None:
-            run = self.session.get(Run, self.run_id, options=_RUN_ROW_OPTIONS)
-            if run is None:  # the caller holds its lock, so it cannot vanish
-                raise NotFound(f"run {self.run_id!r} not found")
-            self._run = run
-        return self._run
-
-    def set_task_state(
-        self,
-        task: TaskValues,
-        state: TaskState,
-        *,
-        at: int,
-        message: str | None = None,
-        changes: TaskValues | None = None,
-    ) -> bool:
-        """Move a task row to ``state`` in memory (changed columns also go to ``changes``).
-
-        Returns True when the task just became final: write the row, then :meth:`roll_up_from`.
-        A RUNTIME task reported FAILED with retries left stays RUNNING instead (see _retry).
-        """
-        if not task_transition(TaskState(task["state"]), state):
-            return False
-        if state == TaskState.FAILED and self._retry(task, at=at, message=message, changes=changes):
-            return False
-        error = {"code": 2, "message": message} if message and state == TaskState.FAILED else None
-        new: TaskValues = {
-            "state": int(state),
-            "state_history": [
-                *(task["state_history"] or []),
-                history_entry(to_rfc3339(at) or "", state.name, error),
-            ],
-        }
-        if state.is_terminal and not task["finished_at"]:
-            new["finished_at"] = at
-        task.update(new)
-        if changes is not None:
-            changes.update(new)
-        return state.is_terminal
-
-    def _retry(
-        self, task: TaskValues, *, at: int, message: str | None, changes: TaskValues | None
-    ) -> bool:
-        """Record a failed attempt and keep the task RUNNING when its retry policy allows.
-
-        The history then ends in FAILED while the task is RUNNING: a retry is pending, and the
-        orchestrator relaunches it after the policy's backoff (see retry_pending). Outputs of
-        the failed attempt are dropped.
-        """
-        if task["type"] != TaskType.RUNTIME:
-            return False
-        policy = retry_policy(self.session, task)
-        if policy is None or failed_attempts(task) >= policy.max_retries:
-            return False
-        error = {"code": 2, "message": message or "the task failed"}
-        new: TaskValues = {
-            "state_history": [
-                *(task["state_history"] or []),
-                history_entry(to_rfc3339(at) or "", TaskState.FAILED.name, error),
-            ],
-            "status_metadata": {**(task["status_metadata"] or {}), "message": error["message"]},
-            "output_parameters": [],
-        }
-        task.update(new)
-        if changes is not None:
-            changes.update(new)
-        self.conn.execute(
-            delete(ArtifactTask).where(
-                ArtifactTask.task_id == task["id"],
-                ArtifactTask.type.in_([int(t) for t in OUTPUT_IO_TYPES]),
-            )
-        )
-        return True
-
-    def mark_run_running(self, at: int) -> None:
-        if self.run_state == RunState.PENDING:
-            self.set_run_state(RunState.RUNNING, at=at)
-
-    def set_run_state(
-        self, state: RunState, *, at: int, error: dict[str, Any] | None = None
-    ) -> None:
-        run = self.run
-        if not run_transition(RunState(run.state), state):
-            return
-        run.state = int(state)
-        run.state_history = [
-            *run.state_history,
-            history_entry(to_rfc3339(at) or "", state.name, error),
-        ]
-        if state.is_terminal:
-            run.finished_at = at
-            run.error = error
-        self.run_state = state
-
-    def roll_up_from(self, task: TaskValues, at: int) -> None:
-        """After ``task`` became final (and was written): settle its parents and the run."""
-        conn = self.conn
-        current = task
-        while True:
-            if current["parent_task_id"] is None:
-                if current["type"] == TaskType.ROOT:
-                    self._finish_run(TaskState(current["state"]), at)
-                return
-            row = conn.execute(_PARENT_WITH_COUNTS, {"parent_id": current["parent_task_id"]})
-            found = row.first()
-            if found is None:
-                return
-            parent = {k: found._mapping[k] for k in _ROLL_UP_KEYS}
-            if TaskState(parent["state"]).is_terminal:
-                return
-            verdict = self._evaluate_group(parent, found.total, found.unfinished, found.blocking)
-            if verdict is None:
-                return
-            new: TaskValues = {
-                "state": int(verdict),
-                "finished_at": at,
-                "state_history": [
-                    *(parent["state_history"] or []),
-                    history_entry(to_rfc3339(at) or "", verdict.name),
-                ],
-            }
-            conn.execute(_UPDATE_TASK, {"where_task_id": parent["id"], **new})
-            parent.update(new)
-            # Declared DAG outputs go on the group before its parent is evaluated.
-            record_group_outputs(self.session, self.run_id, parent)
-            current = parent
-
-    def _finish_run(self, root_state: TaskState, at: int) -> None:
-        state = run_state_for_root(root_state, self.run_state)
-        error = None
-        if state == RunState.FAILED:
-            failed = self.conn.execute(_FIRST_FAILED, {"run_id": self.run_id}).first()
-            if failed is not None:
-                detail = (failed.status_metadata or {}).get("message") or "failed"
-                error = {"code": 2, "message": f"task {failed.name!r} failed: {detail}"}
-            else:
-                error = {"code": 2, "message": "the run failed"}
-        self.set_run_state(state, at=at, error=error)
-
-    def _evaluate_group(
-        self, parent: TaskValues, total: int, unfinished: int, blocking: int
-    ) -> TaskState | None:
-        """The rolled-up state of a group task, or None while it can still change.
-
-        ``total``, ``unfinished`` and ``blocking`` count its children: most finishes leave
-        siblings still to come, and those counts settle that without reading the children.
-        """
-        conn = self.conn
-        if unfinished:
-            return None
-        ptype = TaskType(parent["type"])
-        if ptype not in GROUP_TASK_TYPES:
-            return None
-        dag = dag_of(self.session, self.run_id, parent["scope_path"])
-        count = None
-        if ptype == TaskType.LOOP:
-            count = _int_or_none((parent["type_attributes"] or {}).get("iteration_count"))
-            if count is None:
-                return None
-            if count == 0:
-                return TaskState.SKIPPED
-        expected = count if count is not None else (len(dag.order) if dag else 0)
-        if not blocking and total < expected:
-            return None
-        children = list(conn.execute(_CHILDREN, {"parent_id": parent["id"]}))
-        states = [TaskState(c.state) for c in children]
-        if ptype == TaskType.LOOP:
-            assert count is not None
-            iteration_rows = [c for c in children if c.type == TaskType.LOOP_ITERATION]
-            if iteration_rows or not children:
-                if len({c.iteration_index for c in iteration_rows}) < count:
-                    return None
-                return rolled_up_state(states)
-            # Upstream layout: an iteration's tasks hang directly under the LOOP task.
-            if dag is None:
-                return None
-            for i in range(count):
-                rows = {c.name: TaskState(c.state) for c in children if c.iteration_index == i}
-                if not dag.complete(rows):
-                    return None
-            return rolled_up_state(states)
-        if dag is None:
-            return None
-        if not dag.complete({c.name: TaskState(c.state) for c in children}):
-            return None
-        return rolled_up_state(states)
-
-
-@dataclass(frozen=True)
-class _Dag:
-    """The tasks of one DAG component, in dependency order."""
-
-    specs: dict[str, Any]
-    order: tuple[str, ...]
-
-    def complete(self, rows: dict[str, TaskState]) -> bool:
-        """True when no task of the DAG can still start: each has a final row or never will.
-
-        A task without a row never starts when an upstream task failed or will never start,
-        unless its trigger strategy is ALL_UPSTREAM_TASKS_COMPLETED (exit handlers).
-        """
-        status: dict[str, str] = {}
-        for name in self.order:
-            if name in rows:
-                status[name] = "blocked" if rows[name] in _BLOCKING else "done"
-                continue
-            spec = self.specs[name]
-            strategy = (spec.get("triggerPolicy") or {}).get("strategy", "")
-            deps = [status.get(d, "done") for d in spec.get("dependentTasks") or []]
-            if strategy != "ALL_UPSTREAM_TASKS_COMPLETED" and "blocked" in deps:
-                status[name] = "blocked"  # will never start
-            else:
-                return False  # it can (or will) still start
-        return True
-
-
-_DAG_CACHE: OrderedDict[tuple[str, str], _Dag | None] = OrderedDict()
-_DAG_CACHE_SIZE = 4096
-_DAG_LOCK = threading.Lock()
-
-
-def dag_of(session: Session, run_id: str, scope_path: str) -> _Dag | None:
-    """The DAG a scope path names in a run's spec. Specs never change, so this is cached."""
-    key = (run_id, scope_path)
-    with _DAG_LOCK:
-        if key in _DAG_CACHE:
-            _DAG_CACHE.move_to_end(key)
-            return _DAG_CACHE[key]
-    spec = session.scalar(select(Run.pipeline_spec).where(Run.id == run_id))
-    specs = dag_tasks(spec or {}, scope_path)
-    dag = _Dag(specs, tuple(topological_order(specs)[0])) if specs is not None else None
-    with _DAG_LOCK:
-        _DAG_CACHE[key] = dag
-        while len(_DAG_CACHE) > _DAG_CACHE_SIZE:
-            _DAG_CACHE.popitem(last=False)
-    return dag
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int
-    backoff_s: float
-    factor: float
-    max_backoff_s: float
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before attempt ``attempt + 1`` (attempt counts from 1)."""
-        return min(self.backoff_s * self.factor ** max(attempt - 1, 0), self.max_backoff_s)
-
-
-def _seconds(text: Any, default: float) -> float:
-    if text is None:
-        return default
-    raw = str(text).strip().rstrip("s")
-    try:
-        return float(raw)
-    except ValueError:
-        return default
-
-
-def retry_policy(session: Session, task: TaskValues) -> RetryPolicy | None:
-    """The retryPolicy of a task's spec, if it asks for retries."""
-    scope, _, name = str(task["scope_path"]).rpartition(".")
-    dag = dag_of(session, task["run_id"], scope) if scope else None
-    spec = dag.specs.get(name) if dag else None
-    policy = (spec or {}).get("retryPolicy") or {}
-    count = _int_or_none(policy.get("maxRetryCount")) or 0
-    if count <= 0:
-        return None
-    return RetryPolicy(
-        max_retries=count,
-        backoff_s=_seconds(policy.get("backoffDuration"), 0.0),
-        factor=float(policy.get("backoffFactor") or 2.0),
-        max_backoff_s=_seconds(policy.get("backoffMaxDuration"), 3600.0),
-    )
-
-
-def failed_attempts(task: TaskValues) -> int:
-    history = task["state_history"] or []
-    return sum(1 for h in history if h.get("state") == TaskState.FAILED.name)
-
-
-def retry_pending(task: TaskValues) -> bool:
-    """True when a failed attempt was recorded and the task waits to be relaunched."""
-    history = task["state_history"] or []
-    return (
-        task["state"] == TaskState.RUNNING
-        and bool(history)
-        and history[-1].get("state") == TaskState.FAILED.name
-    )
-
-
 # ---------------------------------------------------------------------------- use cases
 
 
@@ -616,43 +239,39 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
             artifacts_svc.link_task_artifacts(session, existing, links, new_task=False)
             return existing
     created = _time_or_none(body.create_time, "create_time") or now
-    task: TaskValues = {
-        "id": new_id(),
-        "run_id": run_id,
-        "namespace": run.namespace,
-        "parent_task_id": parent_id,
-        "name": body.name or "",
-        "display_name": body.display_name or body.name or "",
-        "scope_path": body.scope_path or "",
-        "type": ttype,
-        "state": int(TaskState.RUNTIME_STATE_UNSPECIFIED),
-        "state_history": [],
-        "status_metadata": body.status_metadata.dump() if body.status_metadata else None,
-        "type_attributes": attrs,
-        "iteration_index": iteration,
-        "pods": [p.dump() for p in body.pods or []],
-        "cache_fingerprint": body.cache_fingerprint or "",
-        "input_parameters": _check_parameters(
+    task = new_task_row(
+        run_id=run_id,
+        namespace=run.namespace,
+        parent_id=parent_id,
+        name=body.name or "",
+        display_name=body.display_name or body.name or "",
+        scope_path=body.scope_path or "",
+        ttype=ttype,
+        status_metadata=body.status_metadata.dump() if body.status_metadata else None,
+        type_attributes=attrs,
+        iteration=iteration,
+        pods=[p.dump() for p in body.pods or []],
+        cache_fingerprint=body.cache_fingerprint or "",
+        input_parameters=_check_parameters(
             body.inputs.parameters if body.inputs else None, "inputs"
         ),
-        "output_parameters": _check_parameters(
+        output_parameters=_check_parameters(
             body.outputs.parameters if body.outputs else None, "outputs"
         ),
-        "created_at": created,
-        "started_at": created,
-        "finished_at": _time_or_none(body.end_time, "end_time") or 0,
-        "logical_key": key,
-    }
-    writer = _Writer(session, run.id, run.state)
-    final = writer.set_task_state(
-        task, body.state or TaskState.RUNNING, at=now, message=_message(body)
+        created_at=created,
+        finished_at=_time_or_none(body.end_time, "end_time") or 0,
+        logical_key=key,
     )
-    conn.execute(_INSERT_TASK, task)
+    machine = RunMachine(session, run.id, run.state)
+    change = machine.decide(
+        task, TaskEvent.REPORT, body.state or TaskState.RUNNING, at=now, message=_message(body)
+    )
+    insert_task_row(conn, task)
     created_task = _snapshot(task)
     artifacts_svc.link_task_artifacts(session, created_task, links, new_task=True)
-    writer.mark_run_running(now)
-    if final:
-        writer.roll_up_from(task, now)
+    machine.start_run(now)
+    if change is not None:
+        machine.settle(task, change, now)
     return created_task
 
 
@@ -698,9 +317,9 @@ def _message(body: PipelineTask) -> str | None:
     return body.status_metadata.message if body.status_metadata else None
 
 
-def _apply_update(writer: _Writer, task: TaskValues, body: PipelineTask, now: int) -> None:
-    """Apply an UpdateTask body to a task row: write the changed columns, then roll up."""
-    conn = writer.conn
+def _apply_update(machine: RunMachine, task: TaskValues, body: PipelineTask, now: int) -> None:
+    """Apply an UpdateTask body to a task row: write the changed columns, then settle."""
+    conn = machine.conn
     if body.task_id and body.task_id != task["id"]:
         raise InvalidArgument(f"task.task_id {body.task_id!r} does not match the path")
     if body.run_id and body.run_id != task["run_id"]:
@@ -744,28 +363,27 @@ def _apply_update(writer: _Writer, task: TaskValues, body: PipelineTask, now: in
     if end:
         changes["finished_at"] = end
     task.update(changes)
-    final = False
+    change = None
     if body.state:
-        final = writer.set_task_state(
-            task, body.state, at=now, message=_message(body), changes=changes
+        change = machine.decide(
+            task, TaskEvent.REPORT, body.state, at=now, message=_message(body), changes=changes
         )
-    if changes:
-        conn.execute(_UPDATE_TASK, {"where_task_id": task["id"], **changes})
-    if final:
-        writer.roll_up_from(task, now)
+    update_task_row(conn, task["id"], changes)
+    if change is not None:
+        machine.settle(task, change, now)
 
 
 def update_task(session: Session, run_id: str, task_id: str, body: PipelineTask) -> Task:
     run = lock_run_for_writes(session.connection(), run_id)
-    writer = _Writer(session, run.id, run.state)
-    task = load_task_in_run(writer.conn, run_id, task_id)
-    _apply_update(writer, task, body, now_us())
+    machine = RunMachine(session, run.id, run.state)
+    task = load_task_in_run(machine.conn, run_id, task_id)
+    _apply_update(machine, task, body, now_us())
     return _snapshot(task)
 
 
 def update_locked(session: Session, run: LockedRun, task: TaskValues, body: PipelineTask) -> Task:
     """:func:`update_task` for a caller that already holds the run's lock and read the row."""
-    _apply_update(_Writer(session, run.id, run.state), task, body, now_us())
+    _apply_update(RunMachine(session, run.id, run.state), task, body, now_us())
     return _snapshot(task)
 
 
@@ -776,8 +394,8 @@ def update_tasks_bulk(session: Session, run_id: str, tasks: dict[str, PipelineTa
     if any(not k for k in tasks):
         raise InvalidArgument("task ids must not be empty")
     run = lock_run_for_writes(session.connection(), run_id)
-    writer = _Writer(session, run.id, run.state)
-    conn = writer.conn
+    machine = RunMachine(session, run.id, run.state)
+    conn = machine.conn
     ids = {"task_ids": list(tasks)}
     found = {r.id: r.run_id for r in conn.execute(_SELECT_TASKS, ids)}
     for task_id in tasks:
@@ -786,7 +404,7 @@ def update_tasks_bulk(session: Session, run_id: str, tasks: dict[str, PipelineTa
     now = now_us()
     for task_id in sorted(tasks):
         # Read each row just before its update: an earlier update's roll-up may have changed it.
-        _apply_update(writer, load_task_in_run(conn, run_id, task_id), tasks[task_id], now)
+        _apply_update(machine, load_task_in_run(conn, run_id, task_id), tasks[task_id], now)
     rows = {r.id: dict(r._mapping) for r in conn.execute(_SELECT_TASKS, ids)}
     return [_snapshot(rows[k]) for k in tasks]
 
@@ -841,62 +459,8 @@ def find_cached_task(session: Session, namespace: str, fingerprint: str | None) 
     ).first()
 
 
-def cancel_run_tasks(session: Session, run: Run, message: str) -> None:
-    """Cancel every unfinished task of a run (terminate). The run row is already locked."""
-    now = now_us()
-    running = session.scalars(
-        select(Task).where(Task.run_id == run.id, Task.state == int(TaskState.RUNNING))
-    ).all()
-    for task in running:
-        task.state = int(TaskState.CANCELED)
-        task.finished_at = now
-        task.status_metadata = {**(task.status_metadata or {}), "message": message}
-        task.state_history = [
-            *task.state_history,
-            history_entry(to_rfc3339(now) or "", TaskState.CANCELED.name),
-        ]
-
-
-def reset_unfinished_tasks(session: Session, run: Run) -> int:
-    """Prepare a retry: tasks that did not finish well go back to RUNNING without outputs."""
-    now = now_us()
-    keep = [int(TaskState.SUCCEEDED), int(TaskState.CACHED), int(TaskState.SKIPPED)]
-    tasks = session.scalars(
-        select(Task).where(Task.run_id == run.id, Task.state.notin_(keep))
-    ).all()
-    ids = [t.id for t in tasks]
-    if ids:
-        # Only what the failed attempt produced goes: its input links (upstream artifacts,
-        # loop items) are what the retried task is launched with.
-        session.execute(
-            delete(ArtifactTask).where(
-                ArtifactTask.run_id == run.id,
-                ArtifactTask.task_id.in_(ids),
-                ArtifactTask.type.in_([int(t) for t in OUTPUT_IO_TYPES]),
-            )
-        )
-    for task in tasks:
-        task.state = int(TaskState.RUNNING)
-        task.started_at = now
-        task.finished_at = 0
-        task.status_metadata = None
-        task.pods = []
-        task.output_parameters = []
-        task.state_history = [
-            *task.state_history,
-            history_entry(to_rfc3339(now) or "", TaskState.RUNNING.name),
-        ]
-    return len(ids)
-
-
 def delete_run_tasks(session: Session, run_id: str) -> None:
     """Delete a run's tasks; unlinking parents first keeps MySQL's cascade depth shallow."""
     session.execute(delete(ArtifactTask).where(ArtifactTask.run_id == run_id))
     session.execute(update(Task).where(Task.run_id == run_id).values(parent_task_id=None))
     session.execute(delete(Task).where(Task.run_id == run_id))
-
-
-def run_writer(session: Session, run_id: str) -> _Writer:
-    """A state writer for a run, with its row locked (used by run-level use cases)."""
-    run = lock_run(session, run_id)
-    return _Writer(session, run.id, RunState(run.state), run)
