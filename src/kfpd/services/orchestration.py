@@ -713,6 +713,8 @@ class _RunStepper:
         phase = task_phase(task)
         if phase == Phase.AWAITING_RETRY:
             self._schedule_retry(task)
+        elif phase == Phase.RUNNING and not task["pods"]:
+            return  # an exit from before a RetryRun reset (pods cleared): the resume relaunches
         elif phase == Phase.RUNNING:
             self.fail(task, reason)
         elif task["parent_task_id"]:
