@@ -129,3 +129,32 @@ def test_launcher_log_appends_are_access_logged_at_debug() -> None:
     demote = DemoteChattyAccess()
     assert demote.filter(append) is False and append.levelname == "DEBUG"
     assert demote.filter(other) is True and other.levelname == "INFO"
+
+
+def test_kfpd_host_as_the_cli_url_still_gives_the_server_a_bind_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KFPD_HOST", "http://127.0.0.1:9000")
+    assert Settings.load().host == "127.0.0.1"
+
+
+def test_cli_against_a_server_that_is_down_prints_one_line() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    kfpd = Path(sys.executable).with_name("kfpd")
+    done = subprocess.run(
+        [str(kfpd), "runs", "list", "--host", f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"cannot reach the kfpd server at http://127.0.0.1:{port}" in lines[0]
+    assert "Traceback" not in done.stderr + done.stdout

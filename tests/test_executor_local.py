@@ -95,8 +95,8 @@ def test_tasks_run_and_report(server: Server, executor: LocalExecutor, tmp_path:
     task = server.task(*tasks["fail"])
     assert task["state"] == "FAILED"
     message = task["status_metadata"]["message"]
-    assert message.startswith("the command exited with code 1; last lines of its log:")
-    assert "ValueError: boom" in message
+    # The user's exception leads; the process outcome and the log tail follow.
+    assert message.startswith("ValueError: boom\n(the command exited with code 1); last lines")
     assert "ValueError: boom" in server.log(*tasks["fail"])["text"]
 
     task = server.task(*tasks["missing_command"])

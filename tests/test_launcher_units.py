@@ -294,3 +294,29 @@ def test_reporter_errors() -> None:
         reporter.finish("r", "t", FinishTaskRequest(state="SUCCEEDED"))
     with pytest.raises(TransportError):
         reporter.append_log("r", "t", "x")
+
+
+def test_failure_message_leads_with_the_users_exception() -> None:
+    from kfpd.launcher.main import failure_message, user_exception
+
+    tail = (
+        "Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3.11/runpy.py", line 198, in _run_module_as_main\n'
+        "    return _run_code(code, main_globals, None,\n"
+        '  File "/tmp/ephemeral_component.py", line 9, in fail_op\n'
+        "    raise ValueError(message)\n"
+        "ValueError: kaboom-42"
+    )
+    message = failure_message("the command exited with code 1", tail)
+    assert message.splitlines()[0] == "ValueError: kaboom-42"
+    assert message.splitlines()[1].startswith("(the command exited with code 1)")
+    assert tail in message
+    # Chained tracebacks: the last one's exception is the one that ended the task.
+    chained = tail + "\n\nDuring handling of the above exception, another exception occurred:\n\n"
+    chained += "Traceback (most recent call last):\n  File \"x.py\", line 1\nmypkg.errors.DataMissing: no rows"
+    assert user_exception(chained) == "mypkg.errors.DataMissing: no rows"
+    # No traceback: a line that looks like an exception, else the process outcome leads.
+    assert user_exception("loading\nRuntimeError: CUDA missing\nbye") == "RuntimeError: CUDA missing"
+    plain = failure_message("the command exited with code 3", "just output\nmore output")
+    assert plain.startswith("the command exited with code 3; last lines of its log:")
+    assert failure_message("killed", "") == "killed"

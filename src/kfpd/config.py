@@ -12,9 +12,18 @@ import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -48,6 +57,29 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return loaded
 
 
+class NamespaceRetention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_age_days: float | None = Field(default=None, gt=0)
+    keep_last_per_experiment: int | None = Field(default=None, ge=0)
+
+
+class RetentionSettings(NamespaceRetention):
+    """Retention of finished runs (off unless ``max_age_days`` is set here or per namespace)."""
+
+    namespaces: dict[str, NamespaceRetention] = Field(default_factory=dict)
+    delete_artifacts: bool = Field(
+        default=False, description="Also delete artifact objects no kept run links."
+    )
+    interval_minutes: float = Field(default=60, gt=0, description="How often the job runs.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_age_days is not None or any(
+            n.max_age_days is not None for n in self.namespaces.values()
+        )
+
+
 class Settings(BaseSettings):
     """Everything ``kfpd server`` can be told. Field names are the config-file keys."""
 
@@ -56,6 +88,7 @@ class Settings(BaseSettings):
         extra="forbid",
         populate_by_name=True,
         validate_assignment=True,
+        env_nested_delimiter="__",  # KFPD_RETENTION__MAX_AGE_DAYS=30
     )
 
     data_dir: Path = Field(
@@ -114,6 +147,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="Retention of finished runs: age, keep-last per experiment, per namespace.",
+    )
     log_format: Literal["json", "console"] = Field(
         default="console",
         description="json: one JSON object per line (for log shippers); console: for people.",
@@ -138,6 +175,15 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the scheduler looks at the schedules when no slot is due sooner.",
     )
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _bind_address_from_url(cls, value: Any) -> Any:
+        """KFPD_HOST is also the CLI's server URL (``http://h:port``): the server binds its
+        host name, so one variable serves a shell that runs both."""
+        if isinstance(value, str) and "://" in value:
+            return urlsplit(value).hostname or value
+        return value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

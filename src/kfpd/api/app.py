@@ -34,9 +34,11 @@ from kfpd.db.engine import Database
 from kfpd.db.migrate import current_revision, head_revision, upgrade
 from kfpd.domain.tokens import issue_run_token
 from kfpd.engine.engine import Engine
+from kfpd.engine.retention import RetentionJob
 from kfpd.engine.scheduler import Scheduler
 from kfpd.executors.base import Executor
 from kfpd.executors.registry import ExecutorConfig, create_executor
+from kfpd.services import retention
 from kfpd.services.mlmd_import import ImportIncomplete, check_no_incomplete_import
 from kfpd.services.orchestration import OrchestratorConfig
 from kfpd.services.storage import Storage
@@ -110,6 +112,8 @@ def create_app(
             database, engine.run_created, poll_seconds=settings.scheduler_poll_seconds
         )
 
+    retention_job = _retention_job(settings, database)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         database.start_background_work()
@@ -117,9 +121,13 @@ def create_app(
             engine.start()
         if scheduler is not None:
             scheduler.start()
+        if retention_job is not None:
+            retention_job.start()
         try:
             yield
         finally:
+            if retention_job is not None:
+                retention_job.stop()
             if scheduler is not None:
                 scheduler.stop()
             if engine is not None:
@@ -139,6 +147,7 @@ def create_app(
     app.state.engine = engine
     app.state.storage = storage
     app.state.scheduler = scheduler
+    app.state.retention = retention_job
     install_error_handlers(app)
     # The launchers' hot routes first: FastAPI matches routes in order.
     for module in (
@@ -219,6 +228,21 @@ def _observe(app: FastAPI, database: Database, engine: Engine | None) -> Metrics
         engine.task_seconds = metrics.task_seconds.observe
     metrics.watch(gauges)
     return metrics
+
+
+def _retention_job(settings: Settings, database: Database) -> RetentionJob | None:
+    """The background retention job, when the config sets a policy."""
+    config = settings.retention
+    if not config.enabled:
+        return None
+    return RetentionJob(
+        database,
+        retention.policies_of(config),
+        interval_s=config.interval_minutes * 60,
+        log_root=settings.log_root,
+        artifact_root=settings.artifact_root,
+        delete_artifacts=config.delete_artifacts,
+    )
 
 
 def _readiness(database: Database, engine: Engine | None) -> dict[str, tuple[bool, str]]:

@@ -6,11 +6,13 @@ import gc
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 import yaml
 from pydantic import ValidationError
 
 from kfpd import __version__
+from kfpd.cli.gc import gc as gc_command
 from kfpd.cli.mlmd import import_mlmd
 from kfpd.cli.runs import run, runs_app
 from kfpd.config import ConfigFileError, Settings
@@ -23,6 +25,7 @@ app.add_typer(runs_app, name="runs")
 config_app = typer.Typer(help="Inspect kfpd's configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.command("import-mlmd")(import_mlmd)
+app.command("gc")(gc_command)
 
 
 @app.command()
@@ -39,7 +42,7 @@ ConfigOption = Annotated[
 ]
 
 
-def _settings_or_exit(config_file: Path | None, **given: Any) -> Settings:
+def settings_or_exit(config_file: Path | None, **given: Any) -> Settings:
     try:
         return Settings.load(config_file, **given)
     except (ConfigFileError, ValidationError) as exc:
@@ -128,7 +131,7 @@ def server(
     from kfpd.api.guard import check_bind
     from kfpd.logs import configure_logging, uvicorn_log_config
 
-    settings = _settings_or_exit(
+    settings = settings_or_exit(
         config,
         host=host,
         port=port,
@@ -193,7 +196,7 @@ def server(
 @config_app.command("show")
 def config_show(config: ConfigOption = None) -> None:
     """Print the effective configuration (file < env < defaults), passwords masked."""
-    settings = _settings_or_exit(config)
+    settings = settings_or_exit(config)
     typer.echo(yaml.safe_dump(settings.masked(), sort_keys=True).rstrip())
 
 
@@ -205,11 +208,28 @@ def migrate(
     """Upgrade the database schema (the server also does this at start-up)."""
     from kfpd.db.migrate import upgrade
 
-    settings = _settings_or_exit(None, db_url=db_url)
+    settings = settings_or_exit(None, db_url=db_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}")
 
 
+def main() -> None:
+    """The ``kfpd`` command: a server that cannot be reached is one line, not a traceback."""
+    try:
+        app()
+    except httpx.TransportError as exc:
+        try:
+            where = f"{exc.request.url.scheme}://{exc.request.url.netloc.decode()}"
+        except RuntimeError:  # no request attached
+            where = "its URL"
+        typer.echo(
+            f"kfpd: cannot reach the kfpd server at {where}: {exc or type(exc).__name__}. "
+            "Is it running? Point the CLI elsewhere with --host URL or KFPD_HOST.",
+            err=True,
+        )
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import ssl
 import sys
@@ -54,6 +55,34 @@ def prewarm() -> None:
     global _ssl_context
     if _ssl_context is None:
         _ssl_context = ssl.create_default_context()
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(: .*)?$")
+
+
+def user_exception(log_tail: str) -> str | None:
+    """The user's exception in a log tail: the last unindented line after the last Python
+    traceback (``ValueError: bad input``), else the last line that looks like one."""
+    lines = log_tail.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if starts:
+        after = [ln for ln in lines[starts[-1] + 1 :] if ln.strip() and not ln[0].isspace()]
+        if after:
+            return after[-1].strip()
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line.strip()):
+            return line.strip()
+    return None
+
+
+def failure_message(what: str, log_tail: str) -> str:
+    """A failed task's message: the user's exception first (what the CLI table and the UI
+    banner show), then what happened to the process, then the log's last lines."""
+    if not log_tail:
+        return what
+    cause = user_exception(log_tail)
+    lead = f"{cause}\n({what})" if cause else what
+    return f"{lead}; last lines of its log:\n{log_tail}"
 
 
 class TaskFailure(Exception):
@@ -281,8 +310,7 @@ class Launcher:
         return process.run_command(argv, env=env, cwd=self.work, sink=self.sink)
 
     def _failure(self, what: str) -> TaskFailure:
-        tail = self.sink.tail()
-        return TaskFailure(f"{what}; last lines of its log:\n{tail}" if tail else what)
+        return TaskFailure(failure_message(what, self.sink.tail()))
 
     # -- talking to the server
 
