@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from kfpd.db.engine import Database
 from kfpd.executors.base import Executor, TaskExit
 from kfpd.logs import bound
@@ -59,8 +61,27 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="kfpd-engine", daemon=True)
         self._thread.start()
         with self.database.read_session() as session:
+            self._adopt(session)
             for run_id in orchestration.active_run_ids(session):
                 self._events.put(_Event("resume", run_id))
+
+    def _adopt(self, session: Session) -> None:
+        """Tasks still running under the executor since before a restart (Kubernetes pods)
+        are watched again rather than failed by ``resume``."""
+        adopt = getattr(self.executor, "adopt", None)
+        if adopt is None:
+            return
+        running = orchestration.running_container_tasks(session)
+        if not running:
+            return
+        try:
+            adopted: set[str] = adopt(running, self._on_exit)
+        except Exception:
+            log.exception("could not adopt tasks still running from before the restart")
+            return
+        with self._lock:
+            self._running.update({task_id: running[task_id] for task_id in adopted})
+        log.info("adopted %d running task(s) from before the restart", len(adopted))
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread is None:
@@ -156,7 +177,9 @@ class Engine:
             return
         step_of: dict[str, Callable[..., Step]] = {
             "start": lambda s: orchestration.start_run(s, event.run_id, self.config),
-            "resume": lambda s: orchestration.resume_run(s, event.run_id, self.config),
+            "resume": lambda s: orchestration.resume_run(
+                s, event.run_id, self.config, adopted=set(self.running_tasks())
+            ),
             "exit": lambda s: orchestration.task_exited(
                 s, event.run_id, event.task_id, event.reason, self.config
             ),

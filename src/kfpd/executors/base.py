@@ -51,6 +51,15 @@ class Executor(Protocol):
         """Stop every task (each ``on_exit`` fires) and release the executor's resources."""
 
 
+class AdoptingExecutor(Executor, Protocol):
+    """An executor whose tasks outlive the server (Kubernetes pods): after a restart it takes
+    back the ones still running instead of the orchestrator failing them."""
+
+    def adopt(self, running: dict[str, str], on_exit: ExitCallback) -> set[str]:
+        """``running``: the RUNNING container tasks of active runs (task id -> run id).
+        Returns those it found still running and now watches (``on_exit`` fires for each)."""
+
+
 class RecordingExecutor:
     """A stand-in for tests: keeps what was submitted; the test decides when tasks end."""
 

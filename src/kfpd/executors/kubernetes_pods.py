@@ -281,9 +281,7 @@ def _node_affinity(entries: list[dict[str, Any]]) -> dict[str, Any]:
                 required.append(term)
             preferred += from_json.get("preferredDuringSchedulingIgnoredDuringExecution") or []
             continue
-        term = {
-            k: entry[k] for k in ("matchExpressions", "matchFields") if entry.get(k)
-        }
+        term = {k: entry[k] for k in ("matchExpressions", "matchFields") if entry.get(k)}
         if not term:
             continue
         if entry.get("weight"):
@@ -292,9 +290,7 @@ def _node_affinity(entries: list[dict[str, Any]]) -> dict[str, Any]:
             required.append(term)
     affinity: dict[str, Any] = {}
     if required:
-        affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
-            "nodeSelectorTerms": required
-        }
+        affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": required}
     if preferred:
         affinity["preferredDuringSchedulingIgnoredDuringExecution"] = preferred
     return affinity

@@ -721,8 +721,9 @@ class _RunStepper:
             self._dirty_id(task["parent_task_id"])
         self.drain()
 
-    def resume(self) -> None:
-        """Pick a run up from its rows: launch what never ran, fail what lost its process."""
+    def resume(self, adopted: set[str] | frozenset[str] = frozenset()) -> None:
+        """Pick a run up from its rows: launch what never ran, fail what lost its process
+        (unless the executor ``adopted`` it: still running, watched again)."""
         rows = load_tasks(
             self.session, TASKS.c.run_id == self.run.id, TASKS.c.state == int(TaskState.RUNNING)
         )
@@ -737,6 +738,8 @@ class _RunStepper:
                     self._schedule_retry(task)
                 elif not task["pods"]:
                     self.relaunch(task)
+                elif task["id"] in adopted:
+                    continue
                 else:
                     self.fail(
                         task,
@@ -791,12 +794,33 @@ def relaunch_task(session: Session, run_id: str, task_id: str, config: Orchestra
     return stepper.step
 
 
-def resume_run(session: Session, run_id: str, config: OrchestratorConfig) -> Step:
+def resume_run(
+    session: Session,
+    run_id: str,
+    config: OrchestratorConfig,
+    adopted: set[str] | frozenset[str] = frozenset(),
+) -> Step:
     stepper = _RunStepper(session, run_id, config)
     if RunState(stepper.run.state).is_terminal:
         return Step(finished=True)
-    stepper.resume()
+    stepper.resume(adopted)
     return stepper.step
+
+
+def running_container_tasks(session: Session) -> dict[str, str]:
+    """RUNNING container tasks of runs not final yet (task id -> run id): what an executor
+    whose tasks outlive the server may adopt after a restart."""
+    states = [int(RunState.PENDING), int(RunState.RUNNING), int(RunState.CANCELING)]
+    rows = session.execute(
+        select(Task.id, Task.run_id)
+        .join(Run, Run.id == Task.run_id)
+        .where(
+            Run.state.in_(states),
+            Task.state == int(TaskState.RUNNING),
+            Task.type == int(TaskType.RUNTIME),
+        )
+    )
+    return {str(task_id): str(run_id) for task_id, run_id in rows}
 
 
 def fail_run(session: Session, run_id: str, message: str) -> None:
