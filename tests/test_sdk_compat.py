@@ -82,3 +82,23 @@ def test_compare_shows_each_runs_task_count(api: TestClient) -> None:
     answer = api.get("/ui/api/compare", params=[("run_ids", i) for i in ids]).json()
     counts = {r["run"]["run_id"]: r["run"].get("task_count", 0) for r in answer["runs"]}
     assert counts == {ids[0]: 1, ids[1]: 0}
+
+
+def test_the_readme_example_pipeline_runs(orchestrated_server: Any) -> None:
+    """examples/hello_pipeline.py through `kfpd run --wait`, as the README shows it."""
+    from typer.testing import CliRunner
+
+    from kfpd.cli.main import app as cli
+
+    url = orchestrated_server()
+    example = Path(__file__).resolve().parents[1] / "examples" / "hello_pipeline.py"
+    result = CliRunner().invoke(
+        cli, ["run", str(example), "-p", "rows=5", "--wait", "--host", url]
+    )
+    assert result.exit_code == 0, result.output
+    runs = httpx.get(f"{url}/apis/v2beta1/runs", params={"view": "FULL"}).json()["runs"]
+    [run] = runs
+    assert run["state"] == "SUCCEEDED"
+    root = next(t for t in run["tasks"] if t["type"] == "ROOT")
+    [output] = root["outputs"]["parameters"]
+    assert output["value"] == 6.0  # mean of 0, 1, 4, 9, 16
