@@ -1,4 +1,5 @@
-// The router: #/runs, #/runs/<id>, #/experiments, #/pipelines, #/artifacts, #/compare.
+// The router: #/runs, #/runs/<id>, #/experiments, #/pipelines, #/recurringruns, #/artifacts,
+// #/compare.
 import { errorBox, toast } from "./api.js";
 import { h, mount } from "./dom.js";
 import { parseHash } from "./nav.js";
@@ -6,6 +7,7 @@ import * as artifacts from "./views/artifacts.js";
 import * as compare from "./views/compare.js";
 import * as experiments from "./views/experiments.js";
 import * as pipelines from "./views/pipelines.js";
+import * as recurring from "./views/recurring.js";
 import * as run from "./views/run.js";
 import * as runs from "./views/runs.js";
 
@@ -16,6 +18,8 @@ const ROUTES = [
   [/^experiments\/([^/]+)$/, experiments.renderOne, "experiments"],
   [/^pipelines$/, pipelines.renderList, "pipelines"],
   [/^pipelines\/([^/]+)$/, pipelines.renderOne, "pipelines"],
+  [/^recurringruns$/, recurring.renderList, "recurringruns"],
+  [/^recurringruns\/([^/]+)$/, recurring.renderOne, "recurringruns"],
   [/^artifacts$/, artifacts.renderList, "artifacts"],
   [/^artifacts\/([^/]+)$/, artifacts.renderOne, "artifacts"],
   [/^compare$/, compare.render, "runs"],

@@ -1,7 +1,9 @@
-// The "new run" dialog: clone a run with new parameters, or start a run of a pipeline version.
+// The "new run" dialog: clone a run with new parameters, or start a run of a pipeline version;
+// with `recurring`, the same dialog plus a schedule creates a recurring run.
 import { API, api, errorBox, fmtValue } from "./api.js";
 import { unwrapSpec } from "./graph.js";
 import { h } from "./dom.js";
+import { triggerFields } from "./views/recurring.js";
 
 function parseParam(raw, type, name) {
   const text = raw.trim();
@@ -40,7 +42,7 @@ function parseParam(raw, type, name) {
  * Open the dialog. `source` is {spec, pipelineVersionRef?} ; `defaults` holds display_name,
  * experiment_id, parameters. Resolves to the created run, or null when cancelled.
  */
-export function openRunDialog({ title, spec, versionRef, defaults = {} }) {
+export function openRunDialog({ title, spec, versionRef, defaults = {}, recurring = false }) {
   return new Promise((resolve) => {
     const ir = unwrapSpec(spec);
     const declared = (ir.root && ir.root.inputDefinitions && ir.root.inputDefinitions.parameters) || {};
@@ -62,11 +64,13 @@ export function openRunDialog({ title, spec, versionRef, defaults = {} }) {
       return { name, type, optional: Boolean(def.isOptional) || def.defaultValue !== undefined, input, label: h("label", {}, `${name} `, h("span", { class: "muted" }, type.toLowerCase())) };
     });
     const problems = h("div", {});
-    const submit = h("button", { class: "primary", type: "submit" }, "Start run");
+    const schedule = recurring ? triggerFields() : null;
+    const submit = h("button", { class: "primary", type: "submit" }, recurring ? "Create recurring run" : "Start run");
     const form = h("form", { method: "dialog" },
       h("h2", {}, title),
-      h("div", {}, h("label", {}, "Run name"), nameInput),
+      h("div", {}, h("label", {}, recurring ? "Name" : "Run name"), nameInput),
       h("div", {}, h("label", {}, "Experiment"), expSelect),
+      schedule ? schedule.node : null,
       inputs.length ? h("h3", {}, "Parameters") : h("p", { class: "muted" }, "This pipeline takes no parameters."),
       inputs.map((i) => h("div", {}, i.label, i.input)),
       problems,
@@ -90,16 +94,17 @@ export function openRunDialog({ title, spec, versionRef, defaults = {} }) {
         display_name: nameInput.value.trim(),
         experiment_id: expSelect.value || undefined,
         runtime_config: { parameters, pipeline_root: defaults.pipeline_root || undefined },
+        ...(schedule ? schedule.read() : {}),
       };
       if (versionRef && versionRef.pipeline_version_id) body.pipeline_version_reference = versionRef;
       else body.pipeline_spec = spec;
       submit.disabled = true;
       try {
-        const created = await api(`${API}/runs`, { method: "POST", body });
+        const created = await api(`${API}/${recurring ? "recurringruns" : "runs"}`, { method: "POST", body });
         resolve(created);
         dialog.close();
       } catch (err) {
-        problems.append(errorBox(err, "The run was not created"));
+        problems.append(errorBox(err, recurring ? "The recurring run was not created" : "The run was not created"));
         submit.disabled = false;
       }
     });

@@ -67,7 +67,13 @@ export async function renderOne(root, [pipelineId], query) {
             versionRef: { pipeline_id: pipelineId, pipeline_version_id: versionId },
             defaults: { display_name: `${pipeline.display_name} ${new Date().toISOString().slice(0, 19).replace("T", " ")}` } });
           if (created) location.hash = `#/runs/${created.run_id}`;
-        } }, "Create run")),
+        } }, "Create run"),
+        h("button", { onclick: async () => {
+          const created = await openRunDialog({ title: `New recurring run of ${pipeline.display_name}`, spec: version.pipeline_spec,
+            versionRef: { pipeline_id: pipelineId, pipeline_version_id: versionId }, recurring: true,
+            defaults: { display_name: `${pipeline.display_name} schedule` } });
+          if (created) location.hash = `#/recurringruns/${created.recurring_run_id}`;
+        } }, "Create recurring run")),
       version.description ? h("p", {}, version.description) : null,
       graphBox);
     const graph = new GraphView(graphBox, version.pipeline_spec, { live: false, onSelect: () => {} });

@@ -137,6 +137,7 @@ export async function render(root, [runId], query) {
     mount(meta,
       `Created ${fmtTime(run.created_at)} · duration ${fmtDuration(duration(run.created_at, run.finished_at, running))} · ${run.task_count ?? 0} tasks`,
       run.experiment_id ? [" · ", h("a", { href: `#/experiments/${run.experiment_id}` }, "experiment")] : null,
+      run.recurring_run_id ? [" · ", h("a", { href: `#/recurringruns/${run.recurring_run_id}` }, "recurring run")] : null,
       run.error && run.error.message ? h("div", { class: "error-box run-error" }, run.error.message) : null);
     mount(actions,
       h("button", { class: "danger", disabled: !running, onclick: () => act("terminate") }, "Terminate"),
@@ -306,6 +307,8 @@ export async function render(root, [runId], query) {
         ["State", stateBadge(run.state)],
         ["Storage", run.storage_state],
         ["Experiment", run.experiment_id ? h("a", { href: `#/experiments/${run.experiment_id}` }, run.experiment_id) : "–"],
+        run.recurring_run_id && ["Recurring run", h("a", { href: `#/recurringruns/${run.recurring_run_id}` }, run.recurring_run_id)],
+        run.recurring_run_id && ["Scheduled for", fmtTime(run.scheduled_at)],
         ref && ref.pipeline_id && ["Pipeline", h("a", { href: `#/pipelines/${ref.pipeline_id}?version=${ref.pipeline_version_id || ""}` }, ref.pipeline_id)],
         ["Created", fmtTime(run.created_at)],
         ["Finished", fmtTime(run.finished_at)],
