@@ -193,6 +193,18 @@ def server(
     )
 
 
+@app.command("launcher-bundle")
+def launcher_bundle(
+    dest: Annotated[Path, typer.Argument(help="Where to write the zipapp.")] = Path(
+        "launcher.pyz"
+    ),
+) -> None:
+    """Write the launcher as one zipapp for pods (needs only python3 in the image)."""
+    from kfpd.executors.bundle import build_bundle
+
+    typer.echo(str(build_bundle(dest)))
+
+
 @config_app.command("show")
 def config_show(config: ConfigOption = None) -> None:
     """Print the effective configuration (file < env < defaults), passwords masked."""

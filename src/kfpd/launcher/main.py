@@ -15,8 +15,6 @@ import traceback
 from pathlib import Path
 from typing import BinaryIO
 
-from pydantic import ValidationError
-
 from kfpd.launcher import outputs, process, python_components
 from kfpd.launcher.logsink import LogSink
 from kfpd.launcher.objectstore import (
@@ -35,7 +33,6 @@ from kfpd.launcher.placeholders import (
 )
 from kfpd.launcher.reporter import Reporter, ServerError, TransportError
 from kfpd.schemas.launch import FinishTaskRequest, LaunchSpec
-from kfpd.storage.launcher_config import is_remote
 
 EXIT_REPORTED = 0
 EXIT_BAD_SPEC = 2
@@ -176,8 +173,19 @@ class Launcher:
         uris = [a.uri for arts in spec.input_artifacts.values() for a in arts]
         uris += [o.uri for o in spec.output_artifacts.values()]
         uris.append(spec.log_uri)
+        candidates = {u for u in uris if u and file_uri_path(u) is None}
+        if not candidates:
+            return []  # local files only: the launcher bundle (no pydantic) stays on this path
+        try:
+            from kfpd.storage.launcher_config import is_remote
+        except ImportError as exc:  # the launcher bundle in an image without kfpd's storage
+            raise TaskFailure(
+                f"artifacts at {sorted(candidates)[0]!r} need kfpd's object-store support in "
+                f"the image (pip install 'kfpd[s3]'); this launcher has only file:// ({exc})"
+            ) from None
+
         # Other fsspec schemes (memory://, hdfs://, ...) keep fsspec's own configuration.
-        return sorted({u for u in uris if u and is_remote(u)})
+        return sorted(u for u in candidates if is_remote(u))
 
     def _open_sessions(self) -> None:
         """Ask the server for this task's object-store sessions (memory only, never a file)."""
@@ -389,7 +397,7 @@ def main(argv: list[str] | None = None, *, prefork: process.PreForked | None = N
     try:
         raw = Path(args.spec).read_text() if args.spec else sys.stdin.read()
         spec = LaunchSpec.model_validate_json(raw)
-    except (OSError, ValidationError) as exc:
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         print(f"kfpd launcher: cannot read the launch spec: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
     tee = sys.stdout.buffer if args.tee else None
