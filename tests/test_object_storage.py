@@ -5,8 +5,10 @@ session endpoint (which URIs a task may get credentials for) on every database d
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -304,3 +306,39 @@ def test_a_task_gets_sessions_only_for_its_own_uris(
     ok(server.http.post(finish, json={"state": "SUCCEEDED"}, headers=token))
     late = server.http.post(path, json={"uris": uris}, headers=token)
     assert late.status_code == 409 and "already ended" in late.text
+
+
+def test_deleting_a_run_can_delete_its_artifact_files_after_a_dry_run(
+    orchestrated_server: Any, tmp_path: Path
+) -> None:
+    import httpx
+
+    from tests.helpers import compiled
+
+    url = orchestrated_server()
+    body = {
+        "display_name": "d",
+        "pipeline_spec": compiled("storage_demo"),
+        "runtime_config": {"parameters": {"rows": 2}},
+    }
+    run_id = ok(httpx.post(f"{url}/apis/v2beta1/runs", json=body))["run_id"]
+    path = f"{url}/apis/v2beta1/runs/{run_id}"
+    early = httpx.delete(path, params={"delete_artifacts": "true", "dry_run": "true"})
+    if early.status_code == 200:  # the run may already have ended on a fast machine
+        assert early.json()["dry_run"] is True
+    else:
+        assert early.status_code == 400 and "terminate it" in early.text
+    deadline = time.monotonic() + 120
+    while httpx.get(path).json()["state"] not in ("SUCCEEDED", "FAILED"):
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.2)
+    assert httpx.get(path).json()["state"] == "SUCCEEDED"
+    dry = ok(httpx.delete(path, params={"delete_artifacts": "true", "dry_run": "true"}))
+    files = [Path(urlsplit(u).path) for u in dry["artifact_objects"]]
+    assert files and all(f.exists() for f in files)
+    assert all(f.is_relative_to(tmp_path / "artifacts") for f in files)
+    assert httpx.delete(path, params={"dry_run": "true"}).status_code == 400
+    done = ok(httpx.delete(path, params={"delete_artifacts": "true"}))
+    assert done["errors"] == [] and done["artifact_objects"] == dry["artifact_objects"]
+    assert not any(f.exists() for f in files)
+    assert httpx.get(path).status_code == 404

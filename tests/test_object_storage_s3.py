@@ -264,7 +264,22 @@ def test_minio_root_is_s3_at_the_configured_endpoint(
     uris = {a["uri"] for a in artifacts_of(run) if a.get("uri")}
     assert all(u.startswith(f"minio://{s3_server.bucket}/minio-root/") for u in uris), uris
     data = next(u for u in uris if u.endswith("/data"))
-    assert s3_server.filesystem().cat(data.removeprefix("minio://")).startswith(b"x,y\n0,0\n")
+    fs = s3_server.filesystem()
+    assert fs.cat(data.removeprefix("minio://")).startswith(b"x,y\n0,0\n")
+    # Deleting the run with its objects: a dry run first lists them and deletes nothing.
+    params = {"delete_artifacts": "true", "dry_run": "true"}
+    dry = httpx.delete(f"{url}/apis/v2beta1/runs/{run_id}", params=params)
+    assert dry.status_code == 200, dry.text
+    assert sorted(dry.json()["artifact_objects"]) == sorted(uris)
+    assert fs.exists(data.removeprefix("minio://"))
+    params["dry_run"] = "false"
+    done = httpx.delete(f"{url}/apis/v2beta1/runs/{run_id}", params=params).json()
+    assert done["errors"] == [] and sorted(done["artifact_objects"]) == sorted(uris)
+    fs.invalidate_cache()
+    # (SeaweedFS may keep empty directory entries: what counts is that no object is left.)
+    prefix = f"{s3_server.bucket}/minio-root/storage-demo/{run_id}"
+    assert [key for key in fs.find(prefix) if key.rstrip("/") != prefix] == []
+    assert httpx.get(f"{url}/apis/v2beta1/runs/{run_id}").status_code == 404
 
 
 def test_no_secret_value_is_written_or_answered(

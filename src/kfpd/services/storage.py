@@ -16,20 +16,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kfpd.db.models import Artifact, ArtifactTask, Run
-from kfpd.domain.enums import TaskState
-from kfpd.domain.errors import FailedPrecondition, InvalidArgument, TaskIsFinal
+from kfpd.domain.enums import RunState, TaskState
+from kfpd.domain.errors import FailedPrecondition, InvalidArgument, NotFound, TaskIsFinal
 from kfpd.orchestrator.launch import output_prefix
 from kfpd.orchestrator.platform import LocalStore
 from kfpd.schemas.launch import StorageSession, StorageSessions
 from kfpd.services import tasks as tasks_svc
-from kfpd.services.artifacts import uri_hash
+from kfpd.services.artifacts import PRODUCER_LINK_TYPES, uri_hash
 from kfpd.storage.launcher_config import (
     LauncherConfig,
     SessionInfo,
@@ -148,6 +150,73 @@ class Storage:
             return self.session_info(uri)
         except StorageConfigError as exc:
             raise FailedPrecondition(f"object storage for {uri}: {exc}") from exc
+
+
+@dataclass
+class RunObjects:
+    """What deleting a run's artifact objects would remove, and what it keeps and why."""
+
+    delete: list[str] = field(default_factory=list)
+    kept: list[dict[str, str]] = field(default_factory=list)  # {uri, reason}
+    errors: list[dict[str, str]] = field(default_factory=list)  # {uri, error}, after deleting
+
+
+def run_objects(storage: Storage, session: Session, run_id: str) -> RunObjects:
+    """The objects of the artifacts a finished run produced under its own output prefix.
+
+    Artifacts elsewhere (imported, or reused from another run's cache) and artifacts another
+    run also links to are kept: deleting them would break that run."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id!r} not found")
+    if not RunState(run.state).is_terminal:
+        raise FailedPrecondition("the run has not ended: terminate it before deleting its objects")
+    root = storage.run_root(run.runtime_config).rstrip("/")
+    prefix = f"{root}/{run.pipeline_name or 'pipeline'}/{run.id}/"
+    produced = select(ArtifactTask.artifact_id).where(
+        ArtifactTask.run_id == run_id, ArtifactTask.type.in_(PRODUCER_LINK_TYPES)
+    )
+    shared = select(ArtifactTask.artifact_id).where(ArtifactTask.run_id != run_id)
+    rows = session.execute(
+        select(Artifact.uri, Artifact.id.in_(shared))
+        .where(Artifact.id.in_(produced), Artifact.uri.is_not(None))
+        .order_by(Artifact.uri)
+    ).all()
+    plan = RunObjects()
+    for found, is_shared in rows:
+        uri = found or ""
+        if not uri.startswith(prefix):
+            plan.kept.append({"uri": uri, "reason": "not under this run's output prefix"})
+        elif is_shared:
+            plan.kept.append({"uri": uri, "reason": "another run uses this artifact"})
+        else:
+            plan.delete.append(uri)
+    return plan
+
+
+def delete_objects(storage: Storage, plan: RunObjects, local_root: Path) -> RunObjects:
+    """Delete the planned objects (local files only under the artifact root); errors are
+    reported per URI, never raised: the run itself is already gone."""
+    for uri in plan.delete:
+        try:
+            fs, path = _deletable(storage, uri, local_root)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        except Exception as exc:  # denied, unreachable: report and go on
+            plan.errors.append({"uri": uri, "error": f"{type(exc).__name__}: {exc}"})
+    return plan
+
+
+def _deletable(storage: Storage, uri: str, local_root: Path) -> tuple[Any, str]:
+    if is_remote(uri):
+        return storage.locate(uri)
+    from fsspec.implementations.local import LocalFileSystem
+
+    parsed = urlsplit(uri)
+    path = Path(unquote(parsed.path)).resolve()
+    if parsed.scheme != "file" or not path.is_relative_to(local_root.resolve()):
+        raise FailedPrecondition("only files under the server's artifact root are deleted")
+    return LocalFileSystem(), str(path)
 
 
 def _recorded(recorded: Mapping[str, Any] | None) -> SessionInfo | None:

@@ -8,10 +8,13 @@ from kfpd.api.convert import model_json, run_out
 from kfpd.api.deps import Db, Events, Listing, opt_bool, opt_str, parse_view
 from kfpd.config import Settings
 from kfpd.domain.enums import StorageState, ViewMode
+from kfpd.domain.errors import InvalidArgument
 from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
 from kfpd.services import artifacts as artifacts_svc
 from kfpd.services import runs as svc
+from kfpd.services import storage as storage_svc
 from kfpd.services.logstore import LogStore
+from kfpd.services.storage import Storage
 
 router = APIRouter(prefix="/apis/v2beta1/runs", tags=["runs"])
 Q = Annotated[str | None, Query()]
@@ -85,13 +88,34 @@ def unarchive_run(run_id: str, db: Db) -> dict[str, Any]:
 
 
 @router.delete("/{run_id}")
-def delete_run(run_id: str, db: Db, request: Request) -> dict[str, Any]:
+def delete_run(
+    run_id: str,
+    db: Db,
+    request: Request,
+    delete_artifacts: Annotated[str | None, Query()] = None,
+    dry_run: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """Delete a run. kfpd extension: ``delete_artifacts=true`` also deletes the objects of the
+    artifacts it produced under its own output prefix; with ``dry_run=true`` nothing is
+    deleted and the answer lists what would be (``artifact_objects``) and what is kept."""
+    settings: Settings = request.app.state.settings
+    storage: Storage = request.app.state.storage
+    plan: storage_svc.RunObjects | None = None
+    if opt_bool(delete_artifacts, "delete_artifacts"):
+        with db.read_session() as s:
+            plan = storage_svc.run_objects(storage, s, run_id)
+        if opt_bool(dry_run, "dry_run"):
+            return {"dry_run": True, "artifact_objects": plan.delete, "kept": plan.kept}
+    elif opt_bool(dry_run, "dry_run"):
+        raise InvalidArgument("dry_run applies to delete_artifacts=true")
     with db.write_session() as s:
         svc.delete_run(s, run_id)
-    # After the commit: a failed delete keeps its logs.
-    settings: Settings = request.app.state.settings
+    # After the commit: a failed delete keeps its logs and objects.
     LogStore(settings.log_root).delete_run(run_id)
-    return {}
+    if plan is None:
+        return {}
+    storage_svc.delete_objects(storage, plan, settings.artifact_root)
+    return {"artifact_objects": plan.delete, "kept": plan.kept, "errors": plan.errors}
 
 
 @router.post("/{run_id}:terminate")
