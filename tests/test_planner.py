@@ -184,3 +184,223 @@ def test_scope_paths_resolve_once_and_miss_cleanly() -> None:
     assert pipe.component_at("root.nope") is None
     assert pipe.component_at("other") is None
     assert pipe.task_at("root.for-loop-1.double") is pipe.task_at("root.for-loop-1.double")
+
+
+# ---------------------------------------------------------------------------- decisions
+
+from kfpd.domain.enums import IOType  # noqa: E402
+from kfpd.orchestrator.model import Param, Sibling, TaskOutputs  # noqa: E402
+from kfpd.orchestrator.planner import (  # noqa: E402
+    ChildDecision,
+    FailTask,
+    ImportArtifact,
+    LaunchTask,
+    SkipTask,
+    StartGroup,
+    StartLoop,
+    plan_child,
+    plan_iterations,
+)
+from kfpd.orchestrator.resolve import JobInfo, Scope  # noqa: E402
+
+JOB = JobInfo(run_id="r", run_name="run", create_time="", schedule_time="")
+
+
+def sibling(name: str, state: TaskState, outputs: dict[str, object] | None = None) -> Sibling:
+    params = [Param(k, v, IOType.OUTPUT, name) for k, v in (outputs or {}).items()]
+    return Sibling(f"id-{name}", name, TaskType.RUNTIME, state, TaskOutputs(params=params))
+
+
+def scope(
+    params: dict[str, object] | None = None, siblings: dict[str, Sibling] | None = None
+) -> Scope:
+    return Scope(
+        group_name="g",
+        group_task_id="gid",
+        params=[Param(k, v, IOType.COMPONENT_INPUT, "g") for k, v in (params or {}).items()],
+        artifacts=[],
+        iteration=None,
+        sibling=lambda name: (siblings or {}).get(name),
+        job=JOB,
+    )
+
+
+def decide(pipeline: str, path: str, where: Scope, cache: bool = True) -> ChildDecision:
+    pipe = ir(pipeline)
+    task = pipe.task_at(path)
+    assert task is not None
+    component = pipe.components[task.component]
+    return plan_child(
+        task,
+        component,
+        pipe.executor_of(component),
+        where,
+        pipeline_name=pipe.name,
+        cache_enabled=cache,
+    )
+
+
+LIST_MADE = {"make-list": sibling("make-list", S, {"Output": [1, 2, 3]})}
+COND = "pipelinechannel--total-Output"
+# (pipeline, path, scope, expected decision type, check on the decision)
+DECISIONS = [
+    (
+        "control_flow",
+        "root.make-list",
+        scope({"n": 3}),
+        LaunchTask,
+        lambda d: d.inputs.params["n"].value == 3 and len(d.fingerprint) == 64 and d.container,
+    ),
+    (
+        "control_flow",
+        "root.for-loop-1",
+        scope({"n": 3}, LIST_MADE),
+        StartLoop,
+        lambda d: d.item_count == 3,
+    ),
+    # zero items: a loop that is then SKIPPED by the caller
+    (
+        "control_flow",
+        "root.for-loop-1",
+        scope({"n": 0}, {"make-list": sibling("make-list", S, {"Output": []})}),
+        StartLoop,
+        lambda d: d.item_count == 0,
+    ),
+    (
+        "control_flow",
+        "root.for-loop-1",
+        scope({"n": 3}, {"make-list": sibling("make-list", S)}),
+        FailTask,
+        lambda d: "no value" in d.message and d.ttype == TaskType.LOOP,
+    ),
+    # If / Else: the condition decides between running the branch and skipping it
+    (
+        "control_flow",
+        "root.condition-branches-4.condition-5",
+        scope({COND: 12, "pipelinechannel--threshold": 5}),
+        StartGroup,
+        lambda d: d.ttype == TaskType.CONDITION_BRANCH,
+    ),
+    (
+        "control_flow",
+        "root.condition-branches-4.condition-5",
+        scope({COND: 2, "pipelinechannel--threshold": 5}),
+        SkipTask,
+        lambda d: d.ttype == TaskType.CONDITION_BRANCH,
+    ),
+    (
+        "control_flow",
+        "root.condition-branches-4.condition-6",
+        scope({COND: 2, "pipelinechannel--threshold": 5, "pipelinechannel--inner-sum-Output": 2}),
+        StartGroup,
+        lambda d: True,
+    ),
+    # a required input without a value fails the task
+    (
+        "control_flow",
+        "root.make-list",
+        scope({}),
+        FailTask,
+        lambda d: "required input" in d.message,
+    ),
+    (
+        "lifecycle:oneof_artifacts",
+        "root.importer",
+        scope({}),
+        ImportArtifact,
+        lambda d: d.uri == "file:///tmp/kfpd-test-imported.txt",
+    ),
+    (
+        "lifecycle:exit_after_failure",
+        "root.exit-handler-1",
+        scope({"message": "boom"}),
+        StartGroup,
+        lambda d: d.ttype == TaskType.EXIT_HANDLER,
+    ),
+    # the exit task gets the handler group's final status
+    (
+        "lifecycle:exit_after_failure",
+        "root.exit-op",
+        scope(
+            {},
+            {
+                "exit-handler-1": Sibling(
+                    "h", "exit-handler-1", TaskType.EXIT_HANDLER, F, TaskOutputs(), "boom"
+                )
+            },
+        ),
+        LaunchTask,
+        lambda d: d.inputs.params["status"].value["state"] == "FAILED",
+    ),
+    (
+        "lifecycle:retrying",
+        "root.flaky",
+        scope({"x": 1}),
+        LaunchTask,
+        lambda d: True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("pipeline", "path", "where", "kind", "check"), DECISIONS)
+def test_plan_child(pipeline: str, path: str, where: Scope, kind: type, check: object) -> None:
+    decision = decide(pipeline, path, where)
+    assert isinstance(decision, kind), decision
+    assert check(decision)  # type: ignore[operator]
+
+
+def test_caching_off_leaves_no_fingerprint() -> None:
+    on = decide("control_flow", "root.make-list", scope({"n": 3}))
+    off = decide("control_flow", "root.make-list", scope({"n": 3}), cache=False)
+    limited = decide(
+        "planner:limited", "root.for-loop-2.echo", scope({"pipelinechannel--loop-item-param-1": 1})
+    )
+    assert isinstance(on, LaunchTask) and on.fingerprint
+    assert isinstance(off, LaunchTask) and off.fingerprint == ""
+    assert (
+        isinstance(limited, LaunchTask) and limited.fingerprint == ""
+    )  # set_caching_options(False)
+    # The same inputs give the same key; other inputs another.
+    again = decide("control_flow", "root.make-list", scope({"n": 3}))
+    other = decide("control_flow", "root.make-list", scope({"n": 4}))
+    assert isinstance(again, LaunchTask) and again.fingerprint == on.fingerprint
+    assert isinstance(other, LaunchTask) and other.fingerprint != on.fingerprint
+
+
+LIMITED = ir("planner:limited").task_at("root.for-loop-2")
+UNLIMITED = ir("control_flow").task_at("root.for-loop-1")
+# (loop, count, started, running, per step, expected indexes, more to come)
+ITERATIONS = [
+    (UNLIMITED, 3, set(), 0, 500, (0, 1, 2), False),
+    (UNLIMITED, 0, set(), 0, 500, (), False),
+    (UNLIMITED, 5, {0, 2}, 2, 500, (1, 3, 4), False),
+    (UNLIMITED, 1200, set(), 0, 500, tuple(range(500)), True),
+    (UNLIMITED, 1200, set(range(1000)), 0, 500, tuple(range(1000, 1200)), False),
+    (LIMITED, 4, set(), 0, 500, (0, 1), False),
+    (LIMITED, 4, {0, 1}, 2, 500, (), False),
+    (LIMITED, 4, {0, 1}, 1, 500, (2,), False),
+    (LIMITED, 4, {0, 1, 2, 3}, 0, 500, (), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("loop", "count", "started", "running", "per_step", "indexes", "more"), ITERATIONS
+)
+def test_plan_iterations(
+    loop: object,
+    count: int,
+    started: set[int],
+    running: int,
+    per_step: int,
+    indexes: tuple[int, ...],
+    more: bool,
+) -> None:
+    assert loop is not None and loop.iterator is not None  # type: ignore[attr-defined]
+    plan = plan_iterations(
+        loop.iterator,
+        count=count,
+        started=started,
+        running=running,
+        per_step=per_step,  # type: ignore[attr-defined]
+    )
+    assert plan.indexes == indexes and plan.more is more

@@ -32,11 +32,19 @@ from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, artifact_type_for
 from kfpd.domain.timeutil import now_us, to_rfc3339
 from kfpd.domain.transitions import Phase, TaskEvent
 from kfpd.ir import Component, DagTask, IteratorKind
-from kfpd.orchestrator.cel import CelError, evaluate_condition
-from kfpd.orchestrator.fingerprint import cache_fingerprint
 from kfpd.orchestrator.launch import build_launch_spec
 from kfpd.orchestrator.model import ArtifactIO, Param, Sibling
-from kfpd.orchestrator.plan import readiness, task_type
+from kfpd.orchestrator.plan import readiness
+from kfpd.orchestrator.planner import (
+    FailTask,
+    ImportArtifact,
+    LaunchTask,
+    SkipTask,
+    StartGroup,
+    StartLoop,
+    plan_child,
+    plan_iterations,
+)
 from kfpd.orchestrator.platform import LocalStore, Pod, local_env, resolved_config
 from kfpd.orchestrator.resolve import (
     JobInfo,
@@ -44,7 +52,6 @@ from kfpd.orchestrator.resolve import (
     ResolveError,
     Scope,
     iteration_items,
-    resolve_inputs,
     resolve_source,
     resource_name,
 )
@@ -355,52 +362,48 @@ class _RunStepper:
                 return
 
     def _start_child(self, group: TaskValues, scope: Scope, spec: DagTask) -> None:
+        """Ask the planner about a ready DAG entry and apply its decision."""
         component = self.ir.components.get(spec.component) or Component(spec.component)
-        ttype = task_type(spec, component, self.ir.executor_of(component))
+        decision = plan_child(
+            spec,
+            component,
+            self.ir.executor_of(component),
+            scope,
+            pipeline_name=self.run.pipeline_name,
+            cache_enabled=self.config.cache_enabled,
+        )
         common: dict[str, Any] = {
             "name": spec.name,
             "parent": group,
             "scope_path": f"{group['scope_path']}.{spec.name}",
-            "ttype": ttype,
+            "ttype": decision.ttype,
             "display_name": spec.display_name,
             "iteration": group["iteration_index"],
         }
-        try:
-            inputs = resolve_inputs(spec, component, scope)
-            condition = spec.condition
-            triggered = evaluate_condition(condition, inputs.values()) if condition else True
-        except (ResolveError, CelError) as exc:
-            self._new_task(**common, state=TaskState.FAILED, message=str(exc))
-            return
-        if not triggered:
-            self._new_task(**common, state=TaskState.SKIPPED, inputs=inputs)
-            return
-        if ttype == TaskType.LOOP:
-            self._start_loop(common, spec, inputs)
-        elif ttype in GROUP_TASK_TYPES:
-            task = self._new_task(**common, state=TaskState.RUNNING, inputs=inputs)
-            self._dirty.append(task)
-        elif ttype == TaskType.IMPORTER:
-            self._run_importer(common, component, inputs)
-        else:
-            self._start_container(common, spec, component, inputs)
+        match decision:
+            case FailTask(message=message, inputs=inputs):
+                self._new_task(**common, state=TaskState.FAILED, inputs=inputs, message=message)
+            case SkipTask(inputs=inputs):
+                self._new_task(**common, state=TaskState.SKIPPED, inputs=inputs)
+            case StartLoop():
+                self._start_loop(common, decision)
+            case StartGroup(inputs=inputs):
+                self._dirty.append(self._new_task(**common, state=TaskState.RUNNING, inputs=inputs))
+            case ImportArtifact():
+                self._run_importer(common, component, decision)
+            case LaunchTask():
+                self._start_container(common, spec, component, decision)
 
     # -- loops
 
-    def _start_loop(self, common: dict[str, Any], spec: DagTask, inputs: ResolvedInputs) -> None:
-        assert spec.iterator is not None  # a LOOP by task_type
-        try:
-            items = iteration_items(spec.iterator, inputs)
-        except ResolveError as exc:
-            self._new_task(**common, state=TaskState.FAILED, inputs=inputs, message=str(exc))
-            return
+    def _start_loop(self, common: dict[str, Any], decision: StartLoop) -> None:
         loop = self._new_task(
             **common,
             state=TaskState.RUNNING,
-            inputs=inputs,
-            type_attributes={"iteration_count": str(len(items))},
+            inputs=decision.inputs,
+            type_attributes={"iteration_count": str(decision.item_count)},
         )
-        if not items:
+        if not decision.item_count:
             self.set_state(loop, TaskEvent.SKIP, TaskState.SKIPPED)
             return
         self._dirty.append(loop)
@@ -422,37 +425,32 @@ class _RunStepper:
         if iterator is None:
             self.fail(loop, f"no loop in the pipeline at {loop['scope_path']!r}")
             return
-        limit = iterator.parallelism_limit
-        room = count - started if limit <= 0 else max(limit - int(running), 0)
-        if room <= 0:
+        if iterator.parallelism_limit > 0 and running >= iterator.parallelism_limit:
             return
-        if room > ITERATIONS_PER_STEP:
-            # Big loops start in slices, one transaction each, so launches begin early and
-            # the write lock is never held for long.
-            room = ITERATIONS_PER_STEP
-            self.step.follow_ups.append(loop["id"])
-        inputs = self._recorded_inputs(loop)
-        try:
-            items = iteration_items(iterator, inputs)
-        except ResolveError as exc:
-            self.fail(loop, str(exc))
-            return
-        have = set(
-            self.session.scalars(
+        have = {
+            index
+            for index in self.session.scalars(
                 select(Task.iteration_index).where(
                     Task.parent_task_id == loop["id"], Task.type == int(TaskType.LOOP_ITERATION)
                 )
             )
+            if index is not None
+        }
+        plan = plan_iterations(
+            iterator, count=count, started=have, running=int(running), per_step=ITERATIONS_PER_STEP
         )
-        item_key = iterator.item_input
-        for index in range(count):
-            if room <= 0:
-                break
-            if index in have:
-                continue
-            artifact_item = iterator.kind == IteratorKind.ARTIFACT
-            self._start_iteration(loop, index, items[index], item_key, artifact_item)
-            room -= 1
+        if plan.more:
+            self.step.follow_ups.append(loop["id"])
+        if not plan.indexes:
+            return
+        try:
+            items = iteration_items(iterator, self._recorded_inputs(loop))
+        except ResolveError as exc:
+            self.fail(loop, str(exc))
+            return
+        artifact_item = iterator.kind == IteratorKind.ARTIFACT
+        for index in plan.indexes:
+            self._start_iteration(loop, index, items[index], iterator.item_input, artifact_item)
 
     def _start_iteration(
         self, loop: TaskValues, index: int, item: Any, item_key: str, artifact_item: bool
@@ -481,22 +479,19 @@ class _RunStepper:
     # -- leaves
 
     def _run_importer(
-        self, common: dict[str, Any], component: Component, inputs: ResolvedInputs
+        self, common: dict[str, Any], component: Component, decision: ImportArtifact
     ) -> None:
         executor = self.ir.executor_of(component)
         importer = executor.importer if executor is not None else None
         assert importer is not None  # an IMPORTER by task_type
-        uri: Any = importer.uri_constant
-        if uri is None:
-            key = importer.uri_parameter
-            uri = inputs.params[key].value if key in inputs.params else None
         task = self._new_task(
             **common,
             state=TaskState.RUNNING,
-            inputs=inputs,
+            inputs=decision.inputs,
             type_attributes={"download_to_workspace": importer.download_to_workspace},
         )
-        if not isinstance(uri, str) or not uri:
+        uri = decision.uri
+        if uri is None:
             self.fail(task, "importer: the artifact URI has no value")
             return
         schema = importer.schema_title
@@ -564,21 +559,10 @@ class _RunStepper:
         return dict(executor.container or {}) if executor is not None else {}
 
     def _start_container(
-        self,
-        common: dict[str, Any],
-        spec: DagTask,
-        component: Component,
-        inputs: ResolvedInputs,
+        self, common: dict[str, Any], spec: DagTask, component: Component, decision: LaunchTask
     ) -> None:
-        container = self._container(component)
-        fingerprint = ""
-        if spec.caching and self.config.cache_enabled:
-            fingerprint = cache_fingerprint(
-                pipeline_name=self.run.pipeline_name,
-                inputs=inputs,
-                output_definitions=component.output_definitions,
-                container=container,
-            )
+        container, inputs, fingerprint = decision.container, decision.inputs, decision.fingerprint
+        if fingerprint:
             cached = tasks_svc.find_cached_task(self.session, self.run.namespace, fingerprint)
             if cached is not None:
                 self._use_cached(common, inputs, fingerprint, cached)
