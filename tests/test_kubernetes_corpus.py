@@ -217,3 +217,57 @@ def test_optional_inputs_given_land_in_the_pod(k8s_server: tuple[str, PodBuildin
     mounts = {m["mountPath"]: volumes[m["name"]] for m in _main(pod)["volumeMounts"]}
     assert mounts["/mnt/config"]["configMap"] == {"name": "cfg", "optional": True}
     assert mounts["/mnt/secret"]["secret"] == {"secretName": "sec", "optional": True}
+
+
+def test_create_pvc_task_creates_the_claim_and_outputs_its_name(tmp_path: Path) -> None:
+    """kfp-kubernetes CreatePVC (image argostub/createpvc) through the real Kubernetes
+    executor with an autospec'd API client: a claim, no pod; the next task gets its pod."""
+    from unittest import mock
+
+    from kubernetes import client as k8s
+
+    from kfpd.executors.kubernetes_executor import KubernetesExecutor
+
+    core = mock.create_autospec(k8s.CoreV1Api, instance=True)
+    core.create_namespaced_pod.return_value = k8s.V1Pod(metadata=k8s.V1ObjectMeta(uid="u-1"))
+    executor = KubernetesExecutor(core, namespace="ns", launcher_image="l:1", start_watch=False)
+    url = f"sqlite:///{tmp_path / 'kfpd.sqlite'}"
+    upgrade(url)
+    database = Database(url)
+    port = _free_port()
+    settings = Settings(data_dir=tmp_path, port=port, executor="kubernetes")
+    server, thread = _serve(create_app(settings, database=database, executor=executor), port)
+    try:
+        import kfp
+
+        base = f"http://127.0.0.1:{port}"
+        created = kfp.Client(host=base).create_run_from_pipeline_package(
+            str(CORPUS / "critical/pipeline_with_volume_long_name.yaml")
+        )
+        deadline = time.monotonic() + 30
+        while not core.create_namespaced_pod.called and time.monotonic() < deadline:
+            time.sleep(0.1)
+        full = httpx.get(f"{base}/apis/v2beta1/runs/{created.run_id}", params={"view": "FULL"})
+        tasks = {t["name"]: t for t in full.json()["tasks"]}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        database.dispose()
+    namespace, claim = core.create_namespaced_persistent_volume_claim.call_args.args
+    assert namespace == "ns"
+    assert_valid(claim)
+    assert claim["metadata"]["name"].endswith("-my-pvc")
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+        "storageClassName": "standard",
+    }
+    pvc_task = tasks["createpvc"]
+    assert pvc_task["state"] == "SUCCEEDED", pvc_task
+    outputs = {p["parameter_key"]: p["value"] for p in pvc_task["outputs"]["parameters"]}
+    assert outputs == {"name": claim["metadata"]["name"]}
+    pod = core.create_namespaced_pod.call_args.args[1]
+    assert (
+        pod["spec"]["containers"][0]["image"] == "registry.access.redhat.com/ubi9/python-311:latest"
+    )
+    assert core.create_namespaced_pod.call_count == 1, "no pod for the CreatePVC task"

@@ -50,6 +50,35 @@ FATAL_WAITING = {
     "CreateContainerError",
 }
 WATCH_TIMEOUT_S = 30
+# kfp-kubernetes compiles CreatePVC / DeletePVC to these placeholder images.
+VOLUME_TASKS = {"argostub/createpvc": "createpvc", "argostub/deletepvc": "deletepvc"}
+
+
+def pvc_manifest(spec: LaunchSpec, namespace: str) -> dict[str, Any]:
+    """The PersistentVolumeClaim a CreatePVC task asks for (its inputs, as upstream names them):
+    ``pvc_name`` or a generated name ending in ``pvc_name_suffix``, ``access_modes``, ``size``,
+    ``storage_class_name``, ``volume_name``, ``annotations``."""
+    params = spec.parameter_values
+    name = str(params.get("pvc_name") or "")
+    if not name:
+        name = f"kfpd-{spec.task_id[:8]}{params.get('pvc_name_suffix') or '-pvc'}"
+    claim_spec: dict[str, Any] = {
+        "accessModes": list(params.get("access_modes") or ["ReadWriteOnce"]),
+        "resources": {"requests": {"storage": str(params.get("size") or "1Gi")}},
+    }
+    if params.get("storage_class_name"):
+        claim_spec["storageClassName"] = str(params["storage_class_name"])
+    if params.get("volume_name"):
+        claim_spec["volumeName"] = str(params["volume_name"])
+    metadata: dict[str, Any] = {"name": name.lower(), "namespace": namespace}
+    if params.get("annotations"):
+        metadata["annotations"] = {str(k): str(v) for k, v in params["annotations"].items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata,
+        "spec": claim_spec,
+    }
 
 
 @dataclass(frozen=True)
@@ -216,6 +245,16 @@ class KubernetesExecutor:
 
     def submit(self, spec: LaunchSpec, on_exit: ExitCallback) -> None:
         namespace = self.namespace or spec.namespace or "default"
+        volume_task = VOLUME_TASKS.get(spec.container.image)
+        if volume_task is not None:  # kfp-kubernetes CreatePVC / DeletePVC: no pod
+            worker = threading.Thread(
+                target=self._volume_task,
+                args=(volume_task, spec, namespace, on_exit),
+                name=f"kfpd-{volume_task}",
+                daemon=True,
+            )
+            worker.start()
+            return
         try:
             pod = build_pod(
                 spec, namespace=namespace, launcher_image=self.launcher_image, manager=self.manager
@@ -293,6 +332,40 @@ class KubernetesExecutor:
             adopted.add(task_id)
             self.handle_event("MODIFIED", pod)
         return adopted
+
+    # -- kfp-kubernetes volume tasks (upstream's driver does these without a pod)
+
+    def _volume_task(
+        self, kind: str, spec: LaunchSpec, namespace: str, on_exit: ExitCallback
+    ) -> None:
+        from kfpd.launcher.reporter import Reporter
+        from kfpd.schemas.launch import FinishTaskRequest
+
+        params = spec.parameter_values
+        try:
+            if kind == "createpvc":
+                claim = pvc_manifest(spec, namespace)
+                self._core.create_namespaced_persistent_volume_claim(namespace, claim)
+                name = claim["metadata"]["name"]
+                result = FinishTaskRequest(state="SUCCEEDED", output_parameters={"name": name})
+            else:
+                self._core.delete_namespaced_persistent_volume_claim(
+                    str(params.get("pvc_name") or ""), namespace
+                )
+                result = FinishTaskRequest(state="SUCCEEDED")
+        except Exception as exc:
+            result = FinishTaskRequest(
+                state="FAILED", error_message=f"{kind} failed: {_api_error(exc)}"
+            )
+        reporter = Reporter(spec.server_url, spec.token)
+        try:
+            reporter.finish(spec.run_id, spec.task_id, result)
+            code, reason = 0, None
+        except Exception as exc:
+            code, reason = 3, f"could not report the {kind} task: {exc}"
+        finally:
+            reporter.close()
+        on_exit(TaskExit(spec.task_id, code, reason))
 
     # -- watching
 
