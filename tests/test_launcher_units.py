@@ -313,10 +313,12 @@ def test_failure_message_leads_with_the_users_exception() -> None:
     assert tail in message
     # Chained tracebacks: the last one's exception is the one that ended the task.
     chained = tail + "\n\nDuring handling of the above exception, another exception occurred:\n\n"
-    chained += "Traceback (most recent call last):\n  File \"x.py\", line 1\nmypkg.errors.DataMissing: no rows"
+    chained += 'Traceback (most recent call last):\n  File "x.py", line 1\nmypkg.errors.DataMissing: no rows'
     assert user_exception(chained) == "mypkg.errors.DataMissing: no rows"
     # No traceback: a line that looks like an exception, else the process outcome leads.
-    assert user_exception("loading\nRuntimeError: CUDA missing\nbye") == "RuntimeError: CUDA missing"
+    assert (
+        user_exception("loading\nRuntimeError: CUDA missing\nbye") == "RuntimeError: CUDA missing"
+    )
     plain = failure_message("the command exited with code 3", "just output\nmore output")
     assert plain.startswith("the command exited with code 3; last lines of its log:")
     assert failure_message("killed", "") == "killed"

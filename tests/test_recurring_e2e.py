@@ -1,7 +1,7 @@
 """Recurring runs in real time through the kfp SDK, on SQLite, PostgreSQL and MariaDB: schedules
 fire and their runs succeed, disable stops, enable does not backfill, delete 404s,
-max_concurrency holds with long tasks, and a server killed with SIGKILL catches up (or not, with
-no_catchup) without any slot firing twice."""
+max_concurrency holds with long tasks, two servers on one database fire each slot once, and
+servers killed with SIGKILL catch up (or not, with no_catchup) without any slot firing twice."""
 
 from __future__ import annotations
 
@@ -208,9 +208,14 @@ def kfpd_process(
 
 
 def test_sigkill_and_restart_catch_up_without_double_firing(
-    kfpd_process: Callable[[], tuple[str, int]], package: str
+    database_url: str, kfpd_process: Callable[[], tuple[str, int]], package: str
 ) -> None:
+    """Two servers share the database (PostgreSQL/MariaDB; SQLite takes one process per file)
+    and both fire the schedules; both are killed with SIGKILL; one comes back and catches up."""
     url, pid = kfpd_process()
+    pids = [pid]
+    if not database_url.startswith("sqlite"):
+        pids.append(kfpd_process()[1])
     client = _client(url)
     exp = client.create_experiment("crash").experiment_id
     start_us, start = _start()
@@ -226,9 +231,10 @@ def test_sigkill_and_restart_catch_up_without_double_firing(
     latest = client.create_recurring_run(
         job_name="latest", no_catchup=True, **common
     ).recurring_run_id
-    _wait("runs before the crash", lambda: len(_runs(url, catchup)) >= 1)
+    _wait("runs before the crash", lambda: len(_runs(url, catchup)) >= 2)
 
-    os.killpg(pid, signal.SIGKILL)  # the server and every task process it started
+    for pid in pids:
+        os.killpg(pid, signal.SIGKILL)  # the server and every task process it started
     killed_at = now_us()
     time.sleep(1)  # slots pass with no server (and more while it starts again)
 

@@ -125,7 +125,7 @@ def test_five_field_cron_shows_what_it_means(api: TestClient) -> None:
     assert {b - a for a, b in itertools.pairwise(times)} == {300}
 
 
-def test_update_in_place(api: TestClient, db: Database) -> None:
+def test_update_in_place(api: TestClient) -> None:
     rid = create(api)["recurring_run_id"]
     patched = ok(
         api.patch(

@@ -92,9 +92,7 @@ def test_the_readme_example_pipeline_runs(orchestrated_server: Any) -> None:
 
     url = orchestrated_server()
     example = Path(__file__).resolve().parents[1] / "examples" / "hello_pipeline.py"
-    result = CliRunner().invoke(
-        cli, ["run", str(example), "-p", "rows=5", "--wait", "--host", url]
-    )
+    result = CliRunner().invoke(cli, ["run", str(example), "-p", "rows=5", "--wait", "--host", url])
     assert result.exit_code == 0, result.output
     runs = httpx.get(f"{url}/apis/v2beta1/runs", params={"view": "FULL"}).json()["runs"]
     [run] = runs
