@@ -15,10 +15,14 @@ import yaml
 from sqlalchemy import select
 
 from kfpd.db.engine import Database
+from kfpd.db.models import Artifact as ArtifactRow
 from kfpd.db.models import Run
+from kfpd.domain.errors import FailedPrecondition, InvalidArgument, NotFound, PayloadTooLarge
 from kfpd.domain.tokens import issue_run_token
 from kfpd.launcher.objectstore import SessionStore, StoreError
 from kfpd.orchestrator.launch import output_prefix
+from kfpd.services import artifact_files as files
+from kfpd.services.storage import Storage
 from kfpd.storage.launcher_config import (
     LauncherConfig,
     StorageConfigError,
@@ -342,3 +346,115 @@ def test_deleting_a_run_can_delete_its_artifact_files_after_a_dry_run(
     assert done["errors"] == [] and done["artifact_objects"] == dry["artifact_objects"]
     assert not any(f.exists() for f in files)
     assert httpx.get(path).status_code == 404
+
+
+def test_a_task_whose_store_credentials_are_missing_fails_clearly(
+    live_server: str, tmp_path: Path, db: Database
+) -> None:
+    """No secret for the provider: the launcher's session request is refused and the task
+    fails saying which secret is missing (nothing runs, nothing is uploaded)."""
+    from kfpd.launcher.main import EXIT_REPORTED, Launcher
+    from kfpd.schemas.launch import OutputArtifactSpec
+
+    server = Server(live_server, tmp_path)
+    ir = compile_component(comps.shell_op)
+    run_id, task_id = _run_with_root(server, ir, "minio://bkt/r")
+    with db.read_session() as s:
+        pipeline_name = s.scalar(select(Run.pipeline_name).where(Run.id == run_id)) or ""
+    task = server.task(run_id, task_id)
+    own = output_prefix("minio://bkt/r", pipeline_name, run_id, task["name"], task_id)
+    spec = server.spec(ir, run_id, task_id, tmp_path, params={"text": "x"})
+    spec = spec.model_copy(
+        update={
+            "input_artifacts": {},
+            "output_artifacts": {"out": OutputArtifactSpec(name="out", uri=f"{own}/out")},
+            "log_uri": f"{own}/executor-logs",
+            "work_dir": str(tmp_path / "work"),
+        }
+    )
+    assert Launcher(spec).run() == EXIT_REPORTED
+    task = server.task(run_id, task_id)
+    assert task["state"] == "FAILED"
+    message = task["status_metadata"]["message"]
+    assert message.startswith("no object-store access for this task's artifacts"), message
+    assert "'mlpipeline-minio-artifact' does not exist" in message
+
+
+# -- artifact bytes from a store, on an in-memory filesystem
+
+
+class MemoryStorage(Storage):
+    """The server's storage with every object-store URI on fsspec's in-memory filesystem."""
+
+    def __init__(self) -> None:
+        super().__init__(LauncherConfig(), local_root="file:///nowhere", secrets=lambda _: None)
+        import fsspec
+
+        self.fs = fsspec.filesystem("memory")
+
+    def locate(self, uri: str, recorded: Any = None) -> tuple[Any, str]:
+        del recorded
+        return self.fs, "/" + fs_path(uri)
+
+
+@pytest.fixture
+def memory_storage() -> Any:
+    storage = MemoryStorage()
+    yield storage
+    if storage.fs.exists("/bkt"):
+        storage.fs.rm("/bkt", recursive=True)
+
+
+def _artifact(uri: str, atype: int = 2) -> ArtifactRow:
+    return ArtifactRow(id="a", uri=uri, type=atype, name="x")
+
+
+def test_remote_previews_keep_the_local_caps_and_refuse_escapes(
+    memory_storage: MemoryStorage, tmp_path: Path
+) -> None:
+    fs = memory_storage.fs
+    big = b"line\n" * (files.PREVIEW_TEXT_BYTES // 5 + 10)
+    fs.pipe("/bkt/run/big.txt", big)
+    fs.pipe("/bkt/run/dir/a.csv", b"a,b\n1,2\n3,4\n")
+    fs.pipe("/bkt/run/dir/sub/b.md", b"# title\n")
+    fs.pipe("/bkt/run/page.html", b"<p>" + b"x" * files.RENDER_MAX_BYTES + b"</p>")
+    shown = files.preview(_artifact("s3://bkt/run/big.txt"), tmp_path, "", memory_storage)
+    assert (shown.kind, shown.size, shown.truncated) == ("text", len(big), True)
+    assert shown.text is not None and len(shown.text) == files.PREVIEW_TEXT_BYTES
+    listing = files.preview(_artifact("gs://bkt/run/dir"), tmp_path, "", memory_storage)
+    assert listing.kind == "directory"
+    assert [(e.path, e.size) for e in listing.entries] == [("a.csv", 12), ("sub/b.md", 8)]
+    csv = files.preview(_artifact("gs://bkt/run/dir"), tmp_path, "a.csv", memory_storage)
+    assert csv.kind == "csv"
+    for escape in ("../big.txt", "/etc/passwd", "sub/../../big.txt", "a//b"):
+        with pytest.raises(InvalidArgument):
+            files.preview(_artifact("s3://bkt/run/dir"), tmp_path, escape, memory_storage)
+    with pytest.raises(PayloadTooLarge):
+        files.read_for_render(_artifact("minio://bkt/run/page.html"), tmp_path, "", memory_storage)
+    with pytest.raises(NotFound):
+        files.preview(_artifact("s3://bkt/run/gone"), tmp_path, "", memory_storage)
+    target = files.file_for_download(
+        _artifact("s3://bkt/run/big.txt"), tmp_path, "", memory_storage
+    )
+    assert b"".join(target.stream()) == big and target.local_path is None
+    with pytest.raises(FailedPrecondition, match="directory"):
+        files.file_for_download(_artifact("s3://bkt/run/dir"), tmp_path, "", memory_storage)
+    # Without a storage (or for schemes it does not serve) nothing is read.
+    with pytest.raises(FailedPrecondition):
+        files.preview(_artifact("s3://bkt/run/big.txt"), tmp_path)
+    with pytest.raises(FailedPrecondition, match="not hdfs URIs"):
+        files.preview(_artifact("hdfs://bkt/run/big.txt"), tmp_path, "", memory_storage)
+
+
+def test_an_unreadable_store_is_a_clear_error(tmp_path: Path) -> None:
+    class Refusing:
+        def exists(self, path: str) -> bool:
+            raise PermissionError("Forbidden")
+
+    class RefusingStorage(MemoryStorage):
+        def locate(self, uri: str, recorded: Any = None) -> tuple[Any, str]:
+            del recorded
+            return Refusing(), fs_path(uri)
+
+    with pytest.raises(files.StoreUnavailable, match=r"could not be read \(PermissionError"):
+        files.preview(_artifact("s3://bkt/k"), tmp_path, "", RefusingStorage())
