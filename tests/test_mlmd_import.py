@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, Table, create_engine, delete, insert, select, text
@@ -319,3 +320,41 @@ def test_rows_stored_before_0008_survive_it(dialect: str, tmp_path: Path, worker
         mlmd_import.check_no_incomplete_import(db)  # nothing imported: the gate is open
     finally:
         db.dispose()
+
+
+def test_imported_history_is_no_cache_source_for_new_runs(
+    db: Database, orchestrated_server: Any
+) -> None:
+    """Imported fingerprints are kept and found by an exact lookup, but kfpd computes its own
+    keys (canonical JSON over kfpd artifact ids; upstream hashed its cache key over MLMD ids),
+    so a new run launches its tasks instead of reusing imported results."""
+    from kfpd.client.http import KfpdClient
+    from tests.fake_executor import FunctionExecutor
+    from tests.test_orchestrator import wait_final
+    from tests.test_run_lifecycle import _start
+
+    import_mlmd(db, ImportOptions(MLMD, KFP))
+    with db.read_session() as s:
+        imported = set(
+            s.scalars(select(Task.cache_fingerprint).where(Task.cache_fingerprint != ""))
+        )
+    assert imported == {"fp-preprocess-a", "fp-train-0", "fp-train-1", "fp-score"}
+    executor = FunctionExecutor(
+        {
+            "make_dataset": lambda p: {},
+            "read_dataset": lambda p: {"Output": p["__artifacts__"]["data"][0]},
+        }
+    )
+    url = orchestrated_server(executor)
+    with KfpdClient(url) as client:
+        found = httpx.post(
+            f"{url}{V2}/tasks:findCached",
+            json={"namespace": "team-b", "cache_fingerprint": "fp-score"},
+        ).json()
+        assert found["task"]["name"] == "score" and found["task"]["run_id"] == RUN_C
+        run = wait_final(client, _start(client, "lifecycle:cacheable", text="x"))
+    assert run.state is not None and run.state.name == "SUCCEEDED"
+    runtime = [t for t in run.tasks or [] if t.type is not None and t.type.name == "RUNTIME"]
+    assert runtime and all(t.state is not None and t.state.name == "SUCCEEDED" for t in runtime)
+    assert len(executor.launched) == 2
+    assert not {t.cache_fingerprint for t in runtime} & imported
