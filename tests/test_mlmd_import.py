@@ -341,7 +341,7 @@ def test_imported_history_is_no_cache_source_for_new_runs(
     assert imported == {"fp-preprocess-a", "fp-train-0", "fp-train-1", "fp-score"}
     executor = FunctionExecutor(
         {
-            "make_dataset": lambda p: {},
+            "make_dataset": lambda _p: {},
             "read_dataset": lambda p: {"Output": p["__artifacts__"]["data"][0]},
         }
     )
