@@ -151,6 +151,10 @@ def test_import_reads_back_through_the_api(api: TestClient, db: Database) -> Non
     c = ok(api.get(f"{V2}/runs/{RUN_C}", params={"view": "FULL"}))
     assert c["state"] == "SUCCEEDED" and c["display_name"] == "other-000c"
     assert c.get("experiment_id") is None and c["runtime_config"]["pipeline_root"].endswith(RUN_C)
+    # No IR in MLMD: a spec of the run's shape lets the UI draw it.
+    spec = ok(api.get(f"/ui/api/runs/{RUN_C}/graph", params={"spec": "true"}))["spec"]
+    assert spec["sdkVersion"] == "kfpd-mlmd-import"
+    assert list(spec["root"]["dag"]["tasks"]) == ["score"]
     listed = ok(api.get(f"{V2}/runs", params={"page_size": 10}))
     assert {r["run_id"] for r in listed["runs"]} == {RUN_A, RUN_B, RUN_C}
 
@@ -322,6 +326,7 @@ def test_rows_stored_before_0008_survive_it(dialect: str, tmp_path: Path, worker
         db.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the lookup is SQL-agnostic
 def test_imported_history_is_no_cache_source_for_new_runs(
     db: Database, orchestrated_server: Any
 ) -> None:

@@ -449,6 +449,8 @@ class RunMapper:
         links = self._map_links(artifact_ids)
         tasks = _parents_first(top)
         run = self._run_row(top, tasks)
+        if not run["pipeline_spec"]:
+            run["pipeline_spec"] = synthetic_spec(run["pipeline_name"], tasks, links)
         return MappedRun(run, tasks, artifacts, links, self.skipped)
 
     def _run_row(self, top: _Node, tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -504,6 +506,100 @@ class RunMapper:
             "finished_at": finished,
             "recurring_run_id": kfp.recurring_run_id if kfp else None,
         }
+
+
+GROUP_TYPES = {
+    int(TaskType.ROOT),
+    int(TaskType.DAG),
+    int(TaskType.LOOP),
+    int(TaskType.LOOP_ITERATION),
+    int(TaskType.CONDITION_BRANCH),
+    int(TaskType.EXIT_HANDLER),
+}
+
+
+def _component_name(scope_path: str) -> str:
+    return "comp-" + scope_path.replace(".", "-")
+
+
+def _spec_task(task: dict[str, Any], deps: set[str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "taskInfo": {"name": task["display_name"] or task["name"]},
+        "componentRef": {"name": _component_name(task["scope_path"])},
+    }
+    if deps:
+        entry["dependentTasks"] = sorted(deps)
+    if task["type"] == int(TaskType.LOOP):
+        count = task["type_attributes"].get("iteration_count", 0)
+        entry["parameterIterator"] = {"itemInput": "item", "items": {"raw": str(count)}}
+    if task["type"] == int(TaskType.CONDITION_BRANCH):
+        entry["triggerPolicy"] = {"condition": "(imported from ML Metadata)"}
+    return entry
+
+
+def _leaf_executor(task: dict[str, Any]) -> dict[str, Any]:
+    if task["type"] == int(TaskType.IMPORTER):
+        return {"importer": {"artifactUri": {"constant": ""}}}
+    image = ((task["status_metadata"] or {}).get("custom_properties") or {}).get("image", "")
+    return {"container": {"image": str(image)}}
+
+
+def _dependencies(tasks: list[dict[str, Any]], links: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Sibling dependencies by scope path, from TASK_OUTPUT_INPUT links (MLMD keeps no DAG)."""
+    by_id = {t["id"]: t for t in tasks}
+    scopes = {t["scope_path"] for t in tasks}
+    deps: dict[str, set[str]] = defaultdict(set)
+    for link in links:
+        consumer = by_id.get(link["task_id"])
+        producer = (link["producer"] or {}).get("task_name")
+        if consumer is None or link["type"] != int(IOType.TASK_OUTPUT_INPUT) or not producer:
+            continue
+        # The consumer, or the group around it that is the producer's sibling, waits for it.
+        path = consumer["scope_path"]
+        while "." in path:
+            parent = path.rpartition(".")[0]
+            if f"{parent}.{producer}" in scopes and f"{parent}.{producer}" != path:
+                deps[path].add(producer)
+                break
+            path = parent
+    return deps
+
+
+def synthetic_spec(
+    pipeline_name: str, tasks: list[dict[str, Any]], links: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An IR of the run's shape, for runs whose pipeline spec KFP's database did not give.
+
+    MLMD keeps tasks, not the pipeline: this spec names every DAG level's tasks (grouped by
+    scope path over all iterations) so the UI can draw the run; it holds no commands, and is
+    marked by ``sdkVersion`` so nobody mistakes it for the original.
+    """
+    deps = _dependencies(tasks, links)
+    components: dict[str, Any] = {}
+    executors: dict[str, Any] = {}
+    children: dict[str, dict[str, Any]] = defaultdict(dict)
+    for task in tasks:
+        if task["type"] in (int(TaskType.ROOT), int(TaskType.LOOP_ITERATION)):
+            continue
+        parent_scope = task["scope_path"].rpartition(".")[0]
+        children[parent_scope][task["name"]] = _spec_task(task, deps.get(task["scope_path"], set()))
+        name = _component_name(task["scope_path"])
+        if task["type"] in GROUP_TYPES:
+            components.setdefault(name, {"dag": {"tasks": {}}})
+        else:
+            components[name] = {"executorLabel": "exec-" + name[len("comp-") :]}
+            executors["exec-" + name[len("comp-") :]] = _leaf_executor(task)
+    for scope, entries in children.items():
+        if scope != "root":
+            components[_component_name(scope)]["dag"]["tasks"] = entries
+    return {
+        "pipelineInfo": {"name": pipeline_name},
+        "root": {"dag": {"tasks": children.get("root", {})}},
+        "components": components,
+        "deploymentSpec": {"executors": executors},
+        "schemaVersion": "2.1.0",
+        "sdkVersion": "kfpd-mlmd-import",
+    }
 
 
 def root_params(params: list[dict[str, Any]]) -> dict[str, Any]:
