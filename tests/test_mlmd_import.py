@@ -104,6 +104,9 @@ def test_import_reads_back_through_the_api(api: TestClient, db: Database) -> Non
         isinstance(v, float) for v in metrics.values()
     )
     assert _artifacts(train)["model"][0]["type"] == "Model"
+    with db.read_session() as s:
+        sessions = {a.store_session_info["Provider"] for a in s.scalars(select(Artifact))}
+    assert sessions == {"minio"}  # the launcher's store_session_info, parsed
     (confusion,) = _artifacts(evaluates[0])["confusion"]
     assert confusion["type"] == "ClassificationMetric"
     assert confusion["metadata"]["confusionMatrix"]["struct"]["rows"][1] == {"row": [2.0, 7.0]}

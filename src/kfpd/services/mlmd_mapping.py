@@ -24,6 +24,7 @@ Ids are UUIDv5 of the store key and the MLMD entity, so a re-import maps to the 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -333,6 +334,7 @@ class RunMapper:
             "last_update": max(artifact.updated_ms, artifact.created_ms) * 1000,
             "number_value": None,
             "identity_key": None,
+            "store_session_info": _session_info(artifact.props.get("store_session_info")),
         }
         if atype == ArtifactType.Metric:
             return [
@@ -600,6 +602,19 @@ def synthetic_spec(
         "schemaVersion": "2.1.0",
         "sdkVersion": "kfpd-mlmd-import",
     }
+
+
+def _session_info(raw: Any) -> dict[str, Any] | None:
+    """The launcher's JSON string (provider and settings; KFP never put secrets in it)."""
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def root_params(params: list[dict[str, Any]]) -> dict[str, Any]:
