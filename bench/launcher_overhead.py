@@ -89,7 +89,12 @@ class Bench:
         run = self.http.post(f"{API}/runs", json=body).json()
         task_body = {"name": "add-one", "type": "RUNTIME", "state": "RUNNING"}
         task_body["scope_path"] = "root.add-one"
-        task = self.http.post(f"{API}/runs/{run['run_id']}/tasks", json=task_body).json()
+        token = issue_run_token(self.secret, run["run_id"])
+        task = self.http.post(
+            f"{API}/runs/{run['run_id']}/tasks",
+            json=task_body,
+            headers={"authorization": f"Bearer {token}"},
+        ).json()
         root = self.tmp / "root" / run["run_id"]
         return LaunchSpec(
             server_url=self.url,

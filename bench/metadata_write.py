@@ -239,10 +239,9 @@ def kfpd_workload(
     )
     rid = run["run_id"]
     uri = f"minio://mlpipeline/v2/artifacts/bench-metadata-write/{rid}"
-    auth = {}
-    if protocol == "launcher":
-        assert token_key is not None
-        auth = {"authorization": f"Bearer {issue_run_token(token_key.read_bytes(), rid)}"}
+    # Every write a launcher makes shows its run's token (both protocols).
+    assert token_key is not None
+    auth = {"authorization": f"Bearer {issue_run_token(token_key.read_bytes(), rid)}"}
 
     def output(task_id: str, key: str, i: int) -> dict[str, Any]:
         artifact = {
@@ -259,10 +258,10 @@ def kfpd_workload(
         "POST",
         f"/runs/{rid}/tasks",
         {"name": "ROOT", "type": "ROOT", "scope_path": "root", "state": "RUNNING"},
+        _auth=auth,
     )
-    seed = call(
-        http, "POST", "/artifacts:batchCreate", {"artifacts": [output(root["task_id"], "seed", 0)]}
-    )
+    seed_body = {"artifacts": [output(root["task_id"], "seed", 0)]}
+    seed = call(http, "POST", "/artifacts:batchCreate", seed_body, _auth=auth)
     upstream, producer = seed["artifacts"][0]["artifact_id"], "ROOT"
     for i in range(n):
         name = f"step-{i}"
@@ -292,6 +291,7 @@ def kfpd_workload(
                 "pods": [{"name": f"{name}-pod", "uid": f"uid-{i}", "type": "EXECUTOR"}],
                 "inputs": {"parameters": inputs, "artifacts": [link]},
             },
+            _auth=auth,
         )
         tid = task["task_id"]
         if protocol == "launcher":
@@ -315,7 +315,7 @@ def kfpd_workload(
             upstream, producer = out_a["artifacts"][0]["artifact_id"], name
             continue
         outs = [output(tid, "out-a", i), output(tid, "out-b", i)]
-        made = call(http, "POST", "/artifacts:batchCreate", {"artifacts": outs})
+        made = call(http, "POST", "/artifacts:batchCreate", {"artifacts": outs}, _auth=auth)
         results = [
             {"value": 0.5 + i / 1e6, "type": "OUTPUT", "parameter_key": "accuracy"},
             {"value": name, "type": "OUTPUT", "parameter_key": "msg"},
@@ -325,6 +325,7 @@ def kfpd_workload(
             "PATCH",
             f"/runs/{rid}/tasks/{tid}",
             {"state": "SUCCEEDED", "outputs": {"parameters": results}},
+            _auth=auth,
         )
         assert done["state"] == "SUCCEEDED", done
         upstream, producer = made["artifacts"][0]["artifact_id"], name

@@ -36,6 +36,7 @@ from kfpd.db.models import (
     Run,
     Task,
 )
+from tests.helpers import RunTokenAuth
 
 PG_URL = os.environ.get("KFPD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_URL = os.environ.get("KFPD_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql")
@@ -133,6 +134,7 @@ def api(db: Database, tmp_path: Path) -> Iterator[TestClient]:
         database=db,
     )
     with TestClient(app, base_url="http://127.0.0.1") as client:
+        client.auth = RunTokenAuth(app.state.settings.run_token_secret())
         yield client
 
 

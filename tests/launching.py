@@ -22,6 +22,7 @@ from kfpd.schemas.launch import (
     OutputArtifactSpec,
     RuntimeArtifactSpec,
 )
+from tests.helpers import RunTokenAuth
 
 API = "/apis/v2beta1"
 
@@ -47,8 +48,8 @@ class Server:
 
     def __init__(self, url: str, data_dir: Path) -> None:
         self.url = url
-        self.http = httpx.Client(base_url=url, timeout=30)
         self.secret = Settings(data_dir=data_dir).run_token_secret()
+        self.http = httpx.Client(base_url=url, timeout=30, auth=RunTokenAuth(self.secret))
 
     def new_task(self, ir: dict[str, Any], name: str | None = None) -> tuple[str, str]:
         """A run of ``ir`` with one RUNTIME task (no parent, so the run stays open)."""

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from kfpd.domain.tokens import issue_run_token
 from tests.conftest import CORPUS
 from tests.helpers import JSON, compiled, ok
 
@@ -347,7 +348,13 @@ def test_task_and_artifact_validation(api: TestClient) -> None:
         400,
         "type",
     )
-    _err(api.post(f"{API}/tasks:findCached", json={}), 400, "cache_fingerprint")
+    token = {"authorization": f"Bearer {issue_run_token(_secret(api), rid)}"}
+    _err(api.post(f"{API}/tasks:findCached", json={}, headers=token), 400, "cache_fingerprint")
+
+
+def _secret(api: TestClient) -> bytes:
+    secret: bytes = api.app.state.settings.run_token_secret()  # type: ignore[attr-defined]
+    return secret
 
 
 def test_openapi_and_unknown_routes(api: TestClient) -> None:

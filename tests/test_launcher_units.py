@@ -276,6 +276,13 @@ def test_run_tokens() -> None:
     assert token_run_id(secret, "garbage") is None
     assert token_run_id(secret, token.replace("run-1", "run-2")) is None
     assert json.dumps(token)  # plain text, fit for a header
+    # An expiry inside the signed text: a token stops working, and cannot be prolonged.
+    short = issue_run_token(secret, "run-1", ttl=60, now=1000)
+    assert token_run_id(secret, short, now=1059) == "run-1"
+    assert token_run_id(secret, short, now=1060) is None
+    run_id, expires, signature = short.rsplit(".", 2)
+    assert token_run_id(secret, f"{run_id}.{int(expires) + 999}.{signature}", now=1059) is None
+    assert token_run_id(secret, issue_run_token(secret, "a.b.c"), now=1) == "a.b.c"
 
 
 def test_reporter_errors() -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.testclient import TestClient
 
 from kfpd.api.lean_route import LeanRoute
+from kfpd.domain.tokens import issue_run_token
 from kfpd.schemas.tasks import PipelineTask
 from tests.helpers import JSON, compiled, ok
 
@@ -50,8 +51,11 @@ def test_create_task_refuses_bad_bodies(
 def test_finish_refuses_bad_bodies_before_anything_else(api: TestClient, run_id: str) -> None:
     url = f"{API}/runs/{run_id}/tasks/nope:finish"
     _err(api.post(url, json={"state": "SUCCEEDED"}), 401, "run token")  # token first
-    _err(api.post(url, content=b"{nope", headers=JSON), 400, "malformed JSON")
-    _err(api.post(url, json={"state": "MAYBE"}), 400, "state")
+    _err(api.post(url, content=b"{nope", headers=JSON), 401, "run token")  # no body read first
+    secret = api.app.state.settings.run_token_secret()  # type: ignore[attr-defined]
+    token = {"authorization": f"Bearer {issue_run_token(secret, run_id)}"}
+    _err(api.post(url, content=b"{nope", headers={**JSON, **token}), 400, "malformed JSON")
+    _err(api.post(url, json={"state": "MAYBE"}, headers=token), 400, "state")
 
 
 def test_the_routes_are_documented_like_the_others(api: TestClient) -> None:

@@ -161,6 +161,16 @@ class Settings(BaseSettings):
         "the bind address and the public URL's host (DNS-rebinding protection; "
         "'.example.com' allows subdomains, '*' turns the check off). Env: comma-separated.",
     )
+    run_token_ttl: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="Seconds a launcher's run token is good for (every launch gets a fresh one).",
+    )
+    auth_config: Path | None = Field(
+        default=None,
+        description="Multi-user mode: YAML with authentication providers and role bindings "
+        "(docs/multi-user.md). Without it kfpd is single-user.",
+    )
     allow_remote_unauthenticated: bool = Field(
         default=False,
         description="Confirm listening on a non-loopback address without authentication "

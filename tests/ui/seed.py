@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import compiled
+from kfpd.config import Settings
+from tests.helpers import RunTokenAuth, compiled
 
 API = "/apis/v2beta1"
 
@@ -41,7 +42,9 @@ def tiny_png(width: int = 40, height: int = 20) -> bytes:
 
 class Seeder:
     def __init__(self, base_url: str, artifact_root: Path) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=30)
+        # The seeder writes tasks and artifacts as launchers do: with their run's token.
+        secret = Settings(data_dir=artifact_root.parent).run_token_secret()
+        self.http = httpx.Client(base_url=base_url, timeout=30, auth=RunTokenAuth(secret))
         self.artifact_root = artifact_root
 
     def close(self) -> None:

@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from kfpd import __version__
 from kfpd.api import docs
+from kfpd.api.authn import ProviderChain, RunTokenProvider
+from kfpd.api.authz import AuthState, authorize
 from kfpd.api.errors import install_error_handlers
 from kfpd.api.guard import HostPolicy, RequestGuard
 from kfpd.api.limits import BodySizeLimit
@@ -76,7 +78,7 @@ def _engine(
     config = OrchestratorConfig(
         server_url=settings.server_url,
         pipeline_root=storage.default_root,
-        token_for=lambda run_id: issue_run_token(secret, run_id),
+        token_for=lambda run_id: issue_run_token(secret, run_id, ttl=settings.run_token_ttl),
         cache_enabled=settings.cache_enabled,
         workspace_root=str((settings.data_dir / "workspaces").resolve()),
         secrets_dir=settings.secrets_dir,
@@ -103,7 +105,8 @@ def create_app(
         except ImportIncomplete:
             database.dispose()
             raise
-    settings.run_token_secret()  # created once, so launchers anywhere can be given tokens
+    secret = settings.run_token_secret()  # created once, so launchers anywhere get tokens
+    auth = AuthState(ProviderChain([RunTokenProvider(secret)], strict=False))
     storage = _storage(settings)
     engine = _engine(settings, database, executor, storage)
     scheduler = None
@@ -141,6 +144,7 @@ def create_app(
         description="Kubeflow Pipelines v2beta1 API with native task and artifact metadata.",
         docs_url=None,  # served offline by kfpd.api.docs
         redoc_url=None,
+        dependencies=[Depends(authorize)],  # one table decides for every route (api/authz.py)
     )
     app.state.db = database
     app.state.settings = settings
@@ -148,6 +152,7 @@ def create_app(
     app.state.storage = storage
     app.state.scheduler = scheduler
     app.state.retention = retention_job
+    app.state.auth = auth
     install_error_handlers(app)
     # The launchers' hot routes first: FastAPI matches routes in order.
     for module in (
@@ -167,7 +172,7 @@ def create_app(
         return {
             "commit_sha": "",
             "tag_name": __version__,
-            "multi_user": False,
+            "multi_user": auth.multi_user,
             "pipeline_store": "database",
         }
 

@@ -6,12 +6,10 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Query, Request
 
-from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.listing import ListRequest
 from kfpd.domain.enums import ViewMode
-from kfpd.domain.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from kfpd.domain.tokens import token_run_id
+from kfpd.domain.errors import InvalidArgument
 
 
 # Dependencies that do no I/O are async: FastAPI runs a sync dependency in the threadpool,
@@ -123,27 +121,3 @@ async def list_request(
 
 
 Listing = Annotated[ListRequest, Depends(list_request)]
-
-
-def _run_token_secret(request: Request) -> bytes:
-    secret: bytes | None = getattr(request.app.state, "run_token_secret", None)
-    if secret is None:
-        settings: Settings = request.app.state.settings
-        secret = request.app.state.run_token_secret = settings.run_token_secret()
-    return secret
-
-
-async def require_run_token(request: Request, run_id: str) -> None:
-    """The caller must hold a token for the run in the path (launchers report with one)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("a run token is required (Authorization: Bearer <token>)")
-    token_run = token_run_id(_run_token_secret(request), token.strip())
-    if token_run is None:
-        raise Unauthenticated("the run token is not valid")
-    if token_run != run_id:
-        raise PermissionDenied(f"the run token is for another run, not {run_id}")
-
-
-RunToken = Depends(require_run_token)

@@ -19,6 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from kfpd.api.authz import authorize
+
 
 class LeanRoute(APIRoute):
     """An endpoint ``async def f(request: Request, <path parameters: str>, body: Model)``."""
@@ -42,6 +44,7 @@ class LeanRoute(APIRoute):
         request_arg, (body_arg, model) = requests[0], bodies[0]
 
         async def handle(request: Request) -> Response:
+            await authorize(request)  # as every other route does through its dependency
             try:
                 body = model.model_validate_json(await request.body())
             except ValidationError as exc:
