@@ -97,18 +97,20 @@ def launcher(*where: Locator) -> Rule:
     return Rule(Access.LAUNCHER, Resource.RUNS, Verb.UPDATE, where, True)
 
 
-R, P, E, ART, B = (
+R, P, E, ART, B, J = (
     Resource.RUNS,
     Resource.PIPELINES,
     Resource.EXPERIMENTS,
     Resource.ARTIFACTS,
     Resource.BINDINGS,
+    Resource.JOBS,
 )
 PATH_RUN = Ref(Kind.RUN, "path", "run_id")
 PATH_EXPERIMENT = Ref(Kind.EXPERIMENT, "path", "experiment_id")
 PATH_PIPELINE = Ref(Kind.PIPELINE, "path", "pipeline_id")
 PATH_ARTIFACT = Ref(Kind.ARTIFACT, "path", "artifact_id")
 PATH_TASK = Ref(Kind.TASK, "path", "task_id")
+PATH_JOB = Ref(Kind.RECURRING_RUN, "path", "recurring_run_id")
 LIST_NS = NamespaceField("query", "namespace", empty=ALL_NAMESPACES)
 QUERY_NS = NamespaceField("query", "namespace")
 EVERY_NS = NamespaceField("query", "", empty=ALL_NAMESPACES)  # server-wide: admins of "*"
@@ -221,6 +223,18 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{V}/pipelines/{{pipeline_id}}/versions/{{version_id}}"): rbac(
         P, Verb.UPDATE, PATH_PIPELINE
     ),
+    # recurring runs (upstream's jobs; a schedule's namespace is its experiment's)
+    ("POST", f"{V}/recurringruns"): rbac(
+        J, Verb.CREATE, Ref(Kind.EXPERIMENT, "body", "experiment_id")
+    ),
+    ("GET", f"{V}/recurringruns/{{recurring_run_id}}"): rbac(J, Verb.GET, PATH_JOB),
+    ("GET", f"{V}/recurringruns"): rbac(
+        J, Verb.LIST, LIST_NS, Ref(Kind.EXPERIMENT, "query", "experiment_id")
+    ),
+    ("PATCH", f"{V}/recurringruns/{{recurring_run_id}}"): rbac(J, Verb.UPDATE, PATH_JOB),
+    ("POST", f"{V}/recurringruns/{{recurring_run_id}}:enable"): rbac(J, Verb.ENABLE, PATH_JOB),
+    ("POST", f"{V}/recurringruns/{{recurring_run_id}}:disable"): rbac(J, Verb.DISABLE, PATH_JOB),
+    ("DELETE", f"{V}/recurringruns/{{recurring_run_id}}"): rbac(J, Verb.DELETE, PATH_JOB),
     # the UI's own reads (artifact bytes and previews are upstream's runs:readArtifact)
     ("GET", f"{UI}/runs/{{run_id}}/graph"): rbac(R, Verb.GET, PATH_RUN),
     ("GET", f"{UI}/runs/{{run_id}}/metrics"): rbac(R, Verb.GET, PATH_RUN),

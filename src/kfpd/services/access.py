@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection, Table, bindparam, select
 
-from kfpd.db.models import Artifact, Experiment, Pipeline, Run, Task
+from kfpd.db.models import Artifact, Experiment, Pipeline, RecurringRun, Run, Task
 from kfpd.domain.enums import RunState
 
 
@@ -22,6 +22,7 @@ class Kind(StrEnum):
     PIPELINE = "pipeline"
     ARTIFACT = "artifact"
     TASK = "task"
+    RECURRING_RUN = "recurring_run"
 
 
 _TABLES: dict[Kind, Table] = {
@@ -30,6 +31,7 @@ _TABLES: dict[Kind, Table] = {
     Kind.PIPELINE: Pipeline.__table__,  # type: ignore[dict-item]
     Kind.ARTIFACT: Artifact.__table__,  # type: ignore[dict-item]
     Kind.TASK: Task.__table__,  # type: ignore[dict-item]
+    Kind.RECURRING_RUN: RecurringRun.__table__,  # type: ignore[dict-item]
 }
 _NAMESPACES = {
     kind: select(table.c.id, table.c.namespace).where(
