@@ -105,4 +105,6 @@ def test_scrape_while_a_pipeline_runs(orchestrated_server: Any, tmp_path: Path) 
     assert samples[("kfpd_task_duration_seconds_count", ())] == 1
     assert samples[("kfpd_task_duration_seconds_sum", ())] >= 4
     assert ("kfpd_engine_queue_depth", ()) in samples
+    assert samples[("kfpd_scheduler_runs_fired", ())] == 0  # no recurring run here
+    assert samples[("kfpd_scheduler_seconds_since_tick", ())] < 30
     assert samples[("kfpd_executor_slots", ())] >= 1

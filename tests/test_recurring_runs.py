@@ -281,6 +281,7 @@ def test_concurrent_firing_claims_each_slot_once(api: TestClient, db: Database) 
     runs = runs_of(db, rid)
     slots = [r.scheduled_at for r in runs]
     assert len(slots) == len(set(slots)) == 10 == len(fired)
+    assert sum(s.runs_fired for s in schedulers) == 10
     assert slots == [start + k * 60 * S for k in range(1, 11)]
 
 
@@ -292,11 +293,12 @@ def test_firing_errors_are_recorded_then_cleared(api: TestClient, db: Database) 
     fired: list[str] = []
     scheduler = Scheduler(db, fired.append)
     scheduler.tick()
-    assert fired == []
+    assert fired == [] and scheduler.fire_errors == 1
     error = ok(api.get(f"{URL}/{rid}"))["error"]
     assert "archived" in error["message"]
     ok(api.post(f"/apis/v2beta1/experiments/{exp}:unarchive"))
     scheduler.wake()
     scheduler.tick()
-    assert len(fired) == 1
+    assert len(fired) == 1 == scheduler.runs_fired
+    assert (scheduler.seconds_since_tick() or 0) >= 0
     assert "error" not in ok(api.get(f"{URL}/{rid}"))

@@ -177,7 +177,7 @@ def create_app(
         }
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
-    metrics = _observe(app, database, engine)
+    metrics = _observe(app, database, engine, scheduler)
 
     @app.get("/readyz", tags=["healthz"], responses={503: {"description": "Not ready."}})
     def readyz() -> JSONResponse:
@@ -206,8 +206,11 @@ def create_app(
     return app
 
 
-def _observe(app: FastAPI, database: Database, engine: Engine | None) -> Metrics:
-    """The app's Prometheus registry: store counts, engine queue, executor slots, DB pool."""
+def _observe(
+    app: FastAPI, database: Database, engine: Engine | None, scheduler: Scheduler | None
+) -> Metrics:
+    """The app's Prometheus registry: store counts, engine queue, executor slots, DB pool,
+    the recurring-run scheduler."""
     metrics = Metrics()
     app.state.metrics = metrics
     metrics.watch_store(database)
@@ -231,6 +234,23 @@ def _observe(app: FastAPI, database: Database, engine: Engine | None) -> Metrics
         if isinstance(slots, int):
             gauges["kfpd_executor_slots"] = ("Tasks the executor runs at once.", lambda: slots)
         engine.task_seconds = metrics.task_seconds.observe
+    if scheduler is not None:
+        gauges["kfpd_scheduler_runs_fired"] = (
+            "Runs the recurring-run scheduler fired since the server started.",
+            lambda: float(scheduler.runs_fired),
+        )
+        gauges["kfpd_scheduler_claim_conflicts"] = (
+            "Slots another server claimed first (several servers on one database).",
+            lambda: float(scheduler.claim_conflicts),
+        )
+        gauges["kfpd_scheduler_fire_errors"] = (
+            "Firings that failed (kept as the recurring run's error) since start.",
+            lambda: float(scheduler.fire_errors),
+        )
+        gauges["kfpd_scheduler_seconds_since_tick"] = (
+            "Seconds since the scheduler last looked at the schedules (lag if it grows).",
+            scheduler.seconds_since_tick,
+        )
     metrics.watch(gauges)
     return metrics
 

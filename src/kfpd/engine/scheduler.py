@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +49,11 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retry_at: dict[str, int] = {}  # schedule id -> when a failed firing is retried
+        # Read by /metrics.
+        self.runs_fired = 0
+        self.claim_conflicts = 0
+        self.fire_errors = 0
+        self.last_tick_at: float | None = None  # time.monotonic() of the last completed tick
 
     def start(self) -> None:
         if self._thread is not None:
@@ -90,7 +96,11 @@ class Scheduler:
                 sleep_s = min(sleep_s, (decision.wake_at_us - now) / SECOND_US)
             if decision.fire and self._retry_at.get(recurring_run_id, 0) <= now:
                 self.fire(recurring_run_id, now)
+        self.last_tick_at = time.monotonic()
         return max(sleep_s, 0.05)
+
+    def seconds_since_tick(self) -> float | None:
+        return None if self.last_tick_at is None else time.monotonic() - self.last_tick_at
 
     def fire(self, recurring_run_id: str, now: int) -> list[str]:
         """Fire the due slots of one schedule; returns the ids of the runs it created."""
@@ -101,14 +111,17 @@ class Scheduler:
             if not is_unique_violation(exc):
                 raise
             log.info("a slot of %s was claimed by another server", recurring_run_id)
+            self.claim_conflicts += 1
             return []
         except KfpdError as exc:
             log.warning("recurring run %s could not fire: %s", recurring_run_id, exc.message)
             self._retry_at[recurring_run_id] = now + RETRY_AFTER_ERROR_US
+            self.fire_errors += 1
             with self.database.write_session() as session:
                 svc.record_error(session, recurring_run_id, exc.grpc_code, exc.message)
             return []
         self._retry_at.pop(recurring_run_id, None)
+        self.runs_fired += len(fired.run_ids)
         for run_id in fired.run_ids:
             self.on_run_created(run_id)
         return fired.run_ids
