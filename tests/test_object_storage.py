@@ -449,7 +449,7 @@ def test_remote_previews_keep_the_local_caps_and_refuse_escapes(
 def test_an_unreadable_store_is_a_clear_error(tmp_path: Path) -> None:
     class Refusing:
         def exists(self, path: str) -> bool:
-            raise PermissionError("Forbidden")
+            raise PermissionError(f"Forbidden: {path}")
 
     class RefusingStorage(MemoryStorage):
         def locate(self, uri: str, recorded: Any = None) -> tuple[Any, str]:

@@ -57,9 +57,10 @@ class FsspecStore:
         import fsspec  # only remote URIs pay for the import
 
         try:
-            return fsspec.core.url_to_fs(uri)
+            fs, path = fsspec.core.url_to_fs(uri)
         except (ImportError, ValueError) as exc:
             raise StoreError(f"no storage backend for {uri!r}: {exc}") from exc
+        return fs, str(path)
 
     def download(self, uri: str, dest: Path) -> None:
         local = self.local_path(uri)
