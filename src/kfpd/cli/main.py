@@ -195,9 +195,7 @@ def server(
 
 @app.command("launcher-bundle")
 def launcher_bundle(
-    dest: Annotated[Path, typer.Argument(help="Where to write the zipapp.")] = Path(
-        "launcher.pyz"
-    ),
+    dest: Annotated[Path, typer.Argument(help="Where to write the zipapp.")] = Path("launcher.pyz"),
 ) -> None:
     """Write the launcher as one zipapp for pods (needs only python3 in the image)."""
     from kfpd.executors.bundle import build_bundle

@@ -11,13 +11,10 @@ for deep pages, or picks an index without the namespace, taking seconds at 200k 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import json
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Boolean, Column, ColumnElement, Select, Table, and_, func, literal, or_
@@ -31,6 +28,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from kfpd.domain.enums import WireEnum
 from kfpd.domain.errors import InvalidArgument
 from kfpd.domain.filtering import Filter, Op, Predicate, parse_filter
+from kfpd.domain.page_token import decode_page_token, encode_page_token
 
 T = TypeVar("T")
 
@@ -63,7 +61,6 @@ class Page(Generic[T]):
     items: list[T]
     next_page_token: str = ""
     total_size: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -234,20 +231,78 @@ def _force_index(stmt: Select[Any], table: Table, index: str) -> Select[Any]:
     return stmt.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
 
 
-def _encode_token(payload: dict[str, Any]) -> str:
-    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+_TOKEN_KEYS = {"s", "d", "v", "k", "f", "c"}  # sort, desc, value, key, filter, context
 
 
-def _decode_token(token: str) -> dict[str, Any]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument("invalid page_token: not a token this server issued") from exc
-    if not isinstance(payload, dict) or not {"s", "d", "v", "k", "f", "c"} <= set(payload):
-        raise InvalidArgument("invalid page_token: not a token this server issued")
-    return payload
+@dataclass(frozen=True)
+class _Continuation:
+    """Where a page starts: the filter and sort in force, and the cursor after a token."""
+
+    filter: Filter
+    filter_text: str
+    sort: _Sort
+    cursor: tuple[Any, Any] | None = None
+
+
+def _page_size(request: ListRequest) -> int:
+    size = request.page_size or DEFAULT_PAGE_SIZE
+    if size < 0:
+        raise InvalidArgument("page_size must not be negative")
+    return min(size, MAX_PAGE_SIZE)
+
+
+def _continuation(
+    request: ListRequest, fields: dict[str, Field], default_sort: str, context: list[Any]
+) -> _Continuation:
+    """The request's filter and sort, or those its page token was issued for."""
+    flt = parse_filter(request.filter)
+    sort = _parse_sort(request.sort_by, fields, default_sort)
+    if not request.page_token:
+        return _Continuation(flt, request.filter or "", sort)
+    token = decode_page_token(request.page_token, _TOKEN_KEYS)
+    if token["c"] != context:
+        raise InvalidArgument("page_token belongs to another list (namespace, run or parent)")
+    if request.sort_by and (token["s"], token["d"]) != (sort.key, sort.desc):
+        raise InvalidArgument("page_token was issued for another sort_by")
+    token_filter = parse_filter(token["f"])
+    if request.filter and token_filter.canonical != flt.canonical:
+        raise InvalidArgument("page_token was issued for another filter")
+    if token["s"] not in fields:
+        raise InvalidArgument("invalid page_token: unknown sort field")
+    return _Continuation(
+        token_filter, str(token["f"]), _Sort(token["s"], bool(token["d"])), (token["v"], token["k"])
+    )
+
+
+def _after_cursor(
+    stmt: Select[Any], sort: _Sort, cursor: tuple[Any, Any], sort_col: Any, id_col: Any, by_id: bool
+) -> Select[Any]:
+    """Keyset condition: rows at or after the cursor (``sort >= v AND (sort > v OR id >= k)``)."""
+    value, key = cursor
+    if by_id:
+        return stmt.where(id_col <= key if sort.desc else id_col >= key)
+    if sort.desc:
+        return stmt.where(
+            sort_col <= value, or_(sort_col < value, and_(sort_col == value, id_col <= key))
+        )
+    return stmt.where(
+        sort_col >= value, or_(sort_col > value, and_(sort_col == value, id_col >= key))
+    )
+
+
+def _ordering(
+    sort: _Sort, sort_col: Any, id_col: Any, by_id: bool
+) -> tuple[list[Any], tuple[str, ...]]:
+    """ORDER BY clauses and the column names an index must lead with to serve them."""
+    if by_id:
+        return [id_col.desc() if sort.desc else id_col.asc()], (id_col.name,)
+    order = [sort_col.desc(), id_col.desc()] if sort.desc else [sort_col.asc(), id_col.asc()]
+    return order, (sort_col.name, id_col.name)
+
+
+def _count(session: Session, filtered: Select[Any]) -> int:
+    count_stmt = filtered.with_only_columns(func.count(), maintain_column_froms=True)
+    return int(session.scalar(count_stmt.order_by(None)) or 0)
 
 
 def list_page(
@@ -262,54 +317,19 @@ def list_page(
     count: bool = True,
 ) -> Page[Any]:
     """Run one page of ``stmt`` (a select of one ORM entity with its fixed clauses)."""
-    size = request.page_size or DEFAULT_PAGE_SIZE
-    if size < 0:
-        raise InvalidArgument("page_size must not be negative")
-    size = min(size, MAX_PAGE_SIZE)
+    size = _page_size(request)
     ctx = list(context)
-
-    flt = parse_filter(request.filter)
-    sort = _parse_sort(request.sort_by, fields, default_sort)
-    cursor: tuple[Any, Any] | None = None
-    if request.page_token:
-        token = _decode_token(request.page_token)
-        if token["c"] != ctx:
-            raise InvalidArgument("page_token belongs to another list (namespace, run or parent)")
-        if request.sort_by and (token["s"], token["d"]) != (sort.key, sort.desc):
-            raise InvalidArgument("page_token was issued for another sort_by")
-        token_filter = parse_filter(token["f"])
-        if request.filter and token_filter.canonical != flt.canonical:
-            raise InvalidArgument("page_token was issued for another filter")
-        flt = token_filter
-        if token["s"] not in fields:
-            raise InvalidArgument("invalid page_token: unknown sort field")
-        sort = _Sort(token["s"], bool(token["d"]))
-        cursor = (token["v"], token["k"])
-
-    clauses = compile_filter(flt, fields)
-    sort_col = fields[sort.key].column
+    where = _continuation(request, fields, default_sort, ctx)
+    clauses = compile_filter(where.filter, fields)
+    sort_col = fields[where.sort.key].column
     id_col = fields[id_field].column
+    by_id = where.sort.key == id_field
     filtered = stmt.where(*clauses) if clauses else stmt
 
     page_stmt = filtered
-    if cursor is not None:
-        value, key = cursor
-        if sort.key == id_field:
-            page_stmt = page_stmt.where(id_col <= key if sort.desc else id_col >= key)
-        elif sort.desc:
-            page_stmt = page_stmt.where(
-                sort_col <= value, or_(sort_col < value, and_(sort_col == value, id_col <= key))
-            )
-        else:
-            page_stmt = page_stmt.where(
-                sort_col >= value, or_(sort_col > value, and_(sort_col == value, id_col >= key))
-            )
-    if sort.key == id_field:
-        order = [id_col.desc() if sort.desc else id_col.asc()]
-        order_names: tuple[str, ...] = (id_col.name,)
-    else:
-        order = [sort_col.desc(), id_col.desc()] if sort.desc else [sort_col.asc(), id_col.asc()]
-        order_names = (sort_col.name, id_col.name)
+    if where.cursor is not None:
+        page_stmt = _after_cursor(page_stmt, where.sort, where.cursor, sort_col, id_col, by_id)
+    order, order_names = _ordering(where.sort, sort_col, id_col, by_id)
     table = id_col.table
     index = _ordering_index(table, _equality_columns([stmt.whereclause, *clauses]), order_names)
     if index is not None:
@@ -319,25 +339,15 @@ def list_page(
     next_token = ""
     if len(rows) > size:
         extra = rows.pop()
-        next_token = _encode_token(
+        next_token = encode_page_token(
             {
-                "s": sort.key,
-                "d": sort.desc,
+                "s": where.sort.key,
+                "d": where.sort.desc,
                 "v": getattr(extra, sort_col.key),
                 "k": getattr(extra, id_col.key),
-                "f": request.filter or (token_filter_text(request) if cursor else ""),
+                "f": where.filter_text,
                 "c": ctx,
             }
         )
-    total = 0
-    if count:
-        count_stmt = filtered.with_only_columns(func.count(), maintain_column_froms=True)
-        total = int(session.scalar(count_stmt.order_by(None)) or 0)
+    total = _count(session, filtered) if count else 0
     return Page(items=rows, next_page_token=next_token, total_size=total)
-
-
-def token_filter_text(request: ListRequest) -> str:
-    """The filter text a continuing token carries forward."""
-    if not request.page_token:
-        return request.filter or ""
-    return str(_decode_token(request.page_token)["f"])

@@ -26,11 +26,8 @@ reads) stay fast; total_size is left out when the full walk was not needed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import functools
-import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -58,6 +55,7 @@ from sqlalchemy.orm import Session
 from kfpd.db.models import Artifact, ArtifactTask, Task
 from kfpd.domain.enums import ArtifactType, IOType, TaskType
 from kfpd.domain.errors import InvalidArgument, NotFound
+from kfpd.domain.page_token import decode_page_token, encode_page_token
 
 MAX_HOPS_LIMIT = 100
 DEFAULT_MAX_HOPS = 3
@@ -189,9 +187,7 @@ class LineagePage:
 
 
 def _encode_token(query: LineageQuery, after: tuple[int, int, str]) -> str:
-    payload = {"q": query.fingerprint(), "after": list(after)}
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_page_token({"q": query.fingerprint(), "after": list(after)})
 
 
 def _decode_token(query: LineageQuery) -> tuple[int, int, str] | None:
@@ -199,12 +195,7 @@ def _decode_token(query: LineageQuery) -> tuple[int, int, str] | None:
     if not token:
         return None
     invalid = InvalidArgument("invalid page_token: not a lineage token this server issued")
-    try:
-        payload = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise invalid from exc
-    if not isinstance(payload, dict) or set(payload) != {"q", "after"}:
-        raise invalid
+    payload = decode_page_token(token, {"q", "after"}, "lineage token")
     after = payload["after"]
     if not (
         isinstance(after, list)
