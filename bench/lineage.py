@@ -67,11 +67,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from list_runs import (
-    _bench_engine,
-    _recreate_server_db,
-    _server_db_exists,
-    kfpd_server,
+from bench_db import (
+    bench_engine,
+    recreate_server_db,
+    seeded_server,
+    server_db_exists,
     settle_seeded,
 )
 from sqlalchemy import Engine, create_engine, func, insert, select
@@ -354,18 +354,18 @@ def seed(url: URL, n_tasks: int, chains: int, chain_len: int, *, reuse: bool) ->
         for p in (path, marker, Path(f"{path}-wal"), Path(f"{path}-shm")):
             p.unlink(missing_ok=True)
     else:
-        if reuse and _server_db_exists(url):
+        if reuse and server_db_exists(url):
             try:
                 if _task_count(url) == n_tasks:
                     log(f"reusing seeded database {url.database}")
                     return seeder
             except Exception:  # any failure means: reseed
                 pass
-        _recreate_server_db(url)
+        recreate_server_db(url)
 
     t0 = time.perf_counter()
     upgrade(url.render_as_string(hide_password=False))
-    engine = _bench_engine(url)
+    engine = bench_engine(url)
     log(
         f"seeding {len(seeder.tasks):,} tasks, {len(seeder.artifacts):,} artifacts, "
         f"{len(seeder.links):,} links in {len(seeder.runs):,} runs ..."
@@ -619,7 +619,7 @@ def main() -> int:
         return _measure(args, url, seeder)
     finally:
         if backend != "sqlite" and not (args.keep or args.reuse):
-            _recreate_server_db(url, drop_only=True)
+            recreate_server_db(url, drop_only=True)
             log(f"dropped database {url.database}")
 
 
@@ -666,7 +666,10 @@ def _measure(args: argparse.Namespace, url: URL, s: Seeder) -> int:
     load_before = os.getloadavg()
     data_dir = Path(tempfile.mkdtemp(prefix="kfpd-bench-lineage-"))
     try:
-        with kfpd_server(url, data_dir) as base, httpx.Client(base_url=base, timeout=600) as client:
+        with (
+            seeded_server(url, data_dir) as base,
+            httpx.Client(base_url=base, timeout=600) as client,
+        ):
             local = InProcess(url, [a for _, a in ends])
             try:
                 errors += time_cases(client, cases, local, args.warmup, args.repeats)

@@ -63,14 +63,19 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from kfpd_server import kfpd_server as start_kfpd
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text
+from bench_db import (
+    bench_engine,
+    recreate_server_db,
+    seeded_server,
+    server_db_exists,
+    settle_seeded,
+)
+from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import URL
 
 from kfpd.db.engine import Database, normalize_url
@@ -323,67 +328,10 @@ def _insert_namespace(
             conn.execute(insert(Run.__table__), batch)
 
 
-def _bench_engine(url: URL) -> Engine:
-    if url.get_backend_name() == "sqlite":
-        engine = create_engine(url)
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=OFF")
-            cur.close()
-
-        return engine
-    return create_engine(url)
-
-
 def _counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(select(Run.namespace, func.count()).group_by(Run.namespace))
         return {str(ns): int(c) for ns, c in rows}
-
-
-def _admin_url(url: URL) -> URL:
-    database = "postgres" if url.get_backend_name() == "postgresql" else None
-    # URL.set(database=None) would keep the database, so build the URL afresh.
-    return URL.create(
-        url.drivername, url.username, url.password, url.host, url.port, database, url.query
-    )
-
-
-def _server_db_exists(url: URL) -> bool:
-    admin = create_engine(_admin_url(url), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if url.get_backend_name() == "postgresql":
-                q = text("SELECT 1 FROM pg_database WHERE datname = :n")
-            else:
-                q = text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :n")
-            return conn.execute(q, {"n": url.database}).first() is not None
-    finally:
-        admin.dispose()
-
-
-def _recreate_server_db(url: URL, *, drop_only: bool = False) -> None:
-    name = url.database
-    if not name or not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing database name {name!r}: use letters, digits and _")
-    admin = create_engine(_admin_url(url), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if url.get_backend_name() == "postgresql":
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                if not drop_only:
-                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            else:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-                if not drop_only:
-                    conn.exec_driver_sql(
-                        f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-                    )
-    finally:
-        admin.dispose()
 
 
 def seed(url: URL, runs: int, other: int, *, reuse: bool, sqlite_analyze: bool) -> float:
@@ -403,7 +351,7 @@ def seed(url: URL, runs: int, other: int, *, reuse: bool, sqlite_analyze: bool) 
         for p in (path, marker, Path(f"{path}-wal"), Path(f"{path}-shm")):
             p.unlink(missing_ok=True)
     else:
-        if reuse and _server_db_exists(url):
+        if reuse and server_db_exists(url):
             engine = create_engine(url)
             try:
                 if _counts(engine) == want:
@@ -413,11 +361,11 @@ def seed(url: URL, runs: int, other: int, *, reuse: bool, sqlite_analyze: bool) 
                 pass
             finally:
                 engine.dispose()
-        _recreate_server_db(url)
+        recreate_server_db(url)
 
     t0 = time.perf_counter()
     upgrade(url.render_as_string(hide_password=False))
-    engine = _bench_engine(url)
+    engine = bench_engine(url)
     rng = random.Random(20240601)
     now_us = 1_735_689_600 * 1_000_000  # 2025-01-01T00:00:00Z, fixed for reproducibility
     log(f"seeding {runs:,} runs in {NAMESPACE!r} (+{other:,} in {OTHER_NAMESPACE!r}) ...")
@@ -437,34 +385,6 @@ def seed(url: URL, runs: int, other: int, *, reuse: bool, sqlite_analyze: bool) 
 
 
 # --------------------------------------------------------------------------- server
-
-
-def settle_seeded(engine: Engine, tables: list[str], *, sqlite_analyze: bool = False) -> None:
-    """After bulk seeding, what a database reaches by itself anyway: the WAL folded back
-    (SQLite; ANALYZE only when asked, kfpd never runs one), VACUUM ANALYZE (PostgreSQL, as
-    autovacuum would), ANALYZE TABLE (MySQL/MariaDB, as InnoDB's auto-stats would)."""
-    backend = engine.dialect.name
-    if backend == "sqlite":
-        with engine.connect() as conn:
-            if sqlite_analyze:
-                conn.exec_driver_sql("ANALYZE")
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.commit()
-    elif backend == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-    else:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"ANALYZE TABLE {', '.join(tables)}")
-
-
-@contextmanager
-def kfpd_server(url: URL, data_dir: Path) -> Iterator[str]:
-    """The server on the seeded database; the seeded runs are data to list, not to run."""
-    db_url = url.render_as_string(hide_password=False)
-    with start_kfpd("--no-orchestrate", data_dir=data_dir, db_url=db_url) as server:
-        log(f"kfpd server up at {server.url} (pid {server.process.pid})")
-        yield server.url
 
 
 # --------------------------------------------------------------------------- measuring
@@ -801,7 +721,7 @@ def main() -> int:
         return _measure(args, url, sizes, filters, seed_s)
     finally:
         if backend != "sqlite" and not (args.keep or args.reuse):
-            _recreate_server_db(url, drop_only=True)
+            recreate_server_db(url, drop_only=True)
             log(f"dropped database {url.database}")
 
 
@@ -819,7 +739,7 @@ def _measure(
     data_dir = Path(tempfile.mkdtemp(prefix="kfpd-bench-runs-"))
     try:
         with (
-            kfpd_server(url, data_dir) as base,
+            seeded_server(url, data_dir) as base,
             httpx.Client(base_url=base, timeout=600) as client,
         ):
             for size in sizes:
