@@ -38,12 +38,14 @@ class PodBuildingExecutor:
 
     def __init__(self) -> None:
         self.pods: dict[str, dict[str, Any]] = {}  # task name -> pod
+        self.specs: dict[str, LaunchSpec] = {}  # task name -> its launch spec
         self.lock = threading.Lock()
 
     def submit(self, spec: LaunchSpec, on_exit: Callable[[TaskExit], None]) -> None:
         pod = build_pod(spec, namespace="kubeflow-user", launcher_image="kfpd-launcher:test")
         with self.lock:
             self.pods[spec.task_name] = pod
+            self.specs[spec.task_name] = spec
         outputs = {
             key: f"{spec.task_name}-{key}" if kind == "STRING" else DUMMY.get(kind, "x")
             for key, kind in spec.output_parameters.items()
@@ -122,14 +124,12 @@ def test_corpus_lists_the_pipelines_covered_here() -> None:
         "critical/pipeline_with_secret_as_env.yaml",
         "critical/pipeline_with_pod_metadata.yaml",
         "critical/missing_kubernetes_optional_inputs.yaml",
-    }
-    # The two workspace pipelines use pipelineConfig.workspace (a per-run PVC), which the
-    # Kubernetes executor does not provision yet (docs/executors.md).
-    workspace = {
         "critical/pipeline_with_workspace.yaml",
+        # Its importers download into the workspace inside the server, which a pod's volume
+        # is not: its pods are checked here, the importer part is not (docs/executors.md).
         "critical/pipeline_with_importer_workspace.yaml",
     }
-    assert set(platform) == covered | workspace
+    assert set(platform) == covered
 
 
 def test_secret_as_env_names_from_inputs_constants_and_task_outputs(
@@ -271,3 +271,34 @@ def test_create_pvc_task_creates_the_claim_and_outputs_its_name(tmp_path: Path) 
         pod["spec"]["containers"][0]["image"] == "registry.access.redhat.com/ubi9/python-311:latest"
     )
     assert core.create_namespaced_pod.call_count == 1, "no pod for the CreatePVC task"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["critical/pipeline_with_workspace.yaml", "critical/pipeline_with_importer_workspace.yaml"],
+)
+def test_workspace_is_a_per_run_volume_in_every_pod(
+    k8s_server: tuple[str, PodBuildingExecutor], name: str
+) -> None:
+    from kfpd.executors.kubernetes_pods import workspace_claim_manifest
+
+    url, executor = k8s_server
+    run = _run(url, name)
+    assert executor.pods, run
+    claims = set()
+    for task_name, pod in executor.pods.items():
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        claim = volumes["kfpd-workspace"]["persistentVolumeClaim"]["claimName"]
+        claims.add(claim)
+        mounts = {m["name"]: m["mountPath"] for m in _main(pod)["volumeMounts"]}
+        assert mounts["kfpd-workspace"] == "/kfp-workspace", task_name
+    assert claims == {f"kfpd-workspace-{run['run_id']}"}
+    spec = executor.specs[next(iter(executor.pods))]
+    assert spec.workspace_path == f"/kfp-workspace/{run['run_id']}"
+    manifest = workspace_claim_manifest(spec, "kubeflow-user", "kfpd")
+    assert_valid(manifest)
+    assert manifest["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+        "storageClassName": "standard",
+    }

@@ -378,3 +378,25 @@ def test_adoption_reports_a_pod_that_ended_while_the_server_was_down() -> None:
 def test_pod_outcome_codes(status: dict[str, Any], expected: int | None) -> None:
     outcome = pod_outcome(status, pending_for=0, pending_timeout=60)
     assert (outcome.returncode if outcome else None) == expected
+
+
+def test_the_runs_workspace_claim_is_made_once() -> None:
+    core = _core()
+    core.create_namespaced_persistent_volume_claim.side_effect = [
+        None,
+        client.ApiException(status=409, reason="Conflict"),
+    ]
+    executor = _executor(core)
+    workspace = {"workspace": {"size": "5Gi"}}
+    first = launch_spec(kubernetes=workspace, workspace_path=f"/kfp-workspace/{SPEC.run_id}")
+    second = launch_spec(
+        task_id="second-task", kubernetes=workspace, workspace_path=first.workspace_path
+    )
+    exits = Exits()
+    executor.submit(first, exits)
+    executor.submit(second, exits)
+    assert exits.seen == []
+    assert core.create_namespaced_pod.call_count == 2
+    claim = core.create_namespaced_persistent_volume_claim.call_args_list[0].args[1]
+    assert claim["metadata"]["name"] == f"kfpd-workspace-{SPEC.run_id}"
+    assert claim["spec"]["resources"] == {"requests": {"storage": "5Gi"}}

@@ -39,7 +39,7 @@ from kfpd.engine.engine import Engine
 from kfpd.engine.retention import RetentionJob
 from kfpd.engine.scheduler import Scheduler
 from kfpd.executors.base import Executor
-from kfpd.executors.registry import ExecutorConfig, create_executor
+from kfpd.executors.registry import WORKSPACE_MOUNT, ExecutorConfig, create_executor
 from kfpd.services import retention
 from kfpd.services.mlmd_import import ImportIncomplete, check_no_incomplete_import
 from kfpd.services.orchestration import OrchestratorConfig
@@ -80,7 +80,12 @@ def _engine(
         pipeline_root=storage.default_root,
         token_for=lambda run_id: issue_run_token(secret, run_id, ttl=settings.run_token_ttl),
         cache_enabled=settings.cache_enabled,
-        workspace_root=str((settings.data_dir / "workspaces").resolve()),
+        # On Kubernetes a per-run volume holds it (mounted at /kfp-workspace, as upstream).
+        workspace_root=(
+            WORKSPACE_MOUNT
+            if settings.executor == "kubernetes"
+            else str((settings.data_dir / "workspaces").resolve())
+        ),
         secrets_dir=settings.secrets_dir,
         config_maps_dir=settings.config_maps_dir,
         local_platform=executor_config.applies_platform_locally,

@@ -36,6 +36,7 @@ from kfpd.executors.kubernetes_pods import (
     PodSpecError,
     build_pod,
     spec_secret,
+    workspace_claim_manifest,
 )
 from kfpd.schemas.launch import LaunchSpec
 
@@ -274,6 +275,8 @@ class KubernetesExecutor:
             return
         secret = spec_secret(spec, namespace=namespace, manager=self.manager)
         try:
+            if "workspace" in spec.kubernetes and spec.workspace_path:
+                self._ensure_workspace(spec, namespace)
             self._core.create_namespaced_secret(namespace, secret)
             created = self._core.create_namespaced_pod(namespace, pod)
             uid = _field(created, "metadata", "uid")
@@ -286,6 +289,15 @@ class KubernetesExecutor:
             self._finish(
                 spec.task_id, Outcome(None, f"could not create the pod: {_api_error(exc)}")
             )
+
+    def _ensure_workspace(self, spec: LaunchSpec, namespace: str) -> None:
+        """Create the run's workspace claim unless an earlier task of the run did."""
+        claim = workspace_claim_manifest(spec, namespace, self.manager)
+        try:
+            self._core.create_namespaced_persistent_volume_claim(namespace, claim)
+        except Exception as exc:
+            if getattr(exc, "status", None) != 409:  # 409: it exists already
+                raise
 
     def cancel(self, task_id: str) -> None:
         with self._lock:

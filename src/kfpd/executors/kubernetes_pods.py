@@ -34,6 +34,7 @@ BUNDLE_NAME = "launcher.pyz"
 SPEC_DIR = "/kfpd-spec"
 SPEC_KEY = "spec.json"
 MAIN_CONTAINER = "main"
+WORKSPACE_MOUNT = "/kfp-workspace"
 
 
 class PodSpecError(ValueError):
@@ -45,6 +46,33 @@ def pod_name(spec: LaunchSpec) -> str:
     digest = hashlib.sha256(spec.task_id.encode()).hexdigest()[:10]
     base = re.sub(r"[^a-z0-9-]+", "-", (spec.task_name or "task").lower()).strip("-") or "task"
     return f"kfpd-{base[:40].rstrip('-')}-{digest}"
+
+
+def workspace_claim(spec: LaunchSpec) -> str:
+    """The run's workspace volume claim (one per run, shared by its tasks)."""
+    return f"kfpd-workspace-{spec.run_id}"[:63].rstrip("-")
+
+
+def workspace_claim_manifest(spec: LaunchSpec, namespace: str, manager: str) -> dict[str, Any]:
+    """The claim for a run's workspace: kfp-kubernetes ``pipelineConfig.workspace`` (``size``,
+    ``kubernetes.pvcSpecPatch`` merged over ReadWriteOnce)."""
+    workspace = spec.kubernetes.get("workspace") or {}
+    patch = (workspace.get("kubernetes") or {}).get("pvcSpecPatch") or {}
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": str(workspace.get("size") or "1Gi")}},
+        **patch,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": workspace_claim(spec),
+            "namespace": namespace,
+            "labels": {LABEL_RUN: spec.run_id, LABEL_MANAGED: manager},
+        },
+        "spec": claim_spec,
+    }
 
 
 def secret_name(spec: LaunchSpec) -> str:
@@ -79,6 +107,10 @@ def build_pod(
     labels = {**_strings(metadata.get("labels")), **_own_labels(spec, manager)}
     annotations = {**_strings(metadata.get("annotations")), ANNOTATION_TASK_NAME: spec.task_name}
     volumes, mounts = _volumes(config)
+    if config.get("workspace") and spec.workspace_path:
+        claim = {"claimName": workspace_claim(spec)}
+        volumes.append({"name": "kfpd-workspace", "persistentVolumeClaim": claim})
+        mounts.append({"name": "kfpd-workspace", "mountPath": WORKSPACE_MOUNT})
     container: dict[str, Any] = {
         "name": MAIN_CONTAINER,
         "image": spec.container.image or "python:3.11-slim",

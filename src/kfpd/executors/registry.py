@@ -14,6 +14,8 @@ from pathlib import Path
 from kfpd.executors.base import Executor
 
 EXECUTOR_KINDS = ("local", "ray", "kubernetes")
+# Where a run's workspace volume is mounted in Kubernetes pods ({{$.workspace_path}} below it).
+WORKSPACE_MOUNT = "/kfp-workspace"
 
 
 class ExecutorConfigError(ValueError):

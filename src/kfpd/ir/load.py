@@ -201,6 +201,7 @@ def load_ir(pipeline_spec: Json | None, platform_spec: Json | None = None) -> Pi
         components=MappingProxyType(components),
         executors=MappingProxyType(executors),
         platform_executors=MappingProxyType({k: _map(v) for k, v in platform.items()}),
+        platform_workspace=_map(_map(kubernetes.get("pipelineConfig")).get("workspace")),
         spec=spec,
     )
 

@@ -153,6 +153,8 @@ class PipelineIR:
     components: Mapping[str, Component]
     executors: Mapping[str, Executor]
     platform_executors: Mapping[str, Json] = field(default_factory=lambda: EMPTY)
+    # kfp-kubernetes pipelineConfig.workspace ({size, kubernetes: {pvcSpecPatch}}), if any.
+    platform_workspace: Json = field(default_factory=lambda: EMPTY)
     spec: Json = field(
         default_factory=lambda: EMPTY
     )  # as written (runtime parameter validation reads it)

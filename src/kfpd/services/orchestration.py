@@ -612,14 +612,22 @@ class _RunStepper:
         """The task's kfp-kubernetes config: as local environment variables (local stores of
         secrets and config maps), or resolved for an executor that builds real pods."""
         config = self.ir.platform_config(component)
-        if not config or scope is None:
-            return [], {}
 
         def resolve(source: dict[str, Any]) -> Any:
+            assert scope is not None
             return resolve_source(spec, component, scope, source)
 
         if not self.config.local_platform:
-            return [], resolved_config(config, resolve)
+            kube = (
+                {"workspace": dict(self.ir.platform_workspace)}
+                if self.ir.platform_workspace
+                else {}
+            )
+            if config and scope is not None:
+                kube.update(resolved_config(config, resolve))
+            return [], kube
+        if not config or scope is None:
+            return [], {}
         env = local_env(
             config,
             pod=self._pod(spec.name),
