@@ -114,6 +114,8 @@ def test_schedules_fire_disable_enable_delete_max_concurrency(
     first = _runs(url, periodic)[0]
     assert parse_rfc3339(first["scheduled_at"]) == start_us + S
     assert first["display_name"].startswith("every-second #1 (")
+    slot_text = time.strftime("%Y%m%d%H%M%S", time.gmtime(start_us // S + 1))
+    assert first["runtime_config"]["parameters"]["when"] == slot_text  # [[ScheduledTime]]
     cron_runs = _runs(url, cron)
     assert all(parse_rfc3339(r["scheduled_at"]) // S % 2 == 0 for r in cron_runs)
 

@@ -302,3 +302,31 @@ def test_firing_errors_are_recorded_then_cleared(api: TestClient, db: Database) 
     assert len(fired) == 1 == scheduler.runs_fired
     assert (scheduler.seconds_since_tick() or 0) >= 0
     assert "error" not in ok(api.get(f"{URL}/{rid}"))
+
+
+def test_update_leaves_runs_in_flight_alone(api: TestClient, db: Database) -> None:
+    start = (now_us() // S - 70) * S
+    rid = periodic(api, start, max_concurrency=1)
+    (first,) = fire(db, rid, now_us())
+    ok(
+        api.patch(
+            f"{URL}/{rid}",
+            json={
+                "runtime_config": {"parameters": {"when": "v2-[[Index]]"}},
+                "max_concurrency": 2,
+                "trigger": {
+                    "periodic_schedule": {"interval_second": 30, "start_time": _rfc(start)}
+                },
+            },
+        )
+    )
+    (run,) = runs_of(db, rid)
+    assert run.id == first and run.state == int(RunState.PENDING), "the run in flight is untouched"
+    assert run.runtime_config["parameters"]["when"] != "v2-[[Index]]"
+    # The new trigger counts from the update: its first slot comes after it, with the new
+    # parameters, beside the run still active (max_concurrency 2 now).
+    assert fire(db, rid, now_us()) == []
+    second = fire(db, rid, now_us() + 31 * S)
+    assert len(second) == 1
+    newest = runs_of(db, rid)[-1]
+    assert newest.runtime_config["parameters"]["when"] == "v2-2"
