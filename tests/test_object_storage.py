@@ -342,8 +342,20 @@ def test_deleting_a_run_can_delete_its_artifact_files_after_a_dry_run(
     assert files and all(f.exists() for f in files)
     assert all(f.is_relative_to(tmp_path / "artifacts") for f in files)
     assert httpx.delete(path, params={"dry_run": "true"}).status_code == 400
-    done = ok(httpx.delete(path, params={"delete_artifacts": "true"}))
-    assert done["errors"] == [] and done["artifact_objects"] == dry["artifact_objects"]
+    # The CLI: a dry run lists the objects; then the run goes with them.
+    from typer.testing import CliRunner
+
+    from kfpd.cli.main import app as cli
+
+    runner = CliRunner()
+    listed = runner.invoke(
+        cli, ["runs", "delete", run_id, "--artifacts", "--dry-run", "--host", url]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert all(f"delete {u}" in listed.output for u in dry["artifact_objects"])
+    assert all(f.exists() for f in files)
+    gone = runner.invoke(cli, ["runs", "delete", run_id, "--artifacts", "--yes", "--host", url])
+    assert gone.exit_code == 0 and f"deleted run {run_id}" in gone.output, gone.output
     assert not any(f.exists() for f in files)
     assert httpx.get(path).status_code == 404
 

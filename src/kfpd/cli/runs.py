@@ -275,6 +275,49 @@ def _run_or_exit(client: KfpdClient, run_id: str) -> Run:
         raise typer.Exit(1) from None
 
 
+@runs_app.command("delete")
+def delete_run(
+    run_id: str,
+    artifacts: Annotated[
+        bool,
+        typer.Option(
+            "--artifacts", help="Also delete the objects of the artifacts the run produced."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what --artifacts would delete.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting.")] = False,
+    host: Host = DEFAULT_HOST,
+) -> None:
+    """Delete a run; with --artifacts, list its artifact objects first, then delete them too."""
+    if dry_run and not artifacts:
+        console.print("[red]--dry-run lists what --artifacts would delete: add --artifacts[/]")
+        raise typer.Exit(2)
+    with KfpdClient(host) as client:
+        try:
+            if artifacts:
+                plan = client.delete_run(run_id, delete_artifacts=True, dry_run=True)
+                for uri in plan.artifact_objects or []:
+                    console.print(f"delete {uri}", soft_wrap=True, markup=False)
+                for kept in plan.kept or []:
+                    line = f"keep   {kept.get('uri')} ({kept.get('reason')})"
+                    console.print(line, soft_wrap=True, markup=False)
+                if dry_run:
+                    return
+                if not yes and not typer.confirm(f"Delete run {run_id} and these objects?"):
+                    raise typer.Exit(1)
+            done = client.delete_run(run_id, delete_artifacts=artifacts)
+        except KfpdApiError as exc:
+            console.print(f"[red]{exc.message}[/]")
+            raise typer.Exit(1) from None
+    for error in done.errors or []:
+        console.print(f"[red]not deleted: {error.get('uri')}: {error.get('error')}[/]")
+    console.print(f"deleted run {run_id}")
+    if done.errors:
+        raise typer.Exit(1)
+
+
 @runs_app.command("get")
 def get_run(run_id: str, host: Host = DEFAULT_HOST) -> None:
     """A run with its task tree."""

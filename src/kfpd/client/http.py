@@ -22,7 +22,7 @@ from kfpd.schemas.artifacts import (
 from kfpd.schemas.experiments import Experiment, ExperimentCreate, ListExperimentsResponse
 from kfpd.schemas.launch import AppendLogRequest, FinishTaskRequest, TaskLog
 from kfpd.schemas.lineage import LineageResponse
-from kfpd.schemas.runs import ListRunsResponse, Run, RunCreate
+from kfpd.schemas.runs import DeleteRunReply, ListRunsResponse, Run, RunCreate
 from kfpd.schemas.tasks import (
     FindCachedTaskRequest,
     FindCachedTaskResponse,
@@ -103,6 +103,14 @@ class KfpdClient:
 
     def list_runs(self, **params: Any) -> ListRunsResponse:
         return self._call("GET", "/runs", ListRunsResponse, params=params)
+
+    def delete_run(
+        self, run_id: str, *, delete_artifacts: bool = False, dry_run: bool = False
+    ) -> DeleteRunReply:
+        params = {"delete_artifacts": "true"} if delete_artifacts else {}
+        if dry_run:
+            params["dry_run"] = "true"
+        return self._call("DELETE", f"/runs/{run_id}", DeleteRunReply, params=params)
 
     def terminate_run(self, run_id: str) -> None:
         self._call("POST", f"/runs/{run_id}:terminate", _Empty)

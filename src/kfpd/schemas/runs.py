@@ -84,3 +84,12 @@ class ListRunsResponse(WireModel):
     runs: list[Run] = []
     total_size: Int32 = 0
     next_page_token: str | None = None
+
+
+class DeleteRunReply(WireModel):
+    """DeleteRun's answer; the fields are set with ``delete_artifacts=true`` (kfpd extension)."""
+
+    dry_run: bool | None = None
+    artifact_objects: list[str] | None = None  # deleted (or, on a dry run, to be deleted)
+    kept: list[dict[str, str]] | None = None  # {uri, reason}
+    errors: list[dict[str, str]] | None = None  # {uri, error}
