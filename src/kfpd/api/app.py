@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from kfpd import __version__
 from kfpd.api import docs
-from kfpd.api.authn import ProviderChain, RunTokenProvider
-from kfpd.api.authz import AuthState, authorize
+from kfpd.api.authn import ProviderChain, providers_for
+from kfpd.api.authz import AuthState, PolicySource, authorize
 from kfpd.api.errors import install_error_handlers
 from kfpd.api.guard import HostPolicy, RequestGuard
 from kfpd.api.limits import BodySizeLimit
@@ -31,6 +31,8 @@ from kfpd.api.routes import (
     ui,
     unimplemented,
 )
+from kfpd.api.routes import auth as auth_routes
+from kfpd.authconfig import load_auth_config
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.db.migrate import current_revision, head_revision, upgrade
@@ -93,6 +95,17 @@ def _engine(
     return Engine(database, executor, config)
 
 
+def _auth_state(settings: Settings, secret: bytes, database: Database) -> AuthState:
+    """Single-user (no auth config): run tokens only. Multi-user: the configured providers."""
+    if settings.auth_config is None:
+        return AuthState(ProviderChain(providers_for(None, secret, database), strict=False))
+    config = load_auth_config(settings.auth_config)
+    chain = ProviderChain(providers_for(config, secret, database), strict=True)
+    return AuthState(
+        chain, multi_user=True, policy_source=PolicySource(config.bindings(), database)
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -111,7 +124,7 @@ def create_app(
             database.dispose()
             raise
     secret = settings.run_token_secret()  # created once, so launchers anywhere get tokens
-    auth = AuthState(ProviderChain([RunTokenProvider(secret)], strict=False))
+    auth = _auth_state(settings, secret, database)
     storage = _storage(settings)
     engine = _engine(settings, database, executor, storage)
     scheduler = None
@@ -169,6 +182,7 @@ def create_app(
         pipelines,
         recurring_runs,
         lineage,
+        auth_routes,
     ):
         app.include_router(module.router)
 

@@ -13,6 +13,7 @@ For an object named by id the namespace comes from its stored row. A caller who 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -26,12 +27,14 @@ from kfpd.db.engine import Database
 from kfpd.domain.access import (
     ALL_NAMESPACES,
     LAUNCHER_VERBS,
+    Binding,
     Policy,
     Principal,
     Resource,
     Verb,
 )
 from kfpd.domain.errors import NotFound, PermissionDenied, Unauthenticated
+from kfpd.services import auth_store
 from kfpd.services.access import Kind, RunStanding, namespaces_of, run_standing
 
 
@@ -284,16 +287,41 @@ class Authenticator:
         raise NotImplementedError
 
 
+class PolicySource:
+    """The bindings of the auth config plus those stored in the database (admin API, CLI),
+    re-read at most every ``ttl_s`` seconds and at once after a change made here."""
+
+    def __init__(self, configured: list[Binding], db: Database, ttl_s: float = 2.0) -> None:
+        self._configured = configured
+        self._db = db
+        self._ttl_s = ttl_s
+        self._cached: Policy | None = None
+        self._read_at = 0.0
+
+    def invalidate(self) -> None:
+        self._cached = None
+
+    def policy(self) -> Policy:
+        now = time.monotonic()
+        if self._cached is None or now - self._read_at > self._ttl_s:
+            with self._db.read_session() as s:
+                stored = auth_store.stored_bindings(s)
+            self._cached, self._read_at = Policy([*self._configured, *stored]), now
+        return self._cached
+
+
 @dataclass
 class AuthState:
     """What the dependency needs, kept in ``app.state.auth``."""
 
     authenticator: Authenticator
     multi_user: bool = False
-    policy_source: Any = None  # () -> Policy (multi-user)
+    policy_source: PolicySource | None = None
 
-    def policy(self) -> Policy:
-        return self.policy_source() if self.policy_source is not None else Policy()
+    async def policy(self) -> Policy:
+        if self.policy_source is None:
+            return Policy()
+        return await anyio.to_thread.run_sync(self.policy_source.policy)
 
 
 def _route_key(request: Request) -> tuple[str, str]:
@@ -326,7 +354,7 @@ async def authorize(request: Request) -> None:
         raise Unauthenticated("sign in: an API token, an OIDC bearer token or the proxy's header")
     if rule.access is Access.SIGNED_IN:
         return
-    await _check_user(request, rule, principal, state.policy())
+    await _check_user(request, rule, principal, await state.policy())
 
 
 async def _check_launcher(request: Request, rule: Rule, principal: Principal) -> None:

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from kfpd import __version__
+from kfpd.cli.auth import bindings_app, tokens_app
 from kfpd.cli.gc import gc as gc_command
 from kfpd.cli.mlmd import import_mlmd
 from kfpd.cli.runs import run, runs_app
@@ -22,6 +23,8 @@ app = typer.Typer(
 )
 app.command()(run)
 app.add_typer(runs_app, name="runs")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(bindings_app, name="bindings")
 config_app = typer.Typer(help="Inspect kfpd's configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.command("import-mlmd")(import_mlmd)
@@ -119,6 +122,10 @@ def server(
         bool | None,
         typer.Option(help="Fire recurring runs (--no-scheduler: another server does)."),
     ] = None,
+    auth_config: Annotated[
+        Path | None,
+        typer.Option(help="Multi-user mode: YAML with auth providers and role bindings."),
+    ] = None,
 ) -> None:
     """Run the kfpd server (REST API, UI, orchestrator; tasks on the chosen executor).
 
@@ -153,10 +160,11 @@ def server(
         kubeconfig=kubeconfig,
         launcher_image=launcher_image,
         scheduler=scheduler,
+        auth_config=auth_config,
     )
     bind = check_bind(
         settings.host,
-        authenticated=False,  # single-user mode: nothing authenticates API callers
+        authenticated=settings.auth_config is not None,  # multi-user: every caller signs in
         allow_remote_unauthenticated=settings.allow_remote_unauthenticated,
     )
     if bind.message:
@@ -168,6 +176,7 @@ def server(
         f"kfpd {__version__}: database {settings.masked()['database_url (effective)']}, "
         f"data in {settings.data_dir}"
     )
+    from kfpd.authconfig import AuthConfigError
     from kfpd.services.mlmd_import import ImportIncomplete
     from kfpd.storage.launcher_config import StorageConfigError
 
@@ -178,6 +187,9 @@ def server(
         raise typer.Exit(2) from None
     except ImportIncomplete as exc:
         typer.secho(f"kfpd: {exc}", err=True, fg="red", bold=True)
+        raise typer.Exit(2) from None
+    except AuthConfigError as exc:
+        typer.echo(f"kfpd: {exc}", err=True)
         raise typer.Exit(2) from None
     # What is alive now (modules, routes, mappers: ~180k objects) lives as long as the
     # server; frozen, full collections during requests no longer walk it (they took

@@ -300,3 +300,31 @@ class RecurringRunSlot(Base):
     seq: Mapped[int] = mapped_column(BigInteger)  # 1 for a schedule's first slot ([[Index]])
     run_id: Mapped[str] = mapped_column(ID)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiToken(Base):
+    """An API token (``kfpd tokens create``): only its digest is stored, never the token."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(NAME)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of the whole token
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, default=0)  # 0: never
+    last_used_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    revoked_at: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RoleBinding(Base):
+    """A role in a namespace ("*": every one) for a user or a group, added at run time."""
+
+    __tablename__ = "role_bindings"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user: Mapped[str] = mapped_column(NAME, default="")
+    group: Mapped[str] = mapped_column(NAME, default="")
+    role: Mapped[str] = mapped_column(String(16))
+    namespace: Mapped[str] = mapped_column(NAMESPACE)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (UniqueConstraint("user", "group", "role", "namespace"),)
