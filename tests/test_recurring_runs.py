@@ -330,3 +330,28 @@ def test_update_leaves_runs_in_flight_alone(api: TestClient, db: Database) -> No
     assert len(second) == 1
     newest = runs_of(db, rid)[-1]
     assert newest.runtime_config["parameters"]["when"] == "v2-2"
+
+
+def test_scan_decides_only_what_is_due(api: TestClient, db: Database) -> None:
+    start = (now_us() // S - 90) * S
+    due = periodic(api, start)  # one slot came 30 s ago
+    later = periodic(api, start + 80 * S)  # its first slot is 50 s away
+    ended = create(
+        api,
+        trigger={
+            "periodic_schedule": {
+                "interval_second": 60,
+                "start_time": _rfc(start - 3600 * S),
+                "end_time": _rfc(start - 3500 * S),
+            }
+        },
+    )["recurring_run_id"]
+    ok(api.post(f"{URL}/{ended}:enable"))
+    with db.write_session() as s:  # its only slot fired long ago
+        svc.fire_due(s, ended, now_us())
+    now = now_us()
+    with db.read_session() as s:
+        decisions = dict(svc.scan(s, now))
+    assert decisions[due].fire == [start + 60 * S]
+    assert decisions[later].fire == [] and decisions[later].wake_at_us == start + 140 * S
+    assert decisions[ended].fire == [] and decisions[ended].wake_at_us is None

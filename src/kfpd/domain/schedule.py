@@ -22,6 +22,7 @@ Semantics follow upstream's ScheduledWorkflow controller (robfig/cron v1):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class CronSpec:
     every_seconds: int = 0  # @every
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_cron(expression: str) -> CronSpec:
     """Read a cron string the way robfig/cron v1 ``Parse`` does (see the module doc)."""
     text = " ".join((expression or "").split())
@@ -207,6 +209,19 @@ class Timeline:
             slots.append(slot)
             cursor = slot
         return slots
+
+
+# A scheduler pass looks at every enabled schedule each second: what it asks again and again
+# (the timeline of a trigger, the first slot after a cursor that only moves when a slot fires)
+# is remembered. 1000 schedules: ~900 ms per pass without, a few ms with (docs/benchmarks.md).
+@functools.lru_cache(maxsize=4096)
+def timeline(trigger: Trigger, created_us: int) -> Timeline:
+    return Timeline(trigger, created_us)
+
+
+@functools.lru_cache(maxsize=16384)
+def first_slot_after(trigger: Trigger, created_us: int, after_us: int) -> int | None:
+    return timeline(trigger, created_us).next_after(after_us)
 
 
 @dataclass(frozen=True)

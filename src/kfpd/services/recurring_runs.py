@@ -28,10 +28,11 @@ from kfpd.domain.schedule import (
     Decision,
     MacroValues,
     ScheduleState,
-    Timeline,
     Trigger,
     decide,
     expand_macros,
+    first_slot_after,
+    timeline,
 )
 from kfpd.domain.timeutil import parse_rfc3339, to_rfc3339
 from kfpd.schemas import recurring_runs as wire
@@ -323,8 +324,7 @@ def update_recurring_run(
 
 def next_fire_times(row: Schedule, now_us: int, count: int = NEXT_FIRE_TIMES) -> list[int]:
     """When the schedule fires next (if it is or gets enabled now)."""
-    timeline = Timeline(trigger_of(row), row.created_at)
-    return timeline.upcoming(max(row.settled_until, now_us), count)
+    return timeline(trigger_of(row), row.created_at).upcoming(max(row.settled_until, now_us), count)
 
 
 # -- firing
@@ -352,7 +352,7 @@ def _active_runs(session: Session, ids: Iterable[str]) -> dict[str, int]:
 
 def _state(row: Schedule, active_runs: int) -> ScheduleState:
     return ScheduleState(
-        timeline=Timeline(trigger_of(row), row.created_at),
+        timeline=timeline(trigger_of(row), row.created_at),
         after_us=row.settled_until,
         active_runs=active_runs,
         max_concurrency=row.max_concurrency,
@@ -361,20 +361,46 @@ def _state(row: Schedule, active_runs: int) -> ScheduleState:
 
 
 def scan(session: Session, now_us: int) -> list[tuple[str, Decision]]:
-    """Every enabled schedule with its decision at ``now_us`` (a read; nothing is claimed)."""
-    rows = list(
-        session.scalars(
+    """Every enabled schedule with its decision at ``now_us`` (a read; nothing is claimed).
+
+    A schedule has something due only if the first slot after its cursor has come (with or
+    without catch-up), so only those get the full decision and a count of their active runs.
+    """
+    timing = session.execute(
+        select(
+            Schedule.id,
+            Schedule.cron,
+            Schedule.interval_second,
+            Schedule.start_time,
+            Schedule.end_time,
+            Schedule.timezone,
+            Schedule.created_at,
+            Schedule.settled_until,
+        ).where(Schedule.status == int(RecurringRunStatus.ENABLED))
+    )
+    decisions: dict[str, Decision] = {}
+    due: list[str] = []
+    for row in timing:
+        trigger = Trigger(row.cron, row.interval_second, row.start_time, row.end_time, row.timezone)
+        first = first_slot_after(trigger, row.created_at, row.settled_until)
+        if first is not None and first <= now_us:
+            due.append(row.id)
+        else:
+            decisions[row.id] = Decision(wake_at_us=first)  # None: the schedule has ended
+    active = _active_runs(session, due)
+    for start in range(0, len(due), 500):
+        rows = session.scalars(
             select(Schedule)
             .options(
                 defer(Schedule.pipeline_spec),
                 defer(Schedule.platform_spec),
                 defer(Schedule.runtime_config),
             )
-            .where(Schedule.status == int(RecurringRunStatus.ENABLED))
+            .where(Schedule.id.in_(due[start : start + 500]))
         )
-    )
-    active = _active_runs(session, [r.id for r in rows])
-    return [(r.id, decide(_state(r, active.get(r.id, 0)), now_us)) for r in rows]
+        for full in rows:
+            decisions[full.id] = decide(_state(full, active.get(full.id, 0)), now_us)
+    return list(decisions.items())
 
 
 def _run_name(row: Schedule, seq: int, slot_us: int) -> str:
