@@ -100,3 +100,27 @@ def test_the_readme_example_pipeline_runs(orchestrated_server: Any) -> None:
     root = next(t for t in run["tasks"] if t["type"] == "ROOT")
     [output] = root["outputs"]["parameters"]
     assert output["value"] == 6.0  # mean of 0, 1, 4, 9, 16
+
+
+def test_run_graph_labels_loop_iterations_with_their_items(
+    orchestrated_server: Any, tmp_path: Path
+) -> None:
+    import kfp
+
+    url = orchestrated_server()
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(compiled("control_flow")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client = kfp.Client(host=url)
+    run_id = client.create_run_from_pipeline_package(str(path), arguments={"n": 2}).run_id
+    assert client.wait_for_run_completion(run_id, timeout=120, sleep_duration=0.1).state == (
+        "SUCCEEDED"
+    )
+    graph = httpx.get(f"{url}/ui/api/runs/{run_id}/graph").json()
+    items = sorted(
+        (t["iteration"], t["item"]) for t in graph["tasks"] if t["type"] == "LOOP_ITERATION"
+    )
+    # Outer loop over [1, 2], inner over [10, 20] (twice): each iteration knows its item.
+    assert items.count((0, "10")) == 2 and items.count((1, "20")) == 2
+    assert (0, "1") in items and (1, "2") in items

@@ -54,3 +54,94 @@ def test_upstream_kfp_links_open_kfpd_pages(page: Any, ui_server: UiServer) -> N
     page.goto(f"/#/experiments/details/{experiment['experiment_id']}")
     expect(page).to_have_url(f"{ui_server.url}/#/experiments/{experiment['experiment_id']}")
     expect(page.locator("h1")).to_contain_text("upstream-links")
+
+
+def test_create_from_the_lists_upload_experiment_run(
+    page: Any, ui_server: UiServer, tmp_path: Any
+) -> None:
+    import yaml
+
+    from tests.helpers import compiled
+
+    spec_file = tmp_path / "demo.yaml"
+    spec_file.write_text(yaml.safe_dump(compiled("control_flow")))
+    page.goto("/#/pipelines")
+    page.locator('[data-action="upload-pipeline"]').click()
+    dialog = page.locator("dialog.upload-dialog")
+    dialog.locator('input[type="file"]').set_input_files(str(spec_file))
+    dialog.locator('input[name="name"]').fill("uploaded from the ui")
+    dialog.get_by_role("button", name="Upload").click()
+    expect(page.locator("h1")).to_contain_text("uploaded from the ui")
+    assert page.url.split("#/")[1].startswith("pipelines/")
+
+    page.goto("/#/experiments")
+    page.locator('[data-action="new-experiment"]').click()
+    page.locator("dialog.experiment-dialog input[name=display_name]").fill("made in the ui")
+    page.locator("dialog.experiment-dialog").get_by_role("button", name="Create").click()
+    expect(page.locator("h1")).to_contain_text("made in the ui")
+
+    page.goto("/#/runs")
+    page.locator('[data-action="create-run"]').click()
+    chooser = page.locator("dialog.choose-pipeline-dialog")
+    chooser.locator("select").select_option(label="uploaded from the ui")
+    chooser.get_by_role("button", name="Next").click()
+    form = page.locator("dialog.run-dialog:not(.choose-pipeline-dialog)")
+    form.locator('input[name="display_name"]').fill("run made in the ui")
+    form.get_by_role("button", name="Start run").click()
+    expect(page.locator("h1")).to_contain_text("run made in the ui")
+    page.shots("created-run")
+
+
+def test_dialogs_close_when_leaving_the_page(page: Any, ui_server: UiServer) -> None:
+    page.goto("/#/experiments")
+    page.locator('[data-action="new-experiment"]').click()
+    expect(page.locator("dialog[open]")).to_have_count(1)
+    page.evaluate("location.hash = '#/pipelines'")
+    expect(page.locator("h1")).to_have_text("Pipelines")
+    expect(page.locator("dialog[open]")).to_have_count(0)
+
+
+def test_running_duration_keeps_counting_and_metrics_are_rounded(
+    page: Any, ui_server: UiServer
+) -> None:
+    from tests.ui.seed import DemoRun
+
+    demo = DemoRun(ui_server.seeder).start()
+    page.goto(f"/#/runs/{demo.run_id}")
+    shown = page.locator(".run-duration")
+    expect(shown).not_to_have_text("")
+    first = shown.inner_text()
+    expect(shown).not_to_have_text(first, timeout=5_000)  # ticks without a server change
+    rounded = page.evaluate(
+        "import('/ui/static/js/api.js').then((m) => [m.fmtValue(0.8333333333), m.fmtValue(2), m.fmtValue(1.5e-7)])"
+    )
+    assert rounded == ["0.8333", "2", "1.500e-7"]
+
+
+def test_condition_boxes_show_their_expression(page: Any, ui_server: UiServer) -> None:
+    from tests.helpers import compiled
+
+    experiment = ui_server.seeder.experiment("conditions")
+    run = ui_server.seeder.run(
+        "cond", compiled("ui_demo"), experiment_id=experiment["experiment_id"]
+    )
+    page.goto(f"/#/runs/{run['run_id']}")
+    box = page.locator('svg.graph g.gnode[data-kind="condition"]').first
+    sub = box.locator("text.sub").first
+    expect(sub).to_contain_text("if make-data-Output > thresh")  # channels read as outputs
+    assert "parameter_values" not in (sub.text_content() or "")
+
+
+def test_narrow_window_puts_the_task_panel_below_the_graph(page: Any, ui_server: UiServer) -> None:
+    from tests.ui.seed import DemoRun
+
+    demo = DemoRun(ui_server.seeder).start()
+    page.set_viewport_size({"width": 800, "height": 900})
+    page.goto(f"/#/runs/{demo.run_id}")
+    page.locator('svg.graph g.gnode[data-key="root.exit-handler-1.make-data"]').click()
+    panel = page.locator(".side-panel")
+    expect(panel).to_be_visible()
+    graph_box = page.locator(".graph-wrap").bounding_box()
+    panel_box = panel.bounding_box()
+    assert panel_box["y"] >= graph_box["y"] + graph_box["height"] - 1
+    page.shots("narrow")

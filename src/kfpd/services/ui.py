@@ -4,6 +4,7 @@ per row), so pages stay fast at 1,000 tasks per run and 200,000 artifacts."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kfpd.db.models import Artifact, ArtifactTask, Run, Task
-from kfpd.domain.enums import ArtifactType, TaskState, TaskType
+from kfpd.domain.enums import ArtifactType, IOType, TaskState, TaskType
 from kfpd.domain.errors import InvalidArgument
 from kfpd.domain.timeutil import to_rfc3339
 from kfpd.services.artifacts import PRODUCER_LINK_TYPES
@@ -41,12 +42,25 @@ def run_tasks_compact(session: Session, run_id: str) -> list[dict[str, Any]]:
             Task.type_attributes,
             Task.created_at,
             Task.finished_at,
+            Task.input_parameters,
         )
         .where(Task.run_id == run_id)
         .order_by(Task.created_at, Task.id)
     )
     tasks = []
-    for tid, parent, name, display, ttype, state, iteration, attrs, created, finished in rows:
+    for (
+        tid,
+        parent,
+        name,
+        display,
+        ttype,
+        state,
+        iteration,
+        attrs,
+        created,
+        finished,
+        params,
+    ) in rows:
         item: dict[str, Any] = {
             "id": tid,
             "parent": parent,
@@ -59,6 +73,10 @@ def run_tasks_compact(session: Session, run_id: str) -> list[dict[str, Any]]:
         index = iteration if iteration is not None else (attrs or {}).get("iteration_index")
         if index is not None:
             item["iteration"] = int(index)
+        if ttype == TaskType.LOOP_ITERATION:
+            shown = iteration_item(params)
+            if shown is not None:
+                item["item"] = shown
         count = (attrs or {}).get("iteration_count")
         if count is not None:
             item["iteration_count"] = int(count)
@@ -67,6 +85,22 @@ def run_tasks_compact(session: Session, run_id: str) -> list[dict[str, Any]]:
             item["finished"] = to_rfc3339(finished)
         tasks.append(item)
     return tasks
+
+
+ITEM_LABEL_CHARS = 60
+_ITERATOR_INPUT = {IOType.ITERATOR_INPUT.name, int(IOType.ITERATOR_INPUT)}
+
+
+def iteration_item(parameters: list[dict[str, Any]] | None) -> str | None:
+    """A loop iteration's item, as the graph labels it (JSON, shortened)."""
+    for param in parameters or []:
+        if param.get("type") in _ITERATOR_INPUT and "value" in param:
+            value = param["value"]
+            text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            if len(text) > ITEM_LABEL_CHARS:
+                text = text[: ITEM_LABEL_CHARS - 1] + "…"
+            return text
+    return None
 
 
 def get_run_row(session: Session, run_id: str) -> Run:

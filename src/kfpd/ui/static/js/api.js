@@ -34,7 +34,7 @@ function describe(status, body, path) {
  * Call the API; resolves to the JSON body, or rejects with an ApiError whose message is the
  * server's own (never a stack trace). `etag` makes a conditional GET: a 304 resolves to null.
  */
-export async function api(path, { method = "GET", body, params, etag, signal } = {}) {
+export async function api(path, { method = "GET", body, form, params, etag, signal } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (etag) headers["If-None-Match"] = etag;
@@ -43,7 +43,8 @@ export async function api(path, { method = "GET", body, params, etag, signal } =
     response = await fetch(path + qs(params), {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      // `form` (FormData) goes as multipart: the browser sets its Content-Type and boundary.
+      body: form !== undefined ? form : body === undefined ? undefined : JSON.stringify(body),
       signal,
     });
   } catch (err) {
@@ -136,8 +137,16 @@ export function fmtBytes(n) {
   return `${i ? value.toFixed(1) : value} ${units[i]}`;
 }
 
+/** Numbers with a fraction show at most 4 significant decimals (0.8333333 -> 0.8333). */
+export function fmtNumber(value) {
+  if (Number.isInteger(value)) return String(value);
+  if (Math.abs(value) >= 1e-4 && Math.abs(value) < 1e15) return String(Number(value.toFixed(4)));
+  return value.toPrecision(4);
+}
+
 export function fmtValue(value) {
   if (value === null || value === undefined) return "";
+  if (typeof value === "number") return fmtNumber(value);
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }

@@ -127,6 +127,20 @@ class RunIndex {
   }
 }
 
+/** An IR trigger condition as people write it: pipeline channels by their task output name. */
+export function readableCondition(expr) {
+  return expr
+    .replace(/inputs\.parameter_values\[['"]pipelinechannel--([^'"]+)['"]\]/g, "$1")
+    .replace(/inputs\.parameter_values\[['"]([^'"]+)['"]\]/g, "$1")
+    .replace(/int\(([^()]+)\)/g, "$1");
+}
+
+function iterationText(node) {
+  const { selected, count, current } = node.loop;
+  const item = current && current.item !== undefined ? `: ${current.item}` : "";
+  return `iteration ${selected} of ${count}${item}`;
+}
+
 function truncate(text, width) {
   const max = Math.max(4, Math.floor((width - 34) / 7));
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
@@ -379,8 +393,10 @@ export class GraphView {
     const { count, selected, iterations } = node.loop;
     const bar = s("g", { class: "iterbar", transform: `translate(${PAD},${HEADER - 4})` });
     bar.append(s("text", { class: "iter-nav", x: 0, y: 14, dataset: { action: "prev" } }, "◀"));
-    bar.append(s("text", { class: "iter-label", x: 16, y: 14 }, `iteration ${selected} of ${count}`));
-    bar.append(s("text", { class: "iter-nav", x: 132, y: 14, dataset: { action: "next" } }, "▶"));
+    const label = truncate(iterationText(node), node.w - 2 * PAD - 10);
+    bar.append(s("text", { class: "iter-label", x: 16, y: 14 }, label));
+    const labelEnd = Math.min(node.w - 2 * PAD - 14, 24 + label.length * 6.6);
+    bar.append(s("text", { class: "iter-nav", x: labelEnd, y: 14, dataset: { action: "next" } }, "▶"));
     const byIndex = new Map(iterations.map((it) => [it.iteration, it]));
     const room = Math.max(1, Math.floor((node.w - 2 * PAD) / 9));
     const shown = Math.min(count, ITER_SQUARES, room);
@@ -392,7 +408,7 @@ export class GraphView {
       bar.append(s("rect", {
         class: `iter st-${css}${index === selected ? " current" : ""}`, x: i * 9, y: 21, width: 7, height: 11, rx: 1,
         dataset: { action: "iteration", iteration: index },
-      }, s("title", {}, `iteration ${index}: ${it ? it.state : "not started"}`)));
+      }, s("title", {}, `iteration ${index}${it && it.item !== undefined ? ` = ${it.item}` : ""}: ${it ? it.state : "not started"}`)));
     }
     return bar;
   }
@@ -411,7 +427,7 @@ export class GraphView {
     if (!this.live) {
       text = KIND_LABEL[spec.kind] || spec.kind;
       if (spec.kind === "loop" && spec.iterator) text += ` ${spec.iterator}`;
-      if (spec.condition) text += " · if";
+      if (spec.condition) text = `if ${readableCondition(spec.condition)}`;
     } else if (node.loop && node.task) {
       const { count, counts } = node.loop;
       const done = (counts.SUCCEEDED || 0) + (counts.CACHED || 0);
@@ -422,20 +438,21 @@ export class GraphView {
       text = parts.join(" · ");
     } else {
       text = state === "NOT_RUN" ? "not run" : state.toLowerCase();
-      if (node.group) text = `${KIND_LABEL[spec.kind]} · ${text}`;
+      if (spec.condition) text = `if ${readableCondition(spec.condition)} · ${text}`;
+      else if (node.group) text = `${KIND_LABEL[spec.kind]} · ${text}`;
     }
     if (sub) sub.textContent = truncate(text, node.w + 8);
     const title = g.querySelector(":scope > title");
     if (title) {
       const lines = [`${spec.label} (${KIND_LABEL[spec.kind] || spec.kind})`];
       if (this.live) lines.push(`state: ${state}`);
-      if (spec.condition) lines.push(`condition: ${spec.condition}`);
+      if (spec.condition) lines.push(`condition: ${readableCondition(spec.condition)}`, `(IR: ${spec.condition})`);
       if (spec.iterator) lines.push(`loop ${spec.iterator}`);
       title.textContent = lines.join("\n");
     }
     if (node.loop && node.inner) {
       const label = g.querySelector(":scope > .iterbar .iter-label");
-      if (label) label.textContent = `iteration ${node.loop.selected} of ${node.loop.count}`;
+      if (label) label.textContent = truncate(iterationText(node), node.w - 2 * PAD - 10);
       const byIndex = new Map(node.loop.iterations.map((it) => [it.iteration, it]));
       g.querySelectorAll(":scope > .iterbar rect.iter").forEach((rect) => {
         const it = byIndex.get(Number(rect.dataset.iteration));

@@ -56,6 +56,8 @@ async function route() {
     }
   }
   cleanup = null;
+  // A dialog belongs to the page that opened it: leaving the page closes it.
+  document.querySelectorAll("dialog[open]").forEach((dialog) => dialog.close());
   const root = document.getElementById("app");
   const { path, query } = parseHash();
   const alias = upstreamAlias(path);

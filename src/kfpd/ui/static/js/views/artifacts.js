@@ -2,7 +2,7 @@
 // preview (text, CSV, markdown, sandboxed HTML, images), download, producers/consumers and a
 // lineage graph that grows one hop per click.
 import dagre from "../../vendor/dagre/dagre.esm.js";
-import { API, UI_API, api, errorBox, fmtBytes, fmtTime, kfpFilter } from "../api.js";
+import { API, UI_API, api, errorBox, fmtBytes, fmtTime, fmtValue, kfpFilter } from "../api.js";
 import { confusionMatrix, curveChart, curvesOf } from "../charts.js";
 import { h, mount, s } from "../dom.js";
 import { setQuery } from "../nav.js";
@@ -78,7 +78,7 @@ export async function renderList(root, _params, query) {
           h("td", {}, a.producer ? [h("a", { href: `#/runs/${a.producer.run_id}?task=${a.producer.task_id}` }, a.producer.task_name), " in ",
             h("a", { href: `#/runs/${a.producer.run_id}` }, a.producer.run_name || a.producer.run_id.slice(0, 8))] : "–"),
           h("td", {}, fmtTime(a.created_at)),
-          h("td", { class: "mono" }, a.number_value !== undefined ? String(a.number_value) : (a.uri || ""))))))
+          h("td", { class: "mono" }, a.number_value !== undefined ? fmtValue(a.number_value) : (a.uri || ""))))))
       : h("p", { class: "muted" }, "No artifacts match these filters."));
     body.dataset.loadMs = String(Math.round(performance.now() - started));
     const pages = Math.max(1, Math.ceil((data.total_size || 0) / PAGE_SIZE));
@@ -176,7 +176,7 @@ async function renderPreview(target, artifact, path = "") {
 
 function metricPreview(artifact) {
   const meta = artifact.metadata || {};
-  if (artifact.type === "Metric") return h("p", {}, "Value: ", h("strong", { class: "metric-value" }, String(artifact.number_value)));
+  if (artifact.type === "Metric") return h("p", {}, "Value: ", h("strong", { class: "metric-value" }, fmtValue(artifact.number_value)));
   const { roc, pr } = curvesOf(meta);
   const cm = confusionMatrix(meta);
   const charts = [];
@@ -222,7 +222,7 @@ export async function renderOne(root, [artifactId]) {
     h("table", { class: "kv" }, h("tbody", {},
       [["Artifact ID", h("span", { class: "mono" }, artifact.artifact_id)], ["Type", artifact.type], ["URI", h("span", { class: "mono" }, artifact.uri || "–")],
         ["Created", fmtTime(artifact.created_at)], artifact.description && ["Description", artifact.description],
-        artifact.number_value !== undefined && ["Value", String(artifact.number_value)]]
+        artifact.number_value !== undefined && ["Value", fmtValue(artifact.number_value)]]
         .filter(Boolean).map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))))),
     h("h2", {}, "Preview"), preview,
     h("h2", {}, "Metadata"), metadata,

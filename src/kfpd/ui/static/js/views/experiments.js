@@ -1,5 +1,6 @@
 // Experiments: list, and one experiment's runs (the runs table, fixed to it).
 import { API, api, errorBox, fmtTime, kfpFilter } from "../api.js";
+import { newExperimentDialog } from "../dialogs.js";
 import { h, mount } from "../dom.js";
 import { pagedTable } from "../list.js";
 import { runsTable } from "./runs.js";
@@ -7,7 +8,11 @@ import { runsTable } from "./runs.js";
 export async function renderList(root) {
   const search = h("input", { type: "search", placeholder: "name contains…", "aria-label": "filter by name" });
   const holder = h("div", {});
-  mount(root, h("h1", {}, "Experiments"), h("div", { class: "toolbar" }, search), holder);
+  const create = h("button", { class: "primary", dataset: { action: "new-experiment" }, onclick: async () => {
+    const created = await newExperimentDialog();
+    if (created) location.hash = `#/experiments/${created.experiment_id}`;
+  } }, "New experiment");
+  mount(root, h("h1", {}, "Experiments"), h("div", { class: "toolbar" }, search, create), holder);
   const table = pagedTable(holder, {
     className: "experiments",
     fetchPage: async (token) => {

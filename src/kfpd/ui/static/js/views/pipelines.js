@@ -1,5 +1,6 @@
 // Pipelines: list, one pipeline's versions, and a version's graph drawn from its IR.
 import { API, api, errorBox, fmtTime, kfpFilter } from "../api.js";
+import { uploadPipelineDialog } from "../dialogs.js";
 import { h, mount } from "../dom.js";
 import { GraphView } from "../graph.js";
 import { pagedTable } from "../list.js";
@@ -11,10 +12,14 @@ const enc = encodeURIComponent;
 export async function renderList(root) {
   const search = h("input", { type: "search", placeholder: "name contains…", "aria-label": "filter by name" });
   const holder = h("div", {});
-  mount(root, h("h1", {}, "Pipelines"), h("div", { class: "toolbar" }, search), holder);
+  const upload = h("button", { class: "primary", dataset: { action: "upload-pipeline" }, onclick: async () => {
+    const created = await uploadPipelineDialog();
+    if (created) location.hash = `#/pipelines/${created.pipeline_id}`;
+  } }, "Upload pipeline");
+  mount(root, h("h1", {}, "Pipelines"), h("div", { class: "toolbar" }, search, upload), holder);
   const table = pagedTable(holder, {
     className: "pipelines",
-    empty: "No pipelines. Upload one with kfp.Client().upload_pipeline(...).",
+    empty: "No pipelines yet. Upload one here, or with kfp.Client().upload_pipeline(...).",
     fetchPage: async (token) => {
       const data = await api(`${API}/pipelines`, { params: {
         page_size: 20, page_token: token, sort_by: "created_at desc",

@@ -40,7 +40,7 @@ function artifactTable(groups) {
     for (const a of g.artifacts || []) {
       rows.push(h("tr", { dataset: { artifactKey: g.artifact_key } },
         h("td", {}, g.artifact_key), h("td", {}, h("a", { href: `#/artifacts/${a.artifact_id}` }, a.name || a.artifact_id)),
-        h("td", {}, a.type || ""), h("td", { class: "mono" }, a.number_value !== undefined ? String(a.number_value) : ""),
+        h("td", {}, a.type || ""), h("td", { class: "mono" }, a.number_value !== undefined ? fmtValue(a.number_value) : ""),
         h("td", {}, producerText(g.producer))));
     }
   }
@@ -135,7 +135,9 @@ export async function render(root, [runId], query) {
     title.dataset.state = run.state;
     const running = !TERMINAL_RUN_STATES.has(run.state);
     mount(meta,
-      `Created ${fmtTime(run.created_at)} · duration ${fmtDuration(duration(run.created_at, run.finished_at, running))} · ${run.task_count ?? 0} tasks`,
+      `Created ${fmtTime(run.created_at)} · duration `,
+      h("span", { class: "run-duration" }, fmtDuration(duration(run.created_at, run.finished_at, running))),
+      ` · ${run.task_count ?? 0} tasks`,
       run.experiment_id ? [" · ", h("a", { href: `#/experiments/${run.experiment_id}` }, "experiment")] : null,
       run.recurring_run_id ? [" · ", h("a", { href: `#/recurringruns/${run.recurring_run_id}` }, "recurring run")] : null,
       run.error && run.error.message ? h("div", { class: "error-box run-error" }, run.error.message) : null);
@@ -382,7 +384,16 @@ export async function render(root, [runId], query) {
   schedule();
   window.__kfpdGraph = graph; // for tests and benchmarks: layout counters, visible nodes
 
+  // The duration keeps counting while the run goes, between polls that bring no change (304).
+  const clock = setInterval(() => {
+    const run = state.run;
+    if (TERMINAL_RUN_STATES.has(run.state)) return;
+    const shown = meta.querySelector(".run-duration");
+    if (shown) shown.textContent = fmtDuration(duration(run.created_at, run.finished_at, true));
+  }, 1000);
+
   return () => {
+    clearInterval(clock);
     state.stopped = true;
     clearTimeout(state.timer);
     if (state.logTail) state.logTail.stop();
@@ -403,7 +414,7 @@ export function metricsView(metrics) {
       h("thead", {}, h("tr", {}, h("th", {}, "Task"), h("th", {}, "Output"), h("th", {}, "Metric"), h("th", {}, "Value"))),
       h("tbody", {}, scalars.map((m) => h("tr", { dataset: { metric: m.artifact.name } },
         h("td", {}, where(m)), h("td", {}, m.key), h("td", {}, h("a", { href: `#/artifacts/${m.artifact.artifact_id}` }, m.artifact.name)),
-        h("td", { class: "mono metric-value" }, String(m.artifact.number_value)))))));
+        h("td", { class: "mono metric-value" }, fmtValue(m.artifact.number_value)))))));
   }
   for (const m of classification) {
     const meta = m.artifact.metadata || {};

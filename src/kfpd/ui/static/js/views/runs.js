@@ -1,6 +1,7 @@
 // Runs list: server-side paging, sorting and filtering (state, name, experiment, dates).
 // One ListRuns call per page plus one ListExperiments call for the page's experiment names.
 import { API, api, duration, errorBox, fmtDuration, fmtTime, kfpFilter, stateBadge } from "../api.js";
+import { createRunDialog } from "../dialogs.js";
 import { h, mount } from "../dom.js";
 import { setQuery } from "../nav.js";
 
@@ -16,7 +17,11 @@ function dayStart(text, plusDays = 0) {
 
 export async function renderList(root, _params, query) {
   const table = h("div", {});
-  mount(root, h("h1", {}, "Runs"), table);
+  const create = h("button", { class: "primary", dataset: { action: "create-run" }, onclick: async () => {
+    const created = await createRunDialog();
+    if (created) location.hash = `#/runs/${created.run_id}`;
+  } }, "Create run");
+  mount(root, h("div", { class: "page-head" }, h("h1", {}, "Runs"), create), table);
   return runsTable(table, { query });
 }
 
