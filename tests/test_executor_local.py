@@ -207,12 +207,13 @@ def test_cancel_kills_and_deaths_are_reported(
     assert task["status_metadata"]["message"].startswith("the command killed by SIGKILL")
     assert "about to die" in task["status_metadata"]["message"]
 
-    # Shutting down stops what still runs, and reports it.
+    # Shutting down with on_stop=cancel stops what still runs, and reports it.
     run_id, last = server.new_task(ir)
     executor.submit(server.spec(ir, run_id, last, root, params={"seconds": 60.0}), exits)
     _wait_for_log(server, run_id, last, "started")
+    executor.on_stop = "cancel"
     executor.shutdown()
-    assert exits.wait(last, timeout=10).reason == "canceled"
+    assert exits.wait(last, timeout=10).reason == "canceled: the server stopped (on_stop=cancel)"
     assert sorted(exits.calls) == sorted([canceled, killed, suicide, last]), "each exit once"
 
 

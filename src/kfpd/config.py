@@ -116,6 +116,20 @@ class Settings(BaseSettings):
     max_parallel: int = Field(
         default=0, ge=0, description="Tasks the local executor runs at once (0: CPU count)."
     )
+    on_stop: Literal["leave", "drain", "cancel"] = Field(
+        default="leave",
+        description="What a graceful stop does with running tasks: leave them running (the "
+        "next server adopts them), drain (wait for them, up to drain_timeout, then leave the "
+        "rest) or cancel (kill them; their tasks fail).",
+    )
+    drain_timeout: float = Field(
+        default=600.0, ge=0, description="Seconds a drain waits for running tasks (on_stop=drain)."
+    )
+    step_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds one orchestration step may take; a longer one fails its run.",
+    )
     secrets_dir: Path | None = Field(
         default=None,
         description="Local Kubernetes secrets: <name>.json files (default data_dir/secrets).",

@@ -72,6 +72,7 @@ def _engine(
         kubeconfig=settings.kubeconfig,
         launcher_image=settings.launcher_image,
         pending_timeout_s=settings.pod_pending_timeout_s,
+        on_stop=settings.on_stop,
     )
     if executor is None:
         executor = create_executor(executor_config)
@@ -92,7 +93,7 @@ def _engine(
         config_maps_dir=settings.config_maps_dir,
         local_platform=executor_config.applies_platform_locally,
     )
-    return Engine(database, executor, config)
+    return Engine(database, executor, config, step_timeout=settings.step_timeout)
 
 
 def _auth_state(settings: Settings, secret: bytes, database: Database) -> AuthState:

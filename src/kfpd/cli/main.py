@@ -126,6 +126,16 @@ def server(
         Path | None,
         typer.Option(help="Multi-user mode: YAML with auth providers and role bindings."),
     ] = None,
+    on_stop: Annotated[
+        str | None,
+        typer.Option(
+            help="On a graceful stop: leave running tasks (adopted by the next server), "
+            "drain (wait for them) or cancel (kill them)."
+        ),
+    ] = None,
+    step_timeout: Annotated[
+        float | None, typer.Option(help="Seconds one orchestration step may take (30).")
+    ] = None,
 ) -> None:
     """Run the kfpd server (REST API, UI, orchestrator; tasks on the chosen executor).
 
@@ -161,6 +171,8 @@ def server(
         launcher_image=launcher_image,
         scheduler=scheduler,
         auth_config=auth_config,
+        on_stop=on_stop,
+        step_timeout=step_timeout,
     )
     bind = check_bind(
         settings.host,
@@ -196,13 +208,19 @@ def server(
     # 100-280 ms each under load; see docs/benchmarks.md, list_runs).
     gc.collect()
     gc.freeze()
-    uvicorn.run(
+    uvicorn_config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         log_config=uvicorn_log_config(settings.log_level, settings.log_format),
     )
+    if settings.on_stop == "drain":
+        from kfpd.cli.draining import DrainingServer
+
+        DrainingServer(uvicorn_config, application, settings.drain_timeout).run()
+    else:
+        uvicorn.Server(uvicorn_config).run()
 
 
 @app.command("launcher-bundle")

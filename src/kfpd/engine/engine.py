@@ -4,6 +4,14 @@ Each step is one transaction (services/orchestration.py) under the run's row loc
 are handed to the executor only after the step committed, so a crash never leaves a process
 running for a task that was not recorded. Everything the engine keeps in memory (which task
 runs where, retry timers) can be rebuilt from the database: see :meth:`Engine.start`.
+
+Task processes outlive the server: on start the engine asks the executor about every task the
+database says was launched (server-restart recovery, :meth:`Engine._adopt`): it adopts those
+still running, launches those that never started and fails only those whose process is gone.
+
+No run can monopolise the engine: a step that throws, or runs longer than
+``step_timeout`` (interrupted by :class:`~kfpd.engine.watchdog.StepWatchdog`), fails its run
+with a message and the engine moves on to the other runs' events.
 """
 
 from __future__ import annotations
@@ -17,13 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from kfpd.db.engine import Database
-from kfpd.executors.base import Executor, TaskExit
+from kfpd.engine.watchdog import EngineStopping, StepTimeout, StepWatchdog
+from kfpd.executors.base import AdoptingExecutor, Executor, QueueingExecutor, TaskExit
 from kfpd.logs import bound
 from kfpd.services import orchestration
 from kfpd.services.orchestration import OrchestratorConfig, Step
+
+DEFAULT_STEP_TIMEOUT = 30.0  # seconds one orchestration step may take before its run fails
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +46,14 @@ class _Event:
 
 
 class Engine:
-    def __init__(self, database: Database, executor: Executor, config: OrchestratorConfig) -> None:
+    def __init__(
+        self,
+        database: Database,
+        executor: Executor,
+        config: OrchestratorConfig,
+        *,
+        step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    ) -> None:
         self.database = database
         self.executor = executor
         self.config = config
@@ -52,30 +68,40 @@ class Engine:
         self._launched_at: dict[str, float] = {}  # task id -> monotonic launch time
         # Called with each task process's wall time (the /metrics histogram), if set.
         self.task_seconds: Callable[[float], None] | None = None
+        self._watchdog = StepWatchdog(step_timeout)
+        self._stopping = threading.Event()
+        self._never_started: frozenset[str] = frozenset()  # at start-up, see _adopt
 
     # -- public API (any thread)
 
     def start(self) -> None:
         if self._thread is not None:
             return
+        with self.database.read_session() as session:
+            running = orchestration.running_container_tasks(session)
+            active = orchestration.active_run_ids(session)
+        self._adopt(running)
+        for run_id in active:
+            self._events.put(_Event("resume", run_id))
         self._thread = threading.Thread(target=self._loop, name="kfpd-engine", daemon=True)
         self._thread.start()
-        with self.database.read_session() as session:
-            self._adopt(session)
-            for run_id in orchestration.active_run_ids(session):
-                self._events.put(_Event("resume", run_id))
+        self._watchdog.start(self._thread)
 
-    def _adopt(self, session: Session) -> None:
-        """Tasks still running under the executor since before a restart (Kubernetes pods)
-        are watched again rather than failed by ``resume``."""
-        adopt = getattr(self.executor, "adopt", None)
-        if adopt is None:
-            return
-        running = orchestration.running_container_tasks(session)
+    def _adopt(self, running: dict[str, str]) -> None:
+        """Server-restart recovery. Tasks still running under the executor since before the
+        restart (local launchers, Kubernetes pods) are watched again rather than failed by
+        ``resume``; those the executor never started (queued for a slot) are launched."""
         if not running:
             return
+        if isinstance(self.executor, QueueingExecutor):
+            try:
+                self._never_started = frozenset(self.executor.never_started(running))
+            except Exception:
+                log.exception("could not tell which tasks never started before the restart")
+        if not isinstance(self.executor, AdoptingExecutor):
+            return
         try:
-            adopted: set[str] = adopt(running, self._on_exit)
+            adopted = self.executor.adopt(running, self._on_exit)
         except Exception:
             log.exception("could not adopt tasks still running from before the restart")
             return
@@ -84,12 +110,26 @@ class Engine:
         log.info("adopted %d running task(s) from before the restart", len(adopted))
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is None:
+        """Stop the loop (a stuck step is interrupted after ``timeout``/2), then the executor.
+        Whether tasks keep running is the executor's choice (``--on-stop``); when it kills
+        them, their exits are recorded first."""
+        thread = self._thread
+        if thread is None:
             return
+        self._stopping.set()
+        cancel = getattr(self.executor, "on_stop", None) == "cancel"
+        if cancel:
+            self.executor.shutdown()  # the exits queue ahead of the stop event
         self._events.put(_Event("stop"))
-        self._thread.join(timeout)
+        thread.join(timeout / 2)
+        if thread.is_alive():
+            log.warning("an orchestration step is still running at shutdown: interrupting it")
+            self._watchdog.interrupt(EngineStopping)
+            thread.join(timeout / 2)
+        self._watchdog.stop()
         self._thread = None
-        self.executor.shutdown()
+        if not cancel:
+            self.executor.shutdown()
 
     def run_created(self, run_id: str) -> None:
         self._events.put(_Event("start", run_id))
@@ -138,12 +178,41 @@ class Engine:
         )
         self._events.put(_Event("exit", run_id, exit.task_id, reason))
 
+    def _run_step(self, event: _Event, step: Callable[..., Step]) -> Step | None:
+        """One transaction, bounded in time; on failure the run fails and None is returned."""
+        try:
+            with self._watchdog.guard(), self.database.write_session() as session:
+                return step(session)
+        except EngineStopping:
+            raise  # rolled back: the next server does this step again
+        except StepTimeout:
+            log.error("orchestration of run %s took too long on %s", event.run_id, event.kind)
+            message = (
+                f"orchestrator error: one orchestration step took longer than "
+                f"{self._watchdog.timeout:g} s (the run is too large or loops)"
+            )
+        except Exception as exc:
+            log.exception("orchestration of run %s failed on %s", event.run_id, event.kind)
+            message = f"orchestrator error: {exc}"
+        try:
+            with self.database.write_session() as session:
+                orchestration.fail_run(session, event.run_id, message)
+        except Exception:
+            log.exception("could not mark run %s failed", event.run_id)
+        return None
+
     def _next_timeout(self) -> float | None:
         if not self._timers:
             return None
         return max(self._timers[0][0] - time.monotonic(), 0.0)
 
     def _loop(self) -> None:
+        try:
+            self._turns()
+        except EngineStopping:
+            log.info("the orchestration step in progress was interrupted by the shutdown")
+
+    def _turns(self) -> None:
         while True:
             try:
                 event = self._events.get(timeout=self._next_timeout())
@@ -161,7 +230,10 @@ class Engine:
     def _handle(self, event: _Event) -> None:
         with bound(run_id=event.run_id or None, task_id=event.task_id or None):
             log.debug("orchestration event %s", event.kind)
-            self._handle_event(event)
+            try:
+                self._handle_event(event)
+            except Exception:  # the loop must survive whatever one event does
+                log.exception("orchestration event %s failed", event.kind)
 
     def _handle_event(self, event: _Event) -> None:
         if event.kind == "terminate":
@@ -178,7 +250,11 @@ class Engine:
         step_of: dict[str, Callable[..., Step]] = {
             "start": lambda s: orchestration.start_run(s, event.run_id, self.config),
             "resume": lambda s: orchestration.resume_run(
-                s, event.run_id, self.config, adopted=set(self.running_tasks())
+                s,
+                event.run_id,
+                self.config,
+                adopted=set(self.running_tasks()),
+                never_started=self._never_started,
             ),
             "exit": lambda s: orchestration.task_exited(
                 s, event.run_id, event.task_id, event.reason, self.config
@@ -190,22 +266,17 @@ class Engine:
                 s, event.run_id, event.task_id, self.config
             ),
         }
-        try:
-            with self.database.write_session() as session:
-                step = step_of[event.kind](session)
-        except Exception as exc:
-            log.exception("orchestration of run %s failed on %s", event.run_id, event.kind)
-            try:
-                with self.database.write_session() as session:
-                    orchestration.fail_run(session, event.run_id, f"orchestrator error: {exc}")
-            except Exception:
-                log.exception("could not mark run %s failed", event.run_id)
+        step = self._run_step(event, step_of[event.kind])
+        if step is None:
             return
         for group_id in step.follow_ups:
             self._events.put(_Event("advance", event.run_id, group_id))
         for delay, task_id in step.retries:
             due = _Event("relaunch", event.run_id, task_id)
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), due))
+        if self._stopping.is_set():
+            # Recorded as launched but never started: the next server launches them.
+            return
         for spec in step.launches:
             with self._lock:
                 self._running[spec.task_id] = event.run_id

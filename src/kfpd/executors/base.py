@@ -8,6 +8,10 @@ otherwise (crashed, killed, canceled, never started) the report may be missing, 
 
 A remote backend (a Kubernetes pod, a Ray task) implements the same three methods: start
 ``python -m kfpd.launcher`` with the spec wherever it runs, watch it, call ``on_exit`` once.
+
+Task processes outlive the server. An executor that can find them again after a restart also
+implements :class:`RecoveringExecutor`: the restarted server asks it about each task the
+database says was launched, adopts those still running and fails only those that are gone.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kfpd.schemas.launch import LaunchSpec
 
@@ -51,6 +55,7 @@ class Executor(Protocol):
         """Stop every task (each ``on_exit`` fires) and release the executor's resources."""
 
 
+@runtime_checkable
 class AdoptingExecutor(Executor, Protocol):
     """An executor whose tasks outlive the server (Kubernetes pods): after a restart it takes
     back the ones still running instead of the orchestrator failing them."""
@@ -58,6 +63,16 @@ class AdoptingExecutor(Executor, Protocol):
     def adopt(self, running: dict[str, str], on_exit: ExitCallback) -> set[str]:
         """``running``: the RUNNING container tasks of active runs (task id -> run id).
         Returns those it found still running and now watches (``on_exit`` fires for each)."""
+
+
+@runtime_checkable
+class QueueingExecutor(Executor, Protocol):
+    """An executor that queues tasks for a free slot: at a stop, some it was given never
+    started, and a restarted server must launch them rather than fail them."""
+
+    def never_started(self, running: dict[str, str]) -> set[str]:
+        """Of ``running`` (task id -> run id, as for ``adopt``), the tasks that an earlier
+        server handed to this executor and that never started."""
 
 
 class RecordingExecutor:

@@ -7,6 +7,13 @@ it died 3 times within a minute. Without it (``warm=False``, or after that) each
 ``python -m kfpd.launcher --spec FILE`` subprocess. Either way each launcher leads its own
 process group, and ``cancel`` kills the group: the launcher and whatever it started.
 
+Tasks outlive the server: each launcher runs in its own session, so no signal sent to the
+server's process group reaches it, and ``on_stop`` decides what a graceful stop does with
+them: ``leave`` (default) leaves them running, ``drain`` first waits for them (see
+:meth:`LocalExecutor.drain`), ``cancel`` kills them. Each launcher's pid and start time are
+written to its work directory (``kfpd.executors.pidfile``), so the server that starts next
+adopts the tasks still running (:meth:`LocalExecutor.adopt`) and watches them until they end.
+
 Container images are ignored: commands run on the host (logged once per executor).
 ``prefault`` makes idle pre-forked processes copy their memory ahead of time (see
 ``kfpd.launcher.process.prefault_memory``): it shortens a task on an idle machine and costs
@@ -29,8 +36,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
+from kfpd.executors import pidfile
 from kfpd.executors.base import ExitCallback, TaskExit
 from kfpd.launcher.main import EXECUTOR_ENV
 from kfpd.launcher.process import describe_exit
@@ -43,6 +51,9 @@ LAUNCHER_LOG = "launcher.log"
 # A warm worker that dies this often within the window is not started again.
 WORKER_DEATHS_TO_GIVE_UP = 3
 WORKER_DEATH_WINDOW_S = 60.0
+ADOPTED_POLL_S = 0.25  # how often adopted launchers (not our children) are checked
+OnStop = Literal["leave", "drain", "cancel"]
+ON_STOP_CHOICES: tuple[OnStop, ...] = ("leave", "drain", "cancel")
 
 
 @dataclass
@@ -53,6 +64,8 @@ class _Task:
     pid: int | None = None
     warm: bool = False
     canceled: bool = False
+    # Started by an earlier server process: not our child, watched through /proc.
+    adopted: pidfile.ProcessIdentity | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
 
@@ -66,6 +79,7 @@ class LocalExecutor:
         venv_root: Path | None = None,
         keep_work_dirs: bool = False,
         prefault: bool = False,
+        on_stop: OnStop = "leave",
     ) -> None:
         self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
         self.work_root = Path(work_root or Path(tempfile.gettempdir()) / "kfpd-work")
@@ -79,6 +93,9 @@ class LocalExecutor:
         self._closed = False
         self._image_warned = False
         self._prefault = prefault
+        self.on_stop: OnStop = on_stop
+        self._draining = False
+        self._watch_thread: threading.Thread | None = None
         self._worker: _WarmWorker | None = None
         self._worker_deaths: list[float] = []  # monotonic times, within the window
         if warm:
@@ -87,7 +104,10 @@ class LocalExecutor:
     def _new_worker(self) -> _WarmWorker | None:
         try:
             return _WarmWorker(
-                self.work_root / "warm-worker.log", self._on_worker, prefault=self._prefault
+                self.work_root / "warm-worker.log",
+                self._on_worker,
+                prefault=self._prefault,
+                kill_on_stop=self.on_stop == "cancel",
             )
         except OSError as exc:
             log.warning("no warm worker (%s); tasks start new interpreters", exc)
@@ -123,7 +143,7 @@ class LocalExecutor:
             ):
                 raise ValueError(f"task {spec.task_id} is already submitted")
             else:
-                start = len(self._running) < self.max_parallel
+                start = not self._draining and len(self._running) < self.max_parallel
                 if start:
                     self._running[spec.task_id] = task
                 else:
@@ -132,6 +152,10 @@ class LocalExecutor:
             self._notify(task, TaskExit(spec.task_id, None, "the executor is shut down"))
         elif start:
             self._start(task)
+        else:
+            # Queued: an earlier attempt's directory would read as a started attempt to a
+            # server restarted before this one starts (see adopt).
+            shutil.rmtree(task.work_dir, ignore_errors=True)
 
     def cancel(self, task_id: str) -> None:
         pid: int | None = None
@@ -145,25 +169,110 @@ class LocalExecutor:
                 pid = task.pid
         if queued is not None:
             self._notify(queued, TaskExit(task_id, None, "canceled before it started"))
+        elif task is not None and task.adopted is not None:
+            if pidfile.is_running(task.adopted):
+                _kill_group(task.adopted.pid)
         elif task is not None and pid is not None:
             _kill_group(pid)
         # A running task without a pid yet is killed as soon as its pid arrives.
 
+    def drain(self, timeout: float | None = None) -> bool:
+        """Start nothing more and wait for the running tasks to end (their reports need the
+        server to still answer, so call this before it stops serving). True if none is left.
+        What did not start stays queued for the next server (see :meth:`never_started`)."""
+        with self._lock:
+            self._draining = True
+            return self._all_done.wait_for(lambda: not self._running, timeout=timeout)
+
     def shutdown(self) -> None:
+        """Release the executor. With ``on_stop="cancel"`` every task is killed and its
+        ``on_exit`` fires; otherwise tasks keep running (and queued ones never start here):
+        the next server adopts or launches them."""
         with self._lock:
             self._closed = True
             queued = list(self._queue)
             self._queue.clear()
             running = list(self._running.values())
+        if self.on_stop != "cancel":
+            if self._worker is not None:
+                self._worker.stop()  # the worker exits, leaving its launchers running
+            if running or queued:
+                log.info(
+                    "left %d running task(s) and %d queued for the next server",
+                    len(running),
+                    len(queued),
+                )
+            return
         for task in queued:
             self._notify(task, TaskExit(task.spec.task_id, None, "the executor shut down"))
         for task in running:
             self.cancel(task.spec.task_id)
-        if self._worker is not None:
-            self._worker.stop()
         with self._lock:  # every on_exit has fired when shutdown returns
             if not self._all_done.wait_for(lambda: not self._running, timeout=60):
                 log.error("tasks still running after shutdown: %s", sorted(self._running))
+        if self._worker is not None:
+            self._worker.stop()
+
+    def adopt(self, running: dict[str, str], on_exit: ExitCallback) -> set[str]:
+        """After a restart: watch the launchers an earlier server process started that still
+        run (found through ``kfpd.executors.pidfile``); they take executor slots."""
+        return {
+            task_id
+            for task_id, run_id in running.items()
+            if self._adopt_one(run_id, task_id, on_exit)
+        }
+
+    def never_started(self, running: dict[str, str]) -> set[str]:
+        """Tasks an earlier server recorded as launched that never started here (queued for
+        a slot, or handed over while it stopped): no launch spec in their directory."""
+        return {
+            task_id
+            for task_id, run_id in running.items()
+            if not (self.work_root / run_id / task_id / SPEC_FILE).exists()
+        }
+
+    def _adopt_one(self, run_id: str, task_id: str, on_exit: ExitCallback) -> bool:
+        work_dir = self.work_root / run_id / task_id
+        if not (work_dir / SPEC_FILE).exists():
+            return False
+        identity = pidfile.read(work_dir)
+        if identity is None or not pidfile.is_running(identity):
+            return False  # it started and is gone: a failed attempt
+        # Only its ids are known (and needed) for a task this process did not launch.
+        ids: dict[str, Any] = {"task_id": task_id, "run_id": run_id}
+        spec = LaunchSpec.model_construct(**ids)
+        task = _Task(spec, on_exit, work_dir, pid=identity.pid, adopted=identity)
+        with self._lock:
+            if task_id in self._running:
+                return True
+            self._running[task_id] = task
+            if self._watch_thread is None:
+                self._watch_thread = threading.Thread(
+                    target=self._watch_adopted, name="kfpd-adopted", daemon=True
+                )
+                self._watch_thread.start()
+        log.info("adopted task %s (launcher pid %d)", task_id, identity.pid)
+        return True
+
+    def _watch_adopted(self) -> None:
+        """Poll the adopted launchers (they are not our children: no wait(), no exit code)."""
+        while True:
+            with self._lock:
+                adopted = [t for t in self._running.values() if t.adopted is not None]
+                if not adopted:
+                    self._watch_thread = None
+                    return
+            for task in adopted:
+                if task.adopted is not None and not pidfile.is_running(task.adopted):
+                    self._finished(
+                        task.spec.task_id,
+                        None,
+                        "canceled"
+                        if task.canceled
+                        else "its launcher (adopted after a server restart) ended without "
+                        "reporting a result",
+                    )
+            time.sleep(ADOPTED_POLL_S)
 
     # -- starting and ending tasks
 
@@ -218,6 +327,7 @@ class LocalExecutor:
         except OSError as exc:
             self._finished(task.spec.task_id, None, f"could not start the launcher: {exc}")
             return
+        pidfile.write(task.work_dir, proc.pid)
         with self._lock:
             task.proc, task.pid = proc, proc.pid
             canceled = task.canceled
@@ -249,8 +359,9 @@ class LocalExecutor:
             with self._lock:
                 lost = [t for t in self._running.values() if t.warm]
                 closed = self._closed
-            if not closed:
-                self._replace_worker()
+            if closed:
+                return  # told to stop: it left its launchers running (or killed them)
+            self._replace_worker()
             for task in lost:
                 if task.pid is not None:
                     _kill_group(task.pid)
@@ -285,10 +396,15 @@ class LocalExecutor:
             task = self._running.pop(task_id, None)
         if task is None:
             return  # already reported (a worker death races with an exit event)
-        if task.pid is not None:
+        if task.pid is not None and task.adopted is None:
             _kill_group(task.pid)  # whatever the launcher left behind
         if returncode != 0 and reason is None:
             reason = self._reason(task, returncode)
+        # This attempt is over: a restarted server must not take its directory for a task
+        # still to adopt (see adopt); the logs stay for a failed attempt.
+        for name in (SPEC_FILE, pidfile.PID_FILE):
+            with contextlib.suppress(OSError):
+                (task.work_dir / name).unlink()
         self._notify(task, TaskExit(task_id, returncode, reason))
         if returncode == 0 and not self.keep_work_dirs:
             shutil.rmtree(task.work_dir, ignore_errors=True)
@@ -299,14 +415,19 @@ class LocalExecutor:
 
     def _reason(self, task: _Task, returncode: int | None) -> str:
         if task.canceled:
-            return "canceled"
+            return "canceled: the server stopped (on_stop=cancel)" if self._closed else "canceled"
         what = "the launcher " + (describe_exit(returncode) if returncode is not None else "ended")
         tail = _tail(task.work_dir / LAUNCHER_LOG)
         return f"{what}: {tail}" if tail else what
 
     def _start_next(self) -> None:
         with self._lock:
-            if self._closed or not self._queue or len(self._running) >= self.max_parallel:
+            if (
+                self._closed
+                or self._draining
+                or not self._queue
+                or len(self._running) >= self.max_parallel
+            ):
                 return
             task = self._queue.popleft()
             self._running[task.spec.task_id] = task
@@ -331,7 +452,9 @@ class LocalExecutor:
 class _WarmWorker:
     """The pre-forked worker process and the thread reading its events."""
 
-    def __init__(self, log_path: Path, on_event: Any, *, prefault: bool) -> None:
+    def __init__(
+        self, log_path: Path, on_event: Any, *, prefault: bool, kill_on_stop: bool
+    ) -> None:
         self._on_event = on_event
         self._write_lock = threading.Lock()
         with log_path.open("ab") as err:
@@ -344,6 +467,7 @@ class _WarmWorker:
                     **os.environ,
                     "_KFP_RUNTIME": "true",
                     "KFPD_WORKER_PREFAULT": "1" if prefault else "0",
+                    "KFPD_WORKER_KILL_ON_STOP": "1" if kill_on_stop else "0",
                 },
                 start_new_session=True,
             )

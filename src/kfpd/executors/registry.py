@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from kfpd.executors.base import Executor
 
@@ -32,6 +33,7 @@ class ExecutorConfig:
     kubeconfig: str = ""  # kubernetes: a kubeconfig file; empty: the in-cluster service account
     launcher_image: str = ""  # kubernetes: the image holding the launcher bundle
     pending_timeout_s: float = 600.0  # kubernetes: a pod unscheduled this long fails the task
+    on_stop: Literal["leave", "drain", "cancel"] = "leave"  # local: tasks at a graceful stop
 
     @property
     def applies_platform_locally(self) -> bool:
@@ -42,7 +44,9 @@ class ExecutorConfig:
 def _local(config: ExecutorConfig) -> Executor:
     from kfpd.executors.local import LocalExecutor
 
-    return LocalExecutor(max_parallel=config.max_parallel, work_root=config.work_root)
+    return LocalExecutor(
+        max_parallel=config.max_parallel, work_root=config.work_root, on_stop=config.on_stop
+    )
 
 
 def _ray(config: ExecutorConfig) -> Executor:

@@ -10,7 +10,10 @@ It speaks JSON lines. In (stdin): ``{"task_id", "spec", "work_dir", "log", "env"
 ``{"event": "exited", "task_id", "returncode"}`` (negative: killed by that signal) and
 ``{"event": "failed", "task_id", "error"}`` when no launcher could be started. Each launcher
 leads its own process group (its pid), so its whole tree can be killed at once.
-When stdin closes (the server went away) the worker kills its launchers and exits.
+When stdin closes (the server went away or is stopping) the worker exits and its launchers
+keep running: each writes its report to whichever server answers next, which adopts them (the
+worker records each launcher's identity in its work directory first, see
+``kfpd.executors.pidfile``). With KFPD_WORKER_KILL_ON_STOP=1 it kills them and waits instead.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ import os
 import select
 import signal
 import sys
+from pathlib import Path
 from typing import Any
+
+from kfpd.executors import pidfile
 
 _HAS_KFP = False
 # KFPD_WORKER_PREFAULT=1: idle launchers and their pre-forked children pre-fault their memory
 # (see kfpd.launcher.process.prefault_memory).
 _PREFAULT = os.environ.get("KFPD_WORKER_PREFAULT") == "1"
+_KILL_ON_STOP = os.environ.get("KFPD_WORKER_KILL_ON_STOP") == "1"
 
 
 def _preload() -> None:
@@ -171,6 +178,8 @@ def serve() -> int:
             if idle is not None:
                 os.close(idle.order)  # it exits on the closed pipe
                 idle = None
+            if not _KILL_ON_STOP:
+                return 0  # the launchers outlive us (and the server)
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
@@ -185,6 +194,7 @@ def serve() -> int:
             try:
                 launcher = idle or _Idle([wake_r, wake_w])
                 idle = None
+                pidfile.write(Path(request["work_dir"]), launcher.pid)
                 launcher.start(request)
             except OSError as exc:
                 _emit({"event": "failed", "task_id": task_id, "error": str(exc)})

@@ -39,7 +39,15 @@ EXIT_BAD_SPEC = 2
 EXIT_NOT_REPORTED = 3
 # Set by the local executor: the launcher then explains that container images are ignored.
 EXECUTOR_ENV = "KFPD_EXECUTOR"
-REPORT_DEADLINE = 120.0  # seconds to keep retrying the final report while the server is away
+# How long the final report is retried while the server does not answer (it may be
+# restarting: a task outlives the server). KFPD_REPORT_DEADLINE (seconds) overrides it; a
+# definitive refusal (4xx) ends the retries at once.
+REPORT_DEADLINE = 7 * 24 * 3600.0
+REPORT_DEADLINE_ENV = "KFPD_REPORT_DEADLINE"
+MAX_REPORT_DELAY = 5.0  # seconds between report attempts, at most
+# After a failed log chunk, streaming waits this long (doubling) before trying again, so a
+# server that is away does not slow the task's output down; the text waits in the sink.
+LOG_RETRY_FIRST, LOG_RETRY_MAX = 0.5, 10.0
 # Where the launcher runs, as its executor tells it: JSON {key: value} (a Ray node and task
 # id); a Kubernetes pod's name and uid come from the downward API (KFP_POD_NAME, KFP_POD_UID).
 PLACEMENT_ENV = "KFPD_PLACEMENT"
@@ -110,6 +118,8 @@ class Launcher:
         # A warm worker made the TLS context once; otherwise https makes its own when needed.
         self.server = Reporter(spec.server_url, spec.token, ssl_context=_ssl_context)
         self._streaming = True
+        self._log_retry_at = 0.0
+        self._log_retry_delay = LOG_RETRY_FIRST
 
     # -- the whole task
 
@@ -325,6 +335,8 @@ class Launcher:
     def _send_log(self, text: str) -> bool:
         if not self._streaming:
             return True
+        if time.monotonic() < self._log_retry_at:
+            return False  # the server was away a moment ago: keep the text for later
         try:
             self.server.append_log(self.spec.run_id, self.spec.task_id, text)
         except ServerError as exc:
@@ -332,10 +344,16 @@ class Launcher:
                 self._streaming = False  # the task ended or is gone: nobody will read more
                 print(f"kfpd launcher: log streaming stopped: {exc}", file=sys.stderr)
                 return True
-            return False
+            return self._log_not_sent()
         except TransportError:
-            return False
+            return self._log_not_sent()
+        self._log_retry_delay = LOG_RETRY_FIRST
         return True
+
+    def _log_not_sent(self) -> bool:
+        self._log_retry_at = time.monotonic() + self._log_retry_delay
+        self._log_retry_delay = min(self._log_retry_delay * 2, LOG_RETRY_MAX)
+        return False
 
     def _store_log(self, log_path: Path) -> str | None:
         if file_uri_path(self.spec.log_uri) is not None:
@@ -348,8 +366,10 @@ class Launcher:
         return self.spec.log_uri
 
     def _report(self, result: FinishTaskRequest) -> int:
-        deadline = time.monotonic() + REPORT_DEADLINE
+        """Deliver the result; while the server is away (restarting), keep trying."""
+        deadline = time.monotonic() + report_deadline()
         delay = 0.2
+        announced = False
         while True:
             try:
                 self.server.finish(self.spec.run_id, self.spec.task_id, result)
@@ -364,8 +384,19 @@ class Launcher:
             if time.monotonic() + delay > deadline:
                 print(f"kfpd launcher: could not report the task: {error}", file=sys.stderr)
                 return EXIT_NOT_REPORTED
+            if not announced:
+                announced = True
+                print(f"kfpd launcher: the server is away ({error}); retrying", file=sys.stderr)
             time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, MAX_REPORT_DELAY)
+
+
+def report_deadline() -> float:
+    """Seconds the final report is retried: ``KFPD_REPORT_DEADLINE`` or a week."""
+    try:
+        return float(os.environ.get(REPORT_DEADLINE_ENV) or REPORT_DEADLINE)
+    except ValueError:
+        return REPORT_DEADLINE
 
 
 def placement() -> dict[str, str]:

@@ -713,9 +713,14 @@ class _RunStepper:
             self._dirty_id(task["parent_task_id"])
         self.drain()
 
-    def resume(self, adopted: set[str] | frozenset[str] = frozenset()) -> None:
-        """Pick a run up from its rows: launch what never ran, fail what lost its process
-        (unless the executor ``adopted`` it: still running, watched again)."""
+    def resume(
+        self,
+        adopted: set[str] | frozenset[str] = frozenset(),
+        never_started: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        """Pick a run up from its rows: launch what never ran (or was queued in the executor,
+        ``never_started``), fail what lost its process (unless the executor ``adopted`` it:
+        still running, watched again)."""
         rows = load_tasks(
             self.session, TASKS.c.run_id == self.run.id, TASKS.c.state == int(TaskState.RUNNING)
         )
@@ -728,7 +733,7 @@ class _RunStepper:
             elif task["type"] == TaskType.RUNTIME:
                 if task_phase(task) == Phase.AWAITING_RETRY:
                     self._schedule_retry(task)
-                elif not task["pods"]:
+                elif not task["pods"] or task["id"] in never_started:
                     self.relaunch(task)
                 elif task["id"] in adopted:
                     continue
@@ -791,11 +796,12 @@ def resume_run(
     run_id: str,
     config: OrchestratorConfig,
     adopted: set[str] | frozenset[str] = frozenset(),
+    never_started: set[str] | frozenset[str] = frozenset(),
 ) -> Step:
     stepper = _RunStepper(session, run_id, config)
     if RunState(stepper.run.state).is_terminal:
         return Step(finished=True)
-    stepper.resume(adopted)
+    stepper.resume(adopted, never_started)
     return stepper.step
 
 

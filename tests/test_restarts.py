@@ -1,0 +1,166 @@
+"""Restarts lose nothing: real ``kfpd server`` processes on one port, data dir and database,
+stopped with kill -9 and with SIGTERM while a task runs; the task runs once and the run
+completes by itself (the launcher outlives the server, the next server adopts it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from kfpd.executors import pidfile
+from tests.conftest import DB_PREFIX, fresh_database_url
+from tests.helpers import compiled
+
+pytestmark = [pytest.mark.slow, pytest.mark.needs_orchestrator]
+
+KFPD = Path(sys.executable).with_name("kfpd")
+API = "/apis/v2beta1"
+
+
+class ServerProcess:
+    """``kfpd server`` on a fixed port, started again and again on the same data."""
+
+    def __init__(self, data_dir: Path, db_url: str, port: int) -> None:
+        self.data_dir, self.db_url, self.port = data_dir, db_url, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.data_dir / f"server-{self.starts}.log"
+        cmd = [str(KFPD), "server", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        cmd += ["--db-url", self.db_url, "--log-level", "info"]
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"kfpd server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self, sig: signal.Signals, timeout: float = 20) -> float:
+        """Send ``sig``; return how long the server took to exit."""
+        assert self.process is not None
+        began = time.monotonic()
+        self.process.send_signal(sig)
+        self.process.wait(timeout)
+        return time.monotonic() - began
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = httpx.get(self.url + API + path, params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, worker_id: str
+) -> Iterator[ServerProcess]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    db_url = fresh_database_url(request.param, tmp_path, f"{DB_PREFIX}_restart_{worker_id}")
+    proc = ServerProcess(data_dir, db_url, _free_port())
+    proc.start()
+    yield proc
+    if proc.process is not None and proc.process.poll() is None:
+        proc.process.kill()
+        proc.process.wait()
+    _kill_leftover_launchers(data_dir / "work")
+
+
+def _kill_leftover_launchers(work: Path) -> None:
+    for pid_file in work.glob(f"*/*/{pidfile.PID_FILE}"):
+        identity = pidfile.read(pid_file.parent)
+        if identity is not None and pidfile.is_running(identity):
+            os.killpg(identity.pid, signal.SIGKILL)
+
+
+def _submit(server: ServerProcess, tmp_path: Path, **arguments: Any) -> str:
+    spec = yaml.safe_dump(compiled("restarts:survives_restarts"))
+    upload = httpx.post(
+        f"{server.url}{API}/pipelines/upload",
+        files={"uploadfile": ("restarts.yaml", spec)},
+        timeout=30,
+    )
+    upload.raise_for_status()
+    pipeline_id = upload.json()["pipeline_id"]
+    versions = server.get(f"/pipelines/{pipeline_id}/versions")["pipeline_versions"]
+    body = {
+        "display_name": "survives restarts",
+        "pipeline_version_reference": {
+            "pipeline_id": pipeline_id,
+            "pipeline_version_id": versions[0]["pipeline_version_id"],
+        },
+        "runtime_config": {"parameters": arguments},
+    }
+    run = httpx.post(f"{server.url}{API}/runs", json=body, timeout=30)
+    run.raise_for_status()
+    return str(run.json()["run_id"])
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _task(server: ServerProcess, run_id: str, name: str) -> dict[str, Any]:
+    tasks = server.get(f"/runs/{run_id}", view="FULL")["tasks"]
+    return next(t for t in tasks if t["name"] == name)
+
+
+def test_a_run_completes_across_kill_9_and_sigterm_restarts(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    counter = tmp_path / "starts"
+    run_id = _submit(server, tmp_path, counter=str(counter), seconds=20.0)
+    _wait("the task to start", counter.exists, 30)
+
+    server.stop(signal.SIGKILL)
+    server.start()
+    time.sleep(1.0)  # the new server adopted the task: nothing fails meanwhile
+    assert server.get(f"/runs/{run_id}")["state"] == "RUNNING"
+    assert _task(server, run_id, "slow-counted")["state"] == "RUNNING"
+
+    assert server.stop(signal.SIGTERM) < 15
+    server.start()
+    assert _task(server, run_id, "slow-counted")["state"] == "RUNNING"
+    Path(f"{counter}.release").touch()  # the task may end once its 20 s are up
+
+    def finished() -> bool:
+        state: str = server.get(f"/runs/{run_id}")["state"]
+        return state in ("SUCCEEDED", "FAILED", "CANCELED")
+
+    _wait("the run to finish", finished, 60)
+    slow = _task(server, run_id, "slow-counted")
+    assert server.get(f"/runs/{run_id}")["state"] == "SUCCEEDED", slow["state_history"]
+    assert [h["state"] for h in slow["state_history"]] == ["RUNNING", "SUCCEEDED"]
+    assert counter.read_text().count("started") == 1, "the task ran once"
+    follow = _task(server, run_id, "follow-up")
+    assert follow["state"] == "SUCCEEDED"
+    outputs = {p["parameter_key"]: p.get("value") for p in follow["outputs"]["parameters"]}
+    assert outputs == {"Output": "slept and continued"}
