@@ -25,6 +25,9 @@ def _err(response: Any, status: int, fragment: str) -> None:
     assert fragment.lower() in body["message"].lower(), body["message"]
 
 
+EMPTY = (0, 0, 1)  # no pipeline, no run, the Default experiment (made at start-up)
+
+
 def _counts(api: TestClient) -> tuple[int, int, int]:
     return (
         ok(api.get(f"{API}/pipelines"))["total_size"],
@@ -57,7 +60,7 @@ def _upload(api: TestClient, data: bytes, name: str = "p", filename: str = "p.ya
 )
 def test_bad_pipeline_files(api: TestClient, data: bytes, fragment: str) -> None:
     _err(_upload(api, data), 400, fragment)
-    assert _counts(api) == (0, 0, 0)
+    assert _counts(api) == EMPTY
 
 
 def _spec_with(mutate: Any) -> dict[str, Any]:
@@ -97,7 +100,7 @@ def test_broken_pipelines_are_rejected_at_submission(
         400,
         fragment,
     )
-    assert _counts(api) == (0, 0, 0)
+    assert _counts(api) == EMPTY
 
 
 def test_run_parameters_are_checked(api: TestClient) -> None:
@@ -127,7 +130,7 @@ def test_malformed_json_and_unknown_fields(api: TestClient) -> None:
         "unknown field",
     )
     _err(api.post(f"{API}/runs", json={"display_name": "r"}), 400, "needs pipeline_spec")
-    assert _counts(api) == (0, 0, 0)
+    assert _counts(api) == EMPTY
 
 
 @pytest.mark.parametrize(
@@ -221,7 +224,8 @@ def test_page_token_bound_to_its_filter_and_sort(api: TestClient) -> None:
         "another list",
     )
     nxt = ok(api.get(f"{API}/experiments", params={"page_token": token, "page_size": 5}))
-    assert [e["display_name"] for e in nxt["experiments"]] == ["e1", "e2"]
+    assert first["experiments"][0]["display_name"] == "Default"
+    assert [e["display_name"] for e in nxt["experiments"]] == ["e0", "e1", "e2"]
 
 
 def test_oversize_body(api: TestClient) -> None:
@@ -232,7 +236,7 @@ def test_oversize_body(api: TestClient) -> None:
         413,
         "limit",
     )
-    assert _counts(api) == (0, 0, 0)
+    assert _counts(api) == EMPTY
 
 
 def test_duplicate_names_conflict(api: TestClient) -> None:
@@ -240,7 +244,7 @@ def test_duplicate_names_conflict(api: TestClient) -> None:
     _err(api.post(f"{API}/experiments", json={"display_name": "dup"}), 409, "already exists")
     ok(_upload(api, ADD, name="p1"))
     _err(_upload(api, ADD, name="p1"), 409, "already exists")
-    assert _counts(api) == (1, 0, 1)
+    assert _counts(api) == (1, 0, 2)
 
 
 def test_task_and_artifact_validation(api: TestClient) -> None:

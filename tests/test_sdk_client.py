@@ -31,13 +31,11 @@ def test_experiments(client: kfp.Client) -> None:
     assert (got.display_name, got.description) == ("exp-a", "first")
     assert client.get_experiment(experiment_name="exp-a").experiment_id == exp.experiment_id
     client.create_experiment("exp-b")
-    listed = client.list_experiments(page_size=1)
-    assert listed.total_size == 2 and len(listed.experiments) == 1 and listed.next_page_token
-    rest = client.list_experiments(page_token=listed.next_page_token, page_size=1)
-    assert {listed.experiments[0].display_name, rest.experiments[0].display_name} == {
-        "exp-a",
-        "exp-b",
-    }
+    listed = client.list_experiments(page_size=2)
+    assert listed.total_size == 3 and len(listed.experiments) == 2 and listed.next_page_token
+    rest = client.list_experiments(page_token=listed.next_page_token, page_size=2)
+    names = {e.display_name for e in [*listed.experiments, *rest.experiments]}
+    assert names == {"Default", "exp-a", "exp-b"}  # Default: made at start-up
     client.archive_experiment(exp.experiment_id)
     assert client.get_experiment(experiment_id=exp.experiment_id).storage_state == "ARCHIVED"
     client.unarchive_experiment(exp.experiment_id)

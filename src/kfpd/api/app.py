@@ -16,7 +16,7 @@ from kfpd.api import docs
 from kfpd.api.authn import ProviderChain, providers_for
 from kfpd.api.authz import AuthState, PolicySource, authorize
 from kfpd.api.errors import install_error_handlers
-from kfpd.api.guard import HostPolicy, RequestGuard
+from kfpd.api.guard import HostPolicy, NulFreeJson, RequestGuard
 from kfpd.api.limits import BodySizeLimit
 from kfpd.api.metrics import Metrics, RequestTimer
 from kfpd.api.routes import (
@@ -42,6 +42,7 @@ from kfpd.engine.retention import RetentionJob
 from kfpd.engine.scheduler import Scheduler
 from kfpd.executors.base import Executor
 from kfpd.executors.registry import WORKSPACE_MOUNT, ExecutorConfig, create_executor
+from kfpd.services import experiments as experiments_svc
 from kfpd.services import retention
 from kfpd.services.mlmd_import import ImportIncomplete, check_no_incomplete_import
 from kfpd.services.orchestration import OrchestratorConfig
@@ -138,6 +139,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        with database.write_session() as session:  # as upstream: it exists from start-up
+            experiments_svc.default_experiment(session, "")
         database.start_background_work()
         if engine is not None:
             engine.start()
@@ -216,6 +219,7 @@ def create_app(
     ui.install(app)  # the web UI at /
     docs.install(app)  # /docs and /redoc without a CDN
     app.include_router(unimplemented.router)  # last: known upstream endpoints kfpd lacks
+    app.add_middleware(NulFreeJson)  # inside BodySizeLimit: it buffers bounded bodies only
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     hosts = HostPolicy.build(
         settings.allowed_hosts, settings.host, urlsplit(settings.server_url).hostname

@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kfpd.api.errors import error_response
 
@@ -101,6 +101,22 @@ def same_origin(origin: str, host: str) -> bool:
     return origin_port == host_port
 
 
+_NUL_QUERY = b"%00"
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text)
+
+
+def has_nul_escape(body: bytes) -> bool:
+    """Whether a JSON text holds a NUL character: a ``\\u0000`` escape whose backslash is not
+    itself escaped. Dropping every escaped backslash (``\\\\`` pairs, left to right, as JSON
+    reads them) leaves a backslash before ``u0000`` exactly when the escape is real. Raw NUL
+    bytes are invalid JSON anyway."""
+    marker = b"\\u0000"
+    return marker in body and marker in body.replace(b"\\\\", b"")
+
+
 def _media_type(value: bytes) -> str:
     return value.split(b";", 1)[0].strip().lower().decode("latin-1")
 
@@ -130,6 +146,8 @@ class RequestGuard:
 
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """(status, message) when the request must not reach the application."""
+        if _has_control(scope["path"]) or _NUL_QUERY in scope.get("query_string", b"").lower():
+            return 400, "control characters (NUL, newline, ...) are not accepted in URLs"
         headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
         host = headers.get(b"host", b"").decode("latin-1")
         if host and not self.hosts.allows(split_host(host)[0]):
@@ -167,6 +185,48 @@ class RequestGuard:
                 await error_response(status, grpc_code, message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class NulFreeJson:
+    """Refuse a JSON body holding a NUL character, whatever field it is in (400): PostgreSQL
+    cannot store one in a text column while SQLite and MySQL can, so every database gives the
+    same answer only if none gets one. Plain ASGI; the body is buffered (FastAPI buffers it
+    anyway) and replayed. Sits inside BodySizeLimit, which bounds what is buffered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
+        if not _has_body(headers) or not _is_json(_media_type(headers.get(b"content-type", b""))):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away (or BodySizeLimit stopped the body)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if has_nul_escape(body):
+            refusal = "NUL characters (\\u0000) are not accepted in request bodies"
+            await error_response(400, 3, refusal)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,20 @@ from __future__ import annotations
 from typing import Any
 
 from kfpd.domain.enums import ArtifactType, IOType
-from kfpd.schemas.base import Int32, Int64, WireModel, wire_enum
+from kfpd.schemas.base import Int32, Int64, Name, WireModel, wire_enum
 
 
 class IOProducer(WireModel):
-    task_name: str | None = None
+    task_name: Name | None = None
     iteration: Int64 | None = None
 
 
 class Artifact(WireModel):
     artifact_id: str | None = None
-    name: str | None = None
+    name: Name | None = None
     description: str | None = None
     type: wire_enum(ArtifactType) | None = None  # type: ignore[valid-type]
-    uri: str | None = None
+    uri: Name | None = None
     metadata: dict[str, Any] | None = None
     number_value: float | None = None
     created_at: str | None = None
@@ -27,7 +27,7 @@ class CreateArtifactRequest(WireModel):
     artifact: Artifact | None = None
     run_id: str | None = None
     task_id: str | None = None
-    producer_key: str | None = None
+    producer_key: Name | None = None
     iteration_index: Int64 | None = None
     reuse_if_exists: bool | None = None
     # kfpd extension: the IO type of the producer link (upstream always writes OUTPUT).

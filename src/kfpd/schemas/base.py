@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from kfpd.domain.enums import WireEnum
 
@@ -57,3 +65,17 @@ Int64 = Annotated[
 ]
 # int32 values: accepted as number or string, emitted as a number.
 Int32 = Annotated[int, BeforeValidator(_int64)]
+
+
+# C0 controls (NUL, tab, newline...), DEL and C1 controls.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def refuse_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (NUL, tab, newline, ...)")
+    return value
+
+
+# Names, keys, namespaces and URIs: stored in text columns, shown in one line, used in paths.
+Name = Annotated[str, AfterValidator(refuse_control)]

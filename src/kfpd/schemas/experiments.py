@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from kfpd.domain.enums import StorageState
-from kfpd.schemas.base import Int32, WireModel, wire_enum
+from kfpd.schemas.base import Int32, Name, WireModel, wire_enum
 
 
 class ExperimentCreate(WireModel):
-    display_name: str
+    display_name: Name
     description: str | None = None
-    namespace: str | None = None
+    namespace: Name | None = None
     # Output-only fields a client may echo back; ignored.
     experiment_id: str | None = None
     created_at: str | None = None

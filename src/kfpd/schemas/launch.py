@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from kfpd.schemas.base import WireModel
+from kfpd.schemas.base import Name, WireModel
 
 
 class RuntimeArtifactSpec(WireModel):
@@ -92,9 +92,9 @@ class LaunchSpec(WireModel):
 class OutputArtifact(WireModel):
     """One produced artifact. Metrics outputs become one artifact per scalar (§5.8)."""
 
-    key: str  # the output key in the component's outputDefinitions
-    name: str = ""
-    uri: str | None = None
+    key: Name  # the output key in the component's outputDefinitions
+    name: Name = ""
+    uri: Name | None = None
     schema_title: str = "system.Artifact"
     metadata: dict[str, Any] = {}
     number_value: float | None = None

@@ -2,19 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from kfpd.schemas.base import Int32, WireModel
+from kfpd.schemas.base import Int32, Name, WireModel
 from kfpd.schemas.common import Status
 
 
 class Url(WireModel):
-    pipeline_url: str | None = None
+    pipeline_url: Name | None = None
 
 
 class PipelineCreate(WireModel):
-    display_name: str | None = None
-    name: str | None = None
+    display_name: Name | None = None
+    name: Name | None = None
     description: str | None = None
-    namespace: str | None = None
+    namespace: Name | None = None
     tags: dict[str, str] | None = None
     pipeline_id: str | None = None
     created_at: str | None = None
@@ -33,12 +33,12 @@ class Pipeline(WireModel):
 
 
 class PipelineVersionCreate(WireModel):
-    display_name: str | None = None
-    name: str | None = None
+    display_name: Name | None = None
+    name: Name | None = None
     description: str | None = None
-    pipeline_id: str | None = None
+    pipeline_id: Name | None = None
     package_url: Url | None = None
-    code_source_url: str | None = None
+    code_source_url: Name | None = None
     pipeline_spec: dict[str, Any] | None = None
     pipeline_version_id: str | None = None
     created_at: str | None = None

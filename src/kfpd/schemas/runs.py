@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from kfpd.domain.enums import RunState, StorageState
-from kfpd.schemas.base import Int32, WireModel, wire_enum
+from kfpd.schemas.base import Int32, Name, WireModel, wire_enum
 from kfpd.schemas.common import Status
 from kfpd.schemas.tasks import PipelineTask
 
@@ -31,15 +31,15 @@ class RunDetails(WireModel):
 
 
 class RunCreate(WireModel):
-    experiment_id: str | None = None
-    display_name: str | None = None
+    experiment_id: Name | None = None
+    display_name: Name | None = None
     description: str | None = None
-    pipeline_version_id: str | None = None
+    pipeline_version_id: Name | None = None
     pipeline_spec: dict[str, Any] | None = None
     pipeline_version_reference: PipelineVersionReference | None = None
     runtime_config: RuntimeConfig | None = None
-    service_account: str | None = None
-    recurring_run_id: str | None = None
+    service_account: Name | None = None
+    recurring_run_id: Name | None = None
     # Output-only fields a client may echo back (e.g. when cloning a run); ignored.
     run_id: str | None = None
     storage_state: wire_enum(StorageState) | None = None  # type: ignore[valid-type]

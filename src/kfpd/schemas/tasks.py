@@ -4,12 +4,12 @@ from typing import Any
 
 from kfpd.domain.enums import IOType, TaskPodType, TaskState, TaskType
 from kfpd.schemas.artifacts import Artifact, IOProducer
-from kfpd.schemas.base import Int32, Int64, WireModel, wire_enum
+from kfpd.schemas.base import Int32, Int64, Name, WireModel, wire_enum
 from kfpd.schemas.common import Status
 
 
 class TaskPod(WireModel):
-    name: str | None = None
+    name: Name | None = None
     uid: str | None = None
     type: wire_enum(TaskPodType) | None = None  # type: ignore[valid-type]
 
@@ -39,14 +39,14 @@ class ChildTask(WireModel):
 class IOParameter(WireModel):
     value: Any = None
     type: wire_enum(IOType) | None = None  # type: ignore[valid-type]
-    parameter_key: str | None = None
+    parameter_key: Name | None = None
     producer: IOProducer | None = None
 
 
 class IOArtifact(WireModel):
     artifacts: list[Artifact] | None = None
     type: wire_enum(IOType) | None = None  # type: ignore[valid-type]
-    artifact_key: str | None = None
+    artifact_key: Name | None = None
     producer: IOProducer | None = None
 
 
@@ -58,8 +58,8 @@ class InputOutputs(WireModel):
 class PipelineTask(WireModel):
     """A run-graph node. The same message is the CreateTask/UpdateTask body and the reply."""
 
-    name: str | None = None
-    display_name: str | None = None
+    name: Name | None = None
+    display_name: Name | None = None
     task_id: str | None = None
     run_id: str | None = None
     pods: list[TaskPod] | None = None

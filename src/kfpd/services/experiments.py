@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import Experiment, Run
 from kfpd.domain.enums import StorageState
-from kfpd.domain.errors import InvalidArgument
+from kfpd.domain.errors import AlreadyExists, InvalidArgument
 from kfpd.domain.timeutil import now_us
 from kfpd.schemas.experiments import ExperimentCreate
 from kfpd.services.common import flush_unique, get_or_404, new_id
@@ -53,17 +53,30 @@ def get_experiment(session: Session, experiment_id: str) -> Experiment:
     return get_or_404(session, Experiment, experiment_id, "experiment")
 
 
-def default_experiment(session: Session, namespace: str) -> Experiment:
-    row = session.scalars(
+def _find_default(session: Session, namespace: str) -> Experiment | None:
+    return session.scalars(
         select(Experiment).where(
             Experiment.namespace == namespace, Experiment.display_name == DEFAULT_EXPERIMENT
         )
     ).first()
-    if row is None:
-        row = create_experiment(
+
+
+def default_experiment(session: Session, namespace: str) -> Experiment:
+    """The namespace's "Default" experiment, created if missing. Race-free: when a concurrent
+    transaction creates it first, the unique (namespace, name) index refuses our insert inside
+    a savepoint, and the row that transaction committed is read instead."""
+    row = _find_default(session, namespace)
+    if row is not None:
+        return row
+    try:
+        return create_experiment(
             session, ExperimentCreate(display_name=DEFAULT_EXPERIMENT, namespace=namespace)
         )
-    return row
+    except AlreadyExists:
+        row = _find_default(session, namespace)
+        if row is None:  # it was created and deleted again meanwhile
+            raise
+        return row
 
 
 def list_experiments(session: Session, namespace: str, request: ListRequest) -> Page[Experiment]:

@@ -10,6 +10,7 @@ from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import Pipeline, PipelineVersion
 from kfpd.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from kfpd.domain.timeutil import now_us
+from kfpd.schemas.base import refuse_control
 from kfpd.schemas.pipelines import PipelineCreate, PipelineVersionCreate
 from kfpd.services.common import flush_unique, get_or_404, new_id
 from kfpd.spec.loader import LoadedSpec, load_package, split_spec
@@ -40,6 +41,10 @@ MAX_NAME = 255
 def _name(*candidates: str | None) -> str:
     for c in candidates:
         if c and c.strip():
+            try:
+                refuse_control(c)  # before strip(), which would drop some (NEL, ...)
+            except ValueError as exc:
+                raise InvalidArgument(f"name {c[:40]!r} {exc}") from None
             name = c.strip()
             if len(name) > MAX_NAME:
                 raise InvalidArgument(f"name {name[:40]!r}... is longer than {MAX_NAME} characters")

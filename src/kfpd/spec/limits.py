@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from kfpd.domain.errors import InvalidArgument
+from kfpd.schemas.base import refuse_control
 
 # Compiled IR nests ~12 levels (a Struct default inside a component's input definitions);
 # protobuf's JSON parser recurses a few Python frames per level, so 100 stays far from the
@@ -102,11 +103,23 @@ def check_component_graph(spec: dict[str, Any]) -> None:
     than MAX_COMPONENT_NESTING: either would have the engine expand DAGs without end."""
     components: dict[str, Any] = spec.get("components") or {}
     children: dict[str, list[str]] = {}
+    _check_name(str((spec.get("pipelineInfo") or {}).get("name") or ""), "pipelineInfo.name")
     for name, component in [(ROOT, spec.get("root")), *components.items()]:
+        _check_name(name, "component name")
         dag = component.get("dag") if isinstance(component, dict) else None
         tasks = (dag.get("tasks") if isinstance(dag, dict) else None) or {}
+        for task_name in tasks:
+            _check_name(task_name, f"task name in {name}")
         children[name] = [ref for task in tasks.values() if (ref := _dag_ref(task, components))]
     _walk_from_root(children)
+
+
+def _check_name(name: str, what: str) -> None:
+    """Task and pipeline names become text columns and paths: no control characters."""
+    try:
+        refuse_control(name)
+    except ValueError as exc:
+        raise InvalidArgument(f"{what} {name!r} {exc}") from None
 
 
 def _dag_ref(task: Any, components: dict[str, Any]) -> str | None:
