@@ -296,14 +296,25 @@ class Settings(BaseSettings):
         )
         return shown
 
+    def prepare_data_dir(self) -> None:
+        """Create the data directory private to this user (0700; an existing one is
+        tightened): the database, logs, artifacts and the token key live under it."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            if self.data_dir.stat().st_mode & 0o077:
+                self.data_dir.chmod(0o700)
+        except PermissionError:
+            pass  # not ours (e.g. a shared mount prepared by an operator): leave it
+
     def run_token_secret(self) -> bytes:
-        """The key run tokens are signed with, created once and kept in the data directory."""
+        """The key run tokens are signed with, created once and kept in the data directory
+        (0600). Tasks run as the same user can still read it: see docs/security.md."""
         path = self.data_dir / "run-token.key"
         try:
             return path.read_bytes()
         except FileNotFoundError:
             pass
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_data_dir()
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

@@ -1,4 +1,5 @@
-"""A pipeline whose only task runs a shell command: what a cross-site attacker would send."""
+"""Pipelines whose only task runs a shell command (what a cross-site attacker would send; what
+a task can see of the server)."""
 
 from kfp import dsl
 
@@ -11,3 +12,15 @@ def touch(path: str) -> dsl.ContainerSpec:
 @dsl.pipeline(name="touch-a-file")
 def touch_pipeline(path: str) -> None:
     touch(path=path)
+
+
+@dsl.container_component
+def dump_environment(out: dsl.Output[dsl.Dataset]) -> dsl.ContainerSpec:
+    return dsl.ContainerSpec(
+        image="alpine:3.19", command=["sh", "-c", 'env > "$0"; echo environment written', out.path]
+    )
+
+
+@dsl.pipeline(name="dump-environment")
+def env_pipeline() -> None:
+    dump_environment()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from kfpd import __version__
 from kfpd.api import docs
@@ -108,6 +110,17 @@ def _auth_state(settings: Settings, secret: bytes, database: Database) -> AuthSt
     )
 
 
+def _private_sqlite_file(url: str) -> None:
+    """0600 for a SQLite database (its -wal and -shm files copy the mode when created)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(parsed.database + suffix)
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -115,10 +128,11 @@ def create_app(
     executor: Executor | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
+    settings.prepare_data_dir()
     if database is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.migrate:
             upgrade(settings.database_url)
+        _private_sqlite_file(settings.database_url)
         database = Database(settings.database_url, background_checkpoints=True)
         try:
             check_no_incomplete_import(database)  # never serve a half-imported history

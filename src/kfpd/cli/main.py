@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -174,6 +175,8 @@ def server(
         on_stop=on_stop,
         step_timeout=step_timeout,
     )
+    # Files the server and its tasks create (database, logs, artifacts, keys): this user only.
+    os.umask(0o077)
     bind = check_bind(
         settings.host,
         authenticated=settings.auth_config is not None,  # multi-user: every caller signs in

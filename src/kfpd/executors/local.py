@@ -55,6 +55,14 @@ ADOPTED_POLL_S = 0.25  # how often adopted launchers (not our children) are chec
 OnStop = Literal["leave", "drain", "cancel"]
 ON_STOP_CHOICES: tuple[OnStop, ...] = ("leave", "drain", "cancel")
 
+# Server settings holding credentials never reach a task's environment (a component that
+# prints its environment would write them to its log).
+_SERVER_ONLY_ENV = frozenset({"KFPD_DB_URL"})
+
+
+def _task_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _SERVER_ONLY_ENV}
+
 
 @dataclass
 class _Task:
@@ -318,7 +326,7 @@ class LocalExecutor:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "kfpd.launcher", "--spec", str(spec_path)],
                     cwd=task.work_dir,
-                    env={**os.environ, **env},
+                    env={**_task_environ(), **env},
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -464,7 +472,7 @@ class _WarmWorker:
                 stdout=subprocess.PIPE,
                 stderr=err,
                 env={
-                    **os.environ,
+                    **_task_environ(),
                     "_KFP_RUNTIME": "true",
                     "KFPD_WORKER_PREFAULT": "1" if prefault else "0",
                     "KFPD_WORKER_KILL_ON_STOP": "1" if kill_on_stop else "0",

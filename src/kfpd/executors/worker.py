@@ -111,7 +111,7 @@ def _launcher_child(order_fd: int, close_fds: list[int]) -> None:
             code = 0  # the worker is stopping
             return
         request = json.loads(b"".join(chunks))
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)

@@ -31,7 +31,7 @@ class LogStore:
         path = self.path(run_id, task_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         # O_APPEND: concurrent appends never overwrite each other.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, text.encode("utf-8"))
         finally:
