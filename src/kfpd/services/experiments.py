@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kfpd.db.errors import is_unique_violation
 from kfpd.db.listing import Field, ListRequest, Page, list_page
 from kfpd.db.models import Experiment, Run
 from kfpd.domain.enums import StorageState
@@ -28,6 +30,18 @@ EXPERIMENT_FIELDS: dict[str, Field] = {
 }
 
 
+def _new_experiment(name: str, namespace: str, description: str) -> Experiment:
+    return Experiment(
+        id=new_id(),
+        namespace=namespace,
+        display_name=name,
+        description=description,
+        created_at=now_us(),
+        storage_state=int(StorageState.AVAILABLE),
+        last_run_created_at=0,
+    )
+
+
 def create_experiment(session: Session, body: ExperimentCreate) -> Experiment:
     name = (body.display_name or "").strip()
     if not name:
@@ -35,15 +49,7 @@ def create_experiment(session: Session, body: ExperimentCreate) -> Experiment:
     if len(name) > 255:
         raise InvalidArgument("experiment display_name is longer than 255 characters")
     namespace = body.namespace or ""
-    row = Experiment(
-        id=new_id(),
-        namespace=namespace,
-        display_name=name,
-        description=body.description or "",
-        created_at=now_us(),
-        storage_state=int(StorageState.AVAILABLE),
-        last_run_created_at=0,
-    )
+    row = _new_experiment(name, namespace, body.description or "")
     session.add(row)
     flush_unique(session, lambda: f"experiment {name!r} already exists in namespace {namespace!r}")
     return row
@@ -68,15 +74,21 @@ def default_experiment(session: Session, namespace: str) -> Experiment:
     row = _find_default(session, namespace)
     if row is not None:
         return row
+    row = _new_experiment(DEFAULT_EXPERIMENT, namespace, "")
     try:
-        return create_experiment(
-            session, ExperimentCreate(display_name=DEFAULT_EXPERIMENT, namespace=namespace)
-        )
-    except AlreadyExists:
-        row = _find_default(session, namespace)
-        if row is None:  # it was created and deleted again meanwhile
-            raise
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
         return row
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        if row in session:
+            session.expunge(row)  # else the next autoflush would insert it again
+    found = _find_default(session, namespace)
+    if found is None:  # created and deleted again meanwhile
+        raise AlreadyExists(f"experiment {DEFAULT_EXPERIMENT!r} is being changed; retry")
+    return found
 
 
 def list_experiments(session: Session, namespace: str, request: ListRequest) -> Page[Experiment]:
