@@ -113,6 +113,8 @@ class Storage:
         for uri in dict.fromkeys(uris):
             if not is_remote(uri):
                 raise InvalidArgument(f"{uri!r} is not an object-store URI (s3, minio, gs)")
+            if any(part in (".", "..") for part in uri.split("/")[3:]):
+                raise InvalidArgument(f"{uri!r} has . or .. segments")
             if not uri.startswith(own + "/") and not _is_input(session, task_id, uri):
                 raise FailedPrecondition(
                     f"{uri} is neither an output nor an input artifact of task {task_id}"
