@@ -329,3 +329,20 @@ def test_failure_message_leads_with_the_users_exception() -> None:
     plain = failure_message("the command exited with code 3", "just output\nmore output")
     assert plain.startswith("the command exited with code 3; last lines of its log:")
     assert failure_message("killed", "") == "killed"
+
+
+def test_local_tasks_name_their_process_not_a_made_up_pod(monkeypatch: Any) -> None:
+    import os
+    import socket
+
+    from kfpd.launcher.main import EXECUTOR_ENV, PLACEMENT_ENV, placement
+
+    monkeypatch.delenv(PLACEMENT_ENV, raising=False)
+    monkeypatch.delenv("KFP_POD_NAME", raising=False)
+    monkeypatch.setenv(EXECUTOR_ENV, "local")
+    assert placement() == {"pod_name": f"local process {os.getpid()} on {socket.gethostname()}"}
+    monkeypatch.setenv("KFP_POD_NAME", "real-pod-1")  # a real pod keeps its name
+    assert placement()["pod_name"] == "real-pod-1"
+    monkeypatch.setenv(EXECUTOR_ENV, "ray")
+    monkeypatch.delenv("KFP_POD_NAME")
+    assert "pod_name" not in placement()

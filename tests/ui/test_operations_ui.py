@@ -145,3 +145,34 @@ def test_narrow_window_puts_the_task_panel_below_the_graph(page: Any, ui_server:
     panel_box = panel.bounding_box()
     assert panel_box["y"] >= graph_box["y"] + graph_box["height"] - 1
     page.shots("narrow")
+
+
+def test_task_logs_stay_out_of_the_artifact_list_unless_asked(
+    page: Any, ui_server: UiServer
+) -> None:
+    seeder = ui_server.seeder
+    run = seeder.run("with logs")
+    task = seeder.task(run["run_id"], display_name="make", type="RUNTIME")
+    seeder.artifacts(
+        run["run_id"],
+        task["task_id"],
+        {
+            "producer_key": "data",
+            "artifact": {"name": "data", "type": "Dataset", "uri": seeder.file("d.csv", "a\n")},
+        },
+        {
+            "producer_key": "executor-logs",
+            "artifact": {
+                "name": "executor-logs",
+                "type": "Artifact",
+                "uri": seeder.file("log.txt", "hi\n"),
+            },
+        },
+    )
+    page.goto("/#/artifacts")
+    rows = page.locator("table.artifacts-list tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("data")
+    page.get_by_label("show task logs").check()
+    expect(rows).to_have_count(2)
+    expect(page.locator("table.artifacts-list")).to_contain_text("executor-logs")

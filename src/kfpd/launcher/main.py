@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import sys
 import tempfile
@@ -411,6 +412,9 @@ def placement() -> dict[str, str]:
     for key, env in (("pod_name", "KFP_POD_NAME"), ("pod_uid", "KFP_POD_UID")):
         if os.environ.get(env):
             found[key] = os.environ[env]
+    if os.environ.get(EXECUTOR_ENV) == "local" and "pod_name" not in found:
+        # No pod: say what ran the task, instead of the pod name upstream would show.
+        found["pod_name"] = f"local process {os.getpid()} on {socket.gethostname()}"
     return found
 
 

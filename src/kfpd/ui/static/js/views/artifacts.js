@@ -18,6 +18,7 @@ export async function renderList(root, _params, query) {
     name: query.get("q") || "",
     run: query.get("run") || "",
     sort: query.get("sort") === "name" ? "name" : "created_at",
+    logs: query.get("logs") === "1",
     tokens: [""],
     page: 0,
   };
@@ -27,6 +28,8 @@ export async function renderList(root, _params, query) {
   const runInput = h("input", { type: "search", placeholder: "run id", value: state.run, size: 38, "aria-label": "filter by run" });
   const sortSelect = h("select", { "aria-label": "sort" }, h("option", { value: "created_at", selected: state.sort === "created_at" }, "newest first"),
     h("option", { value: "name", selected: state.sort === "name" }, "by name"));
+  // Every task's log is also an "executor-logs" artifact (as upstream): hidden unless asked for.
+  const logsBox = h("input", { type: "checkbox", checked: state.logs, "aria-label": "show task logs" });
   const summary = h("span", { class: "muted" });
   const body = h("div", {});
   const pager = h("div", { class: "pager" });
@@ -35,16 +38,18 @@ export async function renderList(root, _params, query) {
     state.name = nameInput.value.trim();
     state.run = runInput.value.trim();
     state.sort = sortSelect.value;
+    state.logs = logsBox.checked;
     state.tokens = [""];
     state.page = 0;
-    setQuery({ type: state.type, q: state.name, run: state.run, sort: state.sort === "name" ? "name" : "" });
+    setQuery({ type: state.type, q: state.name, run: state.run, sort: state.sort === "name" ? "name" : "", logs: state.logs ? "1" : "" });
     load();
   };
   let typing;
   [nameInput, runInput].forEach((el) => el.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(apply, 300); }));
-  [typeSelect, sortSelect].forEach((el) => el.addEventListener("change", apply));
+  [typeSelect, sortSelect, logsBox].forEach((el) => el.addEventListener("change", apply));
   mount(root, h("h1", {}, "Artifacts"),
-    h("div", { class: "toolbar" }, nameInput, h("label", {}, "Type", typeSelect), h("label", {}, "Run", runInput), sortSelect, summary),
+    h("div", { class: "toolbar" }, nameInput, h("label", {}, "Type", typeSelect), h("label", {}, "Run", runInput), sortSelect,
+      h("label", {}, logsBox, " task logs"), summary),
     body, pager);
 
   async function load() {
@@ -59,6 +64,7 @@ export async function renderList(root, _params, query) {
           filter: kfpFilter([
             state.type && { key: "type", operation: "EQUALS", string_value: state.type },
             state.name && { key: "name", operation: "IS_SUBSTRING", string_value: state.name },
+            !state.logs && { key: "name", operation: "NOT_EQUALS", string_value: "executor-logs" },
           ]),
         },
       });
