@@ -172,6 +172,8 @@ def test_roles_and_verbs(world: World) -> None:
         ).status_code
         == 200
     )
+    shared = world.call("nobody", "GET", f"{API}/pipelines").json().get("pipelines", [])
+    assert all(p.get("namespace", "") == "" for p in shared), "a team's pipeline leaked"
     # bindings: admins of every namespace only
     assert world.call("ada", "GET", f"{API}/auth/bindings").status_code == 403
     who = world.call("eve", "GET", f"{API}/auth/whoami").json()
@@ -263,3 +265,180 @@ async def _trusted_header() -> None:
             ),
             None,
         )
+
+
+# ---------------------------------------------------------------------------- OIDC
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[dict[str, Any]]:
+    """A local OIDC issuer: an RSA key, its JWKS served over HTTP on a free loopback port."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            del args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"key": key, "jwks_uri": f"http://127.0.0.1:{server.server_address[1]}/jwks"}
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def _jwt(issuer: dict[str, Any], **over: Any) -> str:
+    import time
+
+    import jwt
+
+    claims = {
+        "iss": "https://issuer.test",
+        "aud": "kfpd",
+        "exp": int(time.time()) + 600,
+        "email": "olga@example.com",
+        "groups": ["team-a-viewers"],
+    }
+    claims.update(over)
+    key = over.pop("_key", issuer["key"])
+    claims.pop("_key", None)
+    return jwt.encode(
+        {k: v for k, v in claims.items() if v is not None},
+        key,
+        algorithm="RS256",
+        headers={"kid": "k1"},
+    )
+
+
+def test_oidc_bearer_tokens(issuer: dict[str, Any], tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from kfpd.api.authn import OidcProvider
+    from kfpd.authconfig import Oidc
+    from kfpd.domain.errors import Unauthenticated
+
+    provider = OidcProvider(
+        Oidc(
+            issuer="https://issuer.test",
+            audience="kfpd",
+            jwks_uri=issuer["jwks_uri"],
+            algorithms=["RS256"],
+        )
+    )
+    who = asyncio.run(provider.authenticate(_request("1.2.3.4", []), _jwt(issuer)))
+    assert who is not None and who.user == "olga@example.com" and who.groups == ("team-a-viewers",)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for bad, why in [
+        (_jwt(issuer, exp=1), "expired"),
+        (_jwt(issuer, aud="other"), "audience"),
+        (_jwt(issuer, iss="https://evil.test"), "issuer"),
+        (_jwt(issuer, exp=None), "exp"),
+        (_jwt(issuer, _key=stranger), "signature"),
+        (_jwt(issuer, email=None), "email"),
+    ]:
+        with pytest.raises(Unauthenticated) as err:
+            asyncio.run(provider.authenticate(_request("1.2.3.4", []), bad))
+        assert why in err.value.message.lower(), (why, err.value.message)
+    # A shared-secret algorithm is refused by the config itself (the JWKS is public).
+    with pytest.raises(ValueError):
+        Oidc(issuer="i", audience="a", jwks_uri="u", algorithms=["HS256"])
+
+
+def test_oidc_groups_bind_roles(issuer: dict[str, Any], db: Database, tmp_path: Path) -> None:
+    config = tmp_path / "auth.yaml"
+    oidc = {
+        "issuer": "https://issuer.test",
+        "audience": "kfpd",
+        "jwks_uri": issuer["jwks_uri"],
+        "algorithms": ["RS256"],
+    }
+    bindings = [{"group": "team-a-viewers", "role": "viewer", "namespace": "team-a"}]
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "authentication": {"api_tokens": False, "oidc": oidc},
+                "authorization": {"bindings": bindings},
+            }
+        )
+    )
+    app = create_app(
+        Settings(data_dir=tmp_path, orchestrate=False, auth_config=config), database=db
+    )
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        token = {"authorization": f"Bearer {_jwt(issuer)}"}
+        assert (
+            client.get(
+                f"{API}/experiments", params={"namespace": "team-a"}, headers=token
+            ).status_code
+            == 200
+        )
+        assert (
+            client.get(
+                f"{API}/experiments", params={"namespace": "team-b"}, headers=token
+            ).status_code
+            == 403
+        )
+        assert (
+            client.get(
+                f"{API}/experiments",
+                params={"namespace": "team-a"},
+                headers={"authorization": "Bearer kfpd_x_y"},
+            ).status_code
+            == 401
+        )
+
+
+def test_links_never_cross_namespaces(world: World) -> None:
+    a, b = f"launcher:{world.run_a}", f"launcher:{world.run_b}"
+    body = {"name": "t", "type": "RUNTIME", "scope_path": "root.t"}
+    task_a = world.call(a, "POST", f"{API}/runs/{world.run_a}/tasks", json=body).json()["task_id"]
+    task_b = world.call(b, "POST", f"{API}/runs/{world.run_b}/tasks", json=body).json()["task_id"]
+    made = world.call(
+        b,
+        "POST",
+        f"{API}/artifacts",
+        json={
+            "run_id": world.run_b,
+            "task_id": task_b,
+            "producer_key": "o",
+            "artifact": {"name": "d", "type": "Dataset", "namespace": "team-a"},
+        },
+    )
+    assert made.status_code == 400, made.text  # the namespace comes from the run, not the body
+    made = world.call(
+        b,
+        "POST",
+        f"{API}/artifacts",
+        json={
+            "run_id": world.run_b,
+            "task_id": task_b,
+            "producer_key": "o",
+            "artifact": {"name": "d", "type": "Dataset"},
+        },
+    )
+    assert made.json()["namespace"] == "team-b"
+    link = {
+        "artifact_id": made.json()["artifact_id"],
+        "task_id": task_a,
+        "run_id": world.run_a,
+        "type": "TASK_OUTPUT_INPUT",
+        "producer": {"task_name": "t"},
+        "key": "k",
+    }
+    response = world.call(a, "POST", f"{API}/artifact_tasks", json={"artifact_task": link})
+    assert response.status_code == 400 and "another namespace" in response.json()["message"]

@@ -249,9 +249,13 @@ def get_pipeline_by_name(session: Session, namespace: str, name: str) -> Pipelin
     return row
 
 
-def list_pipelines(session: Session, namespace: str, request: ListRequest) -> Page[Pipeline]:
+def list_pipelines(
+    session: Session, namespace: str, request: ListRequest, *, exact: bool = False
+) -> Page[Pipeline]:
+    """``namespace`` "" lists every namespace, unless ``exact`` (multi-user: "" is the shared
+    namespace, the only one a caller without a namespace may see)."""
     stmt = select(Pipeline)
-    if namespace:
+    if namespace or exact:
         stmt = stmt.where(Pipeline.namespace == namespace)
     return list_page(
         session,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from kfpd.api.convert import pipeline_out, version_out
 from kfpd.api.deps import Db, Listing, opt_bool, opt_str
@@ -98,9 +98,12 @@ def get_pipeline(pipeline_id: str, db: Db) -> Pipeline:
 
 
 @router.get("", response_model=ListPipelinesResponse, response_model_exclude_none=True)
-def list_pipelines(db: Db, listing: Listing, namespace: Q = None) -> ListPipelinesResponse:
+def list_pipelines(
+    db: Db, listing: Listing, request: Request, namespace: Q = None
+) -> ListPipelinesResponse:
+    exact: bool = request.app.state.auth.multi_user
     with db.read_session() as s:
-        page = svc.list_pipelines(s, opt_str(namespace) or "", listing)
+        page = svc.list_pipelines(s, opt_str(namespace) or "", listing, exact=exact)
         return ListPipelinesResponse(
             pipelines=[pipeline_out(p) for p in page.items],
             total_size=page.total_size,
