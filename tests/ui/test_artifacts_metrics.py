@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.helpers import compiled
@@ -86,7 +87,12 @@ def test_artifact_previews_download_and_sandboxed_html(page: Any, ui_server: UiS
     expect(page.locator("pre.preview-text")).to_have_text("hello notes\n")
 
 
-def test_artifact_errors_are_clear(page: Any, ui_server: UiServer) -> None:
+def test_artifact_errors_are_clear(
+    page: Any, ui_server: UiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No credentials here: without this botocore first asks the EC2 metadata address (with
+    # retries, seconds on this network-less machine) before saying NoCredentialsError.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     seeder = ui_server.seeder
     demo = DemoRun(seeder, name="errors").start()
     outside, remote, gone = seeder.artifacts(
@@ -116,8 +122,9 @@ def test_artifact_errors_are_clear(page: Any, ui_server: UiServer) -> None:
     assert "root:x:0" not in page.content()
     page.goto(f"/#/artifacts/{remote['artifact_id']}")
     # No launcher config: s3:// goes to AWS with the server's (here absent) credentials.
+    # botocore's first session takes seconds to load on a busy machine.
     expect(page.locator(".preview-unavailable")).to_contain_text(
-        "the object store could not be read"
+        "the object store could not be read", timeout=30_000
     )
     page.goto(f"/#/artifacts/{gone['artifact_id']}")
     expect(page.locator(".preview-unavailable")).to_contain_text(
