@@ -31,10 +31,65 @@ function describe(status, body, path) {
 }
 
 /**
+ * Who is signed in (multi-user mode): the user, their namespaces with a role each, and the
+ * namespace the picker shows. Single-user: multiUser false, every call unchanged.
+ */
+export const session = { multiUser: false, user: "", namespaces: {}, current: "" };
+const NAMESPACE_KEY = "kfpd.namespace";
+
+export async function loadSession() {
+  let me;
+  try {
+    me = await api(`${API}/auth/whoami`);
+  } catch {
+    return session;  // an older server, or not signed in: the API calls will say why
+  }
+  session.multiUser = Boolean(me.multi_user);
+  session.user = me.user || "";
+  session.namespaces = me.namespaces || {};
+  const names = pickableNamespaces();
+  const saved = window.localStorage.getItem(NAMESPACE_KEY);
+  session.current = names.includes(saved) ? saved : names[0] || "";
+  return session;
+}
+
+/** The namespaces the picker offers ("*" is a binding on every namespace, not one to pick). */
+export function pickableNamespaces() {
+  return Object.keys(session.namespaces).filter((ns) => ns !== "*" && ns !== "").sort();
+}
+
+export function chooseNamespace(namespace) {
+  session.current = namespace;
+  window.localStorage.setItem(NAMESPACE_KEY, namespace);
+}
+
+/** The caller's role in the current namespace ("" single-user: everything allowed). */
+export function currentRole() {
+  if (!session.multiUser) return "";
+  return session.namespaces[session.current] || session.namespaces["*"] || "";
+}
+
+// Calls that are scoped by a namespace: in multi-user mode the picker's namespace goes along.
+const NAMESPACED_LISTS = new Set([`${API}/runs`, `${API}/experiments`, `${API}/recurringruns`,
+  `${API}/artifacts`, `${UI_API}/artifacts`]);
+
+function scoped(path, method, params, body) {
+  if (!session.multiUser || !session.current) return { params, body };
+  if (method === "GET" && NAMESPACED_LISTS.has(path) && !(params && params.namespace)) {
+    return { params: { ...(params || {}), namespace: session.current }, body };
+  }
+  if (method === "POST" && path === `${API}/experiments` && body && !body.namespace) {
+    return { params, body: { ...body, namespace: session.current } };
+  }
+  return { params, body };
+}
+
+/**
  * Call the API; resolves to the JSON body, or rejects with an ApiError whose message is the
  * server's own (never a stack trace). `etag` makes a conditional GET: a 304 resolves to null.
  */
 export async function api(path, { method = "GET", body, form, params, etag, signal } = {}) {
+  ({ params, body } = scoped(path, method, params, body));
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (etag) headers["If-None-Match"] = etag;

@@ -1,6 +1,6 @@
 // The router: #/runs, #/runs/<id>, #/experiments, #/pipelines, #/recurringruns, #/artifacts,
 // #/compare.
-import { errorBox, toast } from "./api.js";
+import { chooseNamespace, currentRole, errorBox, loadSession, pickableNamespaces, session, toast } from "./api.js";
 import { h, mount } from "./dom.js";
 import { parseHash } from "./nav.js";
 import * as artifacts from "./views/artifacts.js";
@@ -84,6 +84,21 @@ async function route() {
     h("p", {}, h("a", { href: "#/runs" }, "Go to the runs list")));
 }
 
+/** Multi-user mode: the namespace picker in the top bar, and the role it gives (CSS hides
+ * the actions a viewer may not take; the server refuses them anyway). */
+function renderSession() {
+  document.body.dataset.role = currentRole();
+  if (!session.multiUser) return;
+  const names = pickableNamespaces();
+  const picker = h("select", { id: "namespace-picker", "aria-label": "namespace", onchange: (event) => {
+    chooseNamespace(event.target.value);
+    document.body.dataset.role = currentRole();
+    route();
+  } }, ...names.map((ns) => h("option", { value: ns, selected: ns === session.current }, ns)));
+  const who = h("span", { class: "muted", id: "signed-in-as" }, session.user);
+  document.querySelector("header.topbar").append(h("div", { class: "session" }, picker, who));
+}
+
 window.addEventListener("hashchange", route);
 window.addEventListener("unhandledrejection", (event) => {
   const reason = event.reason;
@@ -94,4 +109,4 @@ window.addEventListener("unhandledrejection", (event) => {
 window.addEventListener("error", (event) => {
   toast(`Something went wrong: ${event.message}`, "error");
 });
-route();
+loadSession().then(renderSession, () => {}).finally(route);

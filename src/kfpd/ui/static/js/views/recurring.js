@@ -112,7 +112,7 @@ export async function renderList(root) {
       { title: "Trigger", cell: (r) => triggerWords(r.trigger) },
       { title: "Next run", cell: (r) => (r.status === "ENABLED" && r.next_fire_times && r.next_fire_times.length ? fmtTime(r.next_fire_times[0]) : "–") },
       { title: "Created", cell: (r) => fmtTime(r.created_at) },
-      { title: "", cell: (r) => h("button", { onclick: async () => { await setEnabled(r, r.status !== "ENABLED"); table.reload(); } }, r.status === "ENABLED" ? "Disable" : "Enable") },
+      { title: "", cell: (r) => h("button", { dataset: { action: "toggle-schedule" }, onclick: async () => { await setEnabled(r, r.status !== "ENABLED"); table.reload(); } }, r.status === "ENABLED" ? "Disable" : "Enable") },
     ],
   });
   let typing;
@@ -159,9 +159,9 @@ export async function renderOne(root, [id]) {
     mount(header, h("h1", {}, rr.display_name, " ", statusBadge(rr)),
       rr.description ? h("p", {}, rr.description) : null,
       h("div", { class: "toolbar" },
-        h("button", { class: "primary", onclick: async () => { await setEnabled(rr, rr.status !== "ENABLED"); await refresh(); } },
+        h("button", { class: "primary", dataset: { action: "toggle-schedule" }, onclick: async () => { await setEnabled(rr, rr.status !== "ENABLED"); await refresh(); } },
           rr.status === "ENABLED" ? "Disable" : "Enable"),
-        h("button", { class: "danger", onclick: async () => {
+        h("button", { class: "danger", dataset: { action: "delete-schedule" }, onclick: async () => {
           if (!window.confirm(`Delete the recurring run ${rr.display_name}? Its runs stay.`)) return;
           await api(`${API}/recurringruns/${enc(rr.recurring_run_id)}`, { method: "DELETE" });
           toast(`${rr.display_name} deleted`);

@@ -142,13 +142,13 @@ export async function render(root, [runId], query) {
       run.recurring_run_id ? [" · ", h("a", { href: `#/recurringruns/${run.recurring_run_id}` }, "recurring run")] : null,
       run.error && run.error.message ? h("div", { class: "error-box run-error" }, run.error.message) : null);
     mount(actions,
-      h("button", { class: "danger", disabled: !running, onclick: () => act("terminate") }, "Terminate"),
-      h("button", { disabled: !["FAILED", "CANCELED"].includes(run.state), onclick: () => act("retry") }, "Retry"),
+      h("button", { class: "danger", dataset: { action: "terminate" }, disabled: !running, onclick: () => act("terminate") }, "Terminate"),
+      h("button", { dataset: { action: "retry" }, disabled: !["FAILED", "CANCELED"].includes(run.state), onclick: () => act("retry") }, "Retry"),
       run.storage_state === "ARCHIVED"
-        ? h("button", { onclick: () => act("unarchive") }, "Restore")
-        : h("button", { onclick: () => act("archive") }, "Archive"),
-      h("button", { onclick: cloneRun }, "Clone"),
-      h("button", { class: "danger", onclick: () => act("delete") }, "Delete"));
+        ? h("button", { dataset: { action: "unarchive" }, onclick: () => act("unarchive") }, "Restore")
+        : h("button", { dataset: { action: "archive" }, onclick: () => act("archive") }, "Archive"),
+      h("button", { dataset: { action: "clone" }, onclick: cloneRun }, "Clone"),
+      h("button", { class: "danger", dataset: { action: "delete" }, onclick: () => act("delete") }, "Delete"));
   }
 
   async function act(kind) {
