@@ -308,7 +308,7 @@ def test_a_task_gets_sessions_only_for_its_own_uris(
     assert server.http.post(path, json={"uris": uris}, headers=other).status_code == 403
     import httpx  # server.http signs its requests: a bare client for the token-less call
 
-    assert httpx.post(live_server + path, json={"uris": uris}).status_code == 401
+    assert httpx.post(live_server + path, json={"uris": uris}, timeout=60).status_code == 401
     # Once the task has ended its access is over.
     finish = f"/apis/v2beta1/runs/{run_id}/tasks/{task_id}:finish"
     ok(server.http.post(finish, json={"state": "SUCCEEDED"}, headers=token))
@@ -324,28 +324,29 @@ def test_deleting_a_run_can_delete_its_artifact_files_after_a_dry_run(
     from tests.helpers import compiled
 
     url = orchestrated_server()
+    http = httpx.Client(timeout=60)  # a busy machine answers slowly
     body = {
         "display_name": "d",
         "pipeline_spec": compiled("storage_demo"),
         "runtime_config": {"parameters": {"rows": 2}},
     }
-    run_id = ok(httpx.post(f"{url}/apis/v2beta1/runs", json=body))["run_id"]
+    run_id = ok(http.post(f"{url}/apis/v2beta1/runs", json=body))["run_id"]
     path = f"{url}/apis/v2beta1/runs/{run_id}"
-    early = httpx.delete(path, params={"delete_artifacts": "true", "dry_run": "true"})
+    early = http.delete(path, params={"delete_artifacts": "true", "dry_run": "true"})
     if early.status_code == 200:  # the run may already have ended on a fast machine
         assert early.json()["dry_run"] is True
     else:
         assert early.status_code == 400 and "terminate it" in early.text
-    deadline = time.monotonic() + 120
-    while httpx.get(path).json()["state"] not in ("SUCCEEDED", "FAILED"):
+    deadline = time.monotonic() + 240
+    while http.get(path).json()["state"] not in ("SUCCEEDED", "FAILED"):
         assert time.monotonic() < deadline, "the run did not finish"
         time.sleep(0.2)
-    assert httpx.get(path).json()["state"] == "SUCCEEDED"
-    dry = ok(httpx.delete(path, params={"delete_artifacts": "true", "dry_run": "true"}))
+    assert http.get(path).json()["state"] == "SUCCEEDED"
+    dry = ok(http.delete(path, params={"delete_artifacts": "true", "dry_run": "true"}))
     files = [Path(urlsplit(u).path) for u in dry["artifact_objects"]]
     assert files and all(f.exists() for f in files)
     assert all(f.is_relative_to(tmp_path / "artifacts") for f in files)
-    assert httpx.delete(path, params={"dry_run": "true"}).status_code == 400
+    assert http.delete(path, params={"dry_run": "true"}).status_code == 400
     # The CLI: a dry run lists the objects; then the run goes with them.
     from typer.testing import CliRunner
 
@@ -361,7 +362,7 @@ def test_deleting_a_run_can_delete_its_artifact_files_after_a_dry_run(
     gone = runner.invoke(cli, ["runs", "delete", run_id, "--artifacts", "--yes", "--host", url])
     assert gone.exit_code == 0 and f"deleted run {run_id}" in gone.output, gone.output
     assert not any(f.exists() for f in files)
-    assert httpx.get(path).status_code == 404
+    assert http.get(path).status_code == 404
 
 
 def test_a_task_whose_store_credentials_are_missing_fails_clearly(
