@@ -185,6 +185,12 @@ class Settings(BaseSettings):
         description="Multi-user mode: YAML with authentication providers and role bindings "
         "(docs/multi-user.md). Without it kfpd is single-user.",
     )
+    task_log_max_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="Cap on one task's stored log: its first and last halves are kept, with a "
+        "line saying how much was dropped between them (0: no cap).",
+    )
     allow_remote_unauthenticated: bool = Field(
         default=False,
         description="Confirm listening on a non-loopback address without authentication "

@@ -24,3 +24,13 @@ def dump_environment(out: dsl.Output[dsl.Dataset]) -> dsl.ContainerSpec:
 @dsl.pipeline(name="dump-environment")
 def env_pipeline() -> None:
     dump_environment()
+
+
+@dsl.container_component
+def chatty(lines: int) -> dsl.ContainerSpec:
+    return dsl.ContainerSpec(image="alpine:3.19", command=["seq", "1", lines])
+
+
+@dsl.pipeline(name="chatty")
+def chatty_pipeline(lines: int = 400000) -> None:
+    chatty(lines=lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,6 +45,7 @@ from kfpd.engine.retention import RetentionJob
 from kfpd.engine.scheduler import Scheduler
 from kfpd.executors.base import Executor
 from kfpd.executors.registry import WORKSPACE_MOUNT, ExecutorConfig, create_executor
+from kfpd.launcher.logsink import MAX_LOG_BYTES_ENV
 from kfpd.services import experiments as experiments_svc
 from kfpd.services import retention
 from kfpd.services.mlmd_import import ImportIncomplete, check_no_incomplete_import
@@ -66,6 +68,8 @@ def _engine(
 ) -> Engine | None:
     if not settings.orchestrate:
         return None
+    # Launchers on this machine inherit the server's environment: the per-task log cap.
+    os.environ[MAX_LOG_BYTES_ENV] = str(settings.task_log_max_bytes)
     executor_config = ExecutorConfig(
         kind=settings.executor,
         max_parallel=settings.max_parallel,

@@ -136,7 +136,19 @@ def finish_task(
         ),
         pods=_placed_pods(task, placement) if placement else None,
     )
-    return tasks_svc.update_locked(session, run, task, update)
+    updated = tasks_svc.update_locked(session, run, task, update)
+    if body.log_uri and _single_attempt_ended(updated):
+        store.adopt(run_id, task_id, body.log_uri)
+    return updated
+
+
+def _single_attempt_ended(task: Task) -> bool:
+    """A final task that ran once: its launcher's log file holds its whole log. (A retried
+    task keeps the streamed copy: each attempt's launcher rewrites the file.)"""
+    if not TaskState(task.state).is_terminal:
+        return False
+    failed = [h for h in task.state_history or [] if h.get("state") in ("FAILED", 4)]
+    return len(failed) <= (1 if task.state == TaskState.FAILED else 0)
 
 
 def _placed_pods(task: dict[str, Any], placement: dict[str, str]) -> list[TaskPod]:

@@ -30,7 +30,11 @@ Q = Annotated[str | None, Query()]
 
 def _logs(request: Request) -> LogStore:
     settings: Settings = request.app.state.settings
-    return LogStore(settings.log_root)
+    return LogStore(
+        settings.log_root,
+        max_bytes=settings.task_log_max_bytes,
+        artifact_root=settings.artifact_root,
+    )
 
 
 async def finish_task(
