@@ -17,8 +17,6 @@ time, FAILED/CANCELED with no injected kill, or missing), restarts of each kind,
 and the server's RSS over time (VmRSS sampled every 10 s; per-minute maximum).
 """
 
-from __future__ import annotations
-
 import argparse
 import os
 import random

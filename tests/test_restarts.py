@@ -1,6 +1,7 @@
 """Restarts lose nothing: real ``kfpd server`` processes on one port, data dir and database,
-stopped with kill -9 and with SIGTERM while a task runs; the task runs once and the run
-completes by itself (the launcher outlives the server, the next server adopts it)."""
+stopped with kill -9, with SIGTERM and with SIGTERM under ``--on-stop drain`` while a task
+runs; the task runs once and the run completes by itself (the launcher outlives the server,
+the next server adopts it; a task queued at the drain is launched by the next server)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, *extra: str) -> None:
         self.starts += 1
         log = self.data_dir / f"server-{self.starts}.log"
         cmd = [str(KFPD), "server", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        cmd += ["--db-url", self.db_url, "--log-level", "info"]
+        cmd += ["--db-url", self.db_url, "--log-level", "info", *extra]
         with log.open("wb") as out:
             self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -147,9 +148,19 @@ def test_a_run_completes_across_kill_9_and_sigterm_restarts(
     assert _task(server, run_id, "slow-counted")["state"] == "RUNNING"
 
     assert server.stop(signal.SIGTERM) < 15
-    server.start()
+    server.start("--on-stop", "drain")
     assert _task(server, run_id, "slow-counted")["state"] == "RUNNING"
+
+    # --on-stop drain: SIGTERM keeps the server answering until the running task ended
+    # (its report lands here); the follow-up it unblocks waits for the next server.
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    assert server.process.poll() is None, "still draining"
+    assert server.get(f"/runs/{run_id}")["state"] == "RUNNING"
     Path(f"{counter}.release").touch()  # the task may end once its 20 s are up
+    server.process.wait(60)
+    server.start()
 
     def finished() -> bool:
         state: str = server.get(f"/runs/{run_id}")["state"]

@@ -107,7 +107,12 @@ class Engine:
             return
         with self._lock:
             self._running.update({task_id: running[task_id] for task_id in adopted})
-        log.info("adopted %d running task(s) from before the restart", len(adopted))
+        if adopted or self._never_started:
+            log.info(
+                "adopted %d running task(s) from before the restart; %d never started",
+                len(adopted),
+                len(self._never_started),
+            )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop (a stuck step is interrupted after ``timeout``/2), then the executor.
