@@ -87,7 +87,7 @@ def test_an_adopted_launcher_that_dies_is_reported_within_a_second(tmp_path: Pat
         executor.shutdown()
 
 
-def test_a_reused_pid_is_not_the_recorded_process(tmp_path: Path) -> None:
+def test_a_reused_pid_is_not_the_recorded_process() -> None:
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         identity = pidfile.identify(sleeper.pid)

@@ -99,7 +99,7 @@ def _kill_leftover_launchers(work: Path) -> None:
             os.killpg(identity.pid, signal.SIGKILL)
 
 
-def _submit(server: ServerProcess, tmp_path: Path, **arguments: Any) -> str:
+def _submit(server: ServerProcess, **arguments: Any) -> str:
     spec = yaml.safe_dump(compiled("restarts:survives_restarts"))
     upload = httpx.post(
         f"{server.url}{API}/pipelines/upload",
@@ -138,7 +138,7 @@ def test_a_run_completes_across_kill_9_and_sigterm_restarts(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     counter = tmp_path / "starts"
-    run_id = _submit(server, tmp_path, counter=str(counter), seconds=20.0)
+    run_id = _submit(server, counter=str(counter), seconds=20.0)
     _wait("the task to start", counter.exists, 30)
 
     server.stop(signal.SIGKILL)

@@ -132,6 +132,73 @@ def _launcher_child(order_fd: int, close_fds: list[int]) -> None:
             os._exit(code)
 
 
+class _Worker:
+    """The worker's state between turns of its select loop."""
+
+    def __init__(self, wake_fds: list[int]) -> None:
+        self.wake_fds = wake_fds
+        self.children: dict[int, str] = {}  # launcher pid -> task id
+        self.idle: _Idle | None = None
+        self.buffer = b""
+        self.stdin_open = True
+
+    def fork_ahead(self) -> None:
+        if self.idle is None and self.stdin_open:
+            try:
+                self.idle = _Idle(self.wake_fds)
+            except OSError:
+                self.idle = None  # retried on the next turn; a request meanwhile reports it
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            task_id = self.children.pop(pid, None)
+            if task_id is not None:
+                code = os.waitstatus_to_exitcode(status)
+                _emit({"event": "exited", "task_id": task_id, "returncode": code})
+            elif self.idle is not None and pid == self.idle.pid:
+                self.idle = None  # died while idle; fork another
+
+    def stdin_closed(self) -> bool:
+        """The server went away or is stopping. True: exit now (the launchers live on)."""
+        self.stdin_open = False
+        if self.idle is not None:
+            os.close(self.idle.order)  # it exits on the closed pipe
+            self.idle = None
+        if not _KILL_ON_STOP:
+            return True
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        return False
+
+    def take(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                self.launch(json.loads(line))
+
+    def launch(self, request: dict[str, Any]) -> None:
+        task_id = request["task_id"]
+        try:
+            launcher = self.idle or _Idle(self.wake_fds)
+            self.idle = None
+            # Before it starts: a server restarted from here on finds (and adopts) it.
+            pidfile.write(Path(request["work_dir"]), launcher.pid)
+            launcher.start(request)
+        except OSError as exc:
+            _emit({"event": "failed", "task_id": task_id, "error": str(exc)})
+            return
+        self.children[launcher.pid] = task_id
+        _emit({"event": "started", "task_id": task_id, "pid": launcher.pid})
+
+
 def serve() -> int:
     _preload()
     wake_r, wake_w = os.pipe()
@@ -140,67 +207,24 @@ def serve() -> int:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     gc.freeze()  # keep the preloaded objects' pages shared with the children
-    children: dict[int, str] = {}
-    idle: _Idle | None = None
-    buffer = b""
-    stdin_open = True
+    worker = _Worker([wake_r, wake_w])
     _emit({"event": "ready"})
-    while stdin_open or children:
-        if idle is None and stdin_open:
-            try:
-                idle = _Idle([wake_r, wake_w])
-            except OSError:
-                idle = None  # retried on the next turn; a request meanwhile reports it
-        watched = [0, wake_r] if stdin_open else [wake_r]
+    while worker.stdin_open or worker.children:
+        worker.fork_ahead()
+        watched = [0, wake_r] if worker.stdin_open else [wake_r]
         ready, _, _ = select.select(watched, [], [], 1.0)
         if wake_r in ready:
             with contextlib.suppress(BlockingIOError):
                 while os.read(wake_r, 512):
                     pass
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if not pid:
-                break
-            task_id = children.pop(pid, None)
-            if task_id is not None:
-                code = os.waitstatus_to_exitcode(status)
-                _emit({"event": "exited", "task_id": task_id, "returncode": code})
-            elif idle is not None and pid == idle.pid:
-                idle = None  # died while idle; fork another
+        worker.reap()
         if 0 not in ready:
             continue
         data = os.read(0, 65536)
-        if not data:
-            stdin_open = False
-            if idle is not None:
-                os.close(idle.order)  # it exits on the closed pipe
-                idle = None
-            if not _KILL_ON_STOP:
-                return 0  # the launchers outlive us (and the server)
-            for pid in children:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-            continue
-        buffer += data
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if not line.strip():
-                continue
-            request = json.loads(line)
-            task_id = request["task_id"]
-            try:
-                launcher = idle or _Idle([wake_r, wake_w])
-                idle = None
-                pidfile.write(Path(request["work_dir"]), launcher.pid)
-                launcher.start(request)
-            except OSError as exc:
-                _emit({"event": "failed", "task_id": task_id, "error": str(exc)})
-                continue
-            children[launcher.pid] = task_id
-            _emit({"event": "started", "task_id": task_id, "pid": launcher.pid})
+        if data:
+            worker.take(data)
+        elif worker.stdin_closed():
+            return 0
     return 0
 
 
