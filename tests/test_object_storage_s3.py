@@ -215,6 +215,7 @@ def check_previews(url: str, run: dict[str, Any]) -> None:
     api = f"{url}/ui/api/artifacts"
     data = _get(f"{api}/{by_name['data']['artifact_id']}/preview").json()
     assert data["kind"] == "csv" and data["text"].startswith("x,y\n0,0\n"), data
+    assert data["store_session_info"]["Params"]["secretName"] == ADMIN_SECRET
     model = _get(f"{api}/{by_name['model']['artifact_id']}/preview").json()
     # A directory holding one file previews that file.
     assert (model["kind"], model["path"], model["text"]) == ("text", "weights.txt", "slope=2.0\n")

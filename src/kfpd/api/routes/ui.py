@@ -181,6 +181,8 @@ def artifact_preview(artifact_id: str, request: Request, db: Db, path: Q = None)
         "path": info.path,
         "entries": [e.__dict__ for e in info.entries],
         "limit_bytes": files.PREVIEW_TEXT_BYTES,
+        # Which object-store settings wrote it (upstream's store_session_info; no secrets).
+        "store_session_info": artifact.store_session_info,
     }
 
 

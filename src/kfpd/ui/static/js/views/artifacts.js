@@ -177,7 +177,17 @@ async function renderPreview(target, artifact, path = "") {
     default:
       view = h("p", { class: "muted" }, info.truncated ? "This file is too large to show inline; download it instead." : "Binary file: no preview; download it instead.");
   }
-  mount(target, where, cut, view, info.kind === "directory" ? null : h("p", {}, download));
+  mount(target, storeLine(info.store_session_info), where, cut, view, info.kind === "directory" ? null : h("p", {}, download));
+}
+
+// Upstream's store_session_info: which provider settings wrote the artifact (never secrets).
+function storeLine(session) {
+  if (!session || !session.Provider) return null;
+  const params = session.Params || {};
+  const creds = params.fromEnv === "true" ? "credentials from the server's environment"
+    : params.secretName ? `credentials from secret ${params.secretName}` : "";
+  const parts = [session.Provider, params.endpoint && `endpoint ${params.endpoint}`, params.region && `region ${params.region}`, creds];
+  return h("p", { class: "muted store-session" }, "Object store: ", parts.filter(Boolean).join(" · "));
 }
 
 function metricPreview(artifact) {
