@@ -286,22 +286,61 @@ def test_concurrent_firing_claims_each_slot_once(api: TestClient, db: Database) 
 
 
 def test_firing_errors_are_recorded_then_cleared(api: TestClient, db: Database) -> None:
+    import json
+
+    spec = json.dumps(compiled("scheduled")).encode()
+    pipeline = ok(
+        api.post(
+            "/apis/v2beta1/pipelines/upload",
+            params={"name": "emptied"},
+            files={"uploadfile": ("p.json", spec)},
+        )
+    )
+    pid = pipeline["pipeline_id"]
     start = (now_us() // S - 70) * S
-    rid = periodic(api, start)
-    exp = ok(api.get(f"{URL}/{rid}"))["experiment_id"]
-    ok(api.post(f"/apis/v2beta1/experiments/{exp}:archive"))
+    rid = create(
+        api,
+        pipeline_spec=None,
+        pipeline_version_reference={"pipeline_id": pid},  # its latest version at fire time
+        trigger={"periodic_schedule": {"interval_second": 60, "start_time": _rfc(start)}},
+    )["recurring_run_id"]
+    versions = ok(api.get(f"/apis/v2beta1/pipelines/{pid}/versions"))["pipeline_versions"]
+    ok(api.delete(f"/apis/v2beta1/pipelines/{pid}/versions/{versions[0]['pipeline_version_id']}"))
     fired: list[str] = []
     scheduler = Scheduler(db, fired.append)
     scheduler.tick()
     assert fired == [] and scheduler.fire_errors == 1
     error = ok(api.get(f"{URL}/{rid}"))["error"]
-    assert "archived" in error["message"]
-    ok(api.post(f"/apis/v2beta1/experiments/{exp}:unarchive"))
-    scheduler.wake()
+    assert "no versions" in error["message"] and error["code"] == 5
+    scheduler.tick()
+    assert scheduler.fire_errors == 1, "retried later, not on every pass"
+    ok(
+        api.post(
+            "/apis/v2beta1/pipelines/upload_version",
+            params={"pipelineid": pid, "name": "v2"},
+            files={"uploadfile": ("p.json", spec)},
+        )
+    )
+    scheduler.wake()  # as a change through the API does
     scheduler.tick()
     assert len(fired) == 1 == scheduler.runs_fired
-    assert (scheduler.seconds_since_tick() or 0) >= 0
     assert "error" not in ok(api.get(f"{URL}/{rid}"))
+
+
+def test_archiving_the_experiment_disables_its_schedules(api: TestClient, db: Database) -> None:
+    rid = periodic(api, (now_us() // S - 70) * S)
+    exp = ok(api.get(f"{URL}/{rid}"))["experiment_id"]
+    ok(api.post(f"/apis/v2beta1/experiments/{exp}:archive"))
+    assert ok(api.get(f"{URL}/{rid}"))["status"] == "DISABLED"
+    assert fire(db, rid, now_us()) == []
+    ok(api.post(f"/apis/v2beta1/experiments/{exp}:unarchive"))
+    assert ok(api.get(f"{URL}/{rid}"))["status"] == "DISABLED", "as upstream: stays disabled"
+    ok(api.post(f"{URL}/{rid}:enable"))
+    fired: list[str] = []
+    scheduler = Scheduler(db, fired.append)
+    scheduler.tick()
+    assert fired == [], "enabling never backfills the slot that passed while disabled"
+    assert (scheduler.seconds_since_tick() or 0) >= 0
 
 
 def test_update_leaves_runs_in_flight_alone(api: TestClient, db: Database) -> None:

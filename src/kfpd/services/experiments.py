@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from kfpd.db.errors import is_unique_violation
 from kfpd.db.listing import Field, ListRequest, Page, list_page
-from kfpd.db.models import Experiment, Run
-from kfpd.domain.enums import StorageState
+from kfpd.db.models import Experiment, RecurringRun, Run
+from kfpd.domain.enums import RecurringRunStatus, StorageState
 from kfpd.domain.errors import AlreadyExists, InvalidArgument
 from kfpd.domain.timeutil import now_us
 from kfpd.schemas.experiments import ExperimentCreate
@@ -107,13 +107,22 @@ def list_experiments(session: Session, namespace: str, request: ListRequest) -> 
 
 
 def archive_experiment(session: Session, experiment_id: str) -> None:
-    """Archive an experiment and, as upstream does, all of its runs."""
+    """Archive an experiment and, as upstream does, all of its runs; its recurring runs are
+    disabled (unarchiving does not enable them again, as upstream)."""
     row = get_experiment(session, experiment_id)
     row.storage_state = int(StorageState.ARCHIVED)
     session.execute(
         update(Run)
         .where(Run.experiment_id == row.id)
         .values(storage_state=int(StorageState.ARCHIVED))
+    )
+    session.execute(
+        update(RecurringRun)
+        .where(
+            RecurringRun.experiment_id == row.id,
+            RecurringRun.status == int(RecurringRunStatus.ENABLED),
+        )
+        .values(status=int(RecurringRunStatus.DISABLED), updated_at=now_us())
     )
 
 
