@@ -335,3 +335,26 @@ def test_no_secret_value_is_written_or_answered(
     haystacks["process output"] = captured.out + captured.err
     leaks = [(where, s) for where, text in haystacks.items() for s in secrets if s in text]
     assert leaks == []
+
+
+def test_retention_deletes_objects_with_the_configured_store(
+    s3_server: S3Server,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`kfpd gc` / the retention job reach minio:// and s3:// objects as the server does."""
+    from kfpd.services import retention
+    from kfpd.services.storage import Storage
+
+    _write_secrets(tmp_path, s3_server)
+    config = tmp_path / "kfp-launcher.yaml"
+    config.write_text(yaml.safe_dump(launcher_config(s3_server, "s3://x")))
+    storage = Storage.for_server(config, tmp_path / "artifacts", tmp_path / "secrets")
+    fs = s3_server.filesystem()
+    fs.pipe(f"{s3_server.bucket}/gc/one/data", b"1")
+    fs.pipe(f"{s3_server.team_bucket}/gc/two/data", b"2")
+    delete = retention.object_deleter(tmp_path / "artifacts", storage.locate)
+    delete(f"minio://{s3_server.bucket}/gc/one")
+    delete(f"s3://{s3_server.team_bucket}/gc/two/data")
+    fs.invalidate_cache()
+    assert not fs.exists(f"{s3_server.bucket}/gc/one/data")
+    assert not fs.exists(f"{s3_server.team_bucket}/gc/two/data")

@@ -51,16 +51,13 @@ from kfpd.services import retention
 from kfpd.services.mlmd_import import ImportIncomplete, check_no_incomplete_import
 from kfpd.services.orchestration import OrchestratorConfig
 from kfpd.services.storage import Storage
-from kfpd.storage.launcher_config import LauncherConfig, load_launcher_config
 
 
 def _storage(settings: Settings) -> Storage:
     """Object storage from --launcher-config (a bad file stops the server at start-up)."""
-    config = LauncherConfig()
-    if settings.launcher_config is not None:
-        config = load_launcher_config(settings.launcher_config)
-    local_root = settings.artifact_root.resolve().as_uri()
-    return Storage.from_settings(config, local_root, settings.secrets_dir)
+    return Storage.for_server(
+        settings.launcher_config, settings.artifact_root, settings.secrets_dir
+    )
 
 
 def _engine(
@@ -153,7 +150,7 @@ def create_app(
             database, engine.run_created, poll_seconds=settings.scheduler_poll_seconds
         )
 
-    retention_job = _retention_job(settings, database)
+    retention_job = _retention_job(settings, database, storage)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -297,7 +294,7 @@ def _observe(
     return metrics
 
 
-def _retention_job(settings: Settings, database: Database) -> RetentionJob | None:
+def _retention_job(settings: Settings, database: Database, storage: Storage) -> RetentionJob | None:
     """The background retention job, when the config sets a policy."""
     config = settings.retention
     if not config.enabled:
@@ -309,6 +306,7 @@ def _retention_job(settings: Settings, database: Database) -> RetentionJob | Non
         log_root=settings.log_root,
         artifact_root=settings.artifact_root,
         delete_artifacts=config.delete_artifacts,
+        remote_locate=storage.locate,
     )
 
 

@@ -97,7 +97,23 @@ def gc(
                 log_root=settings.log_root,
                 artifact_root=settings.artifact_root,
                 delete_artifacts=policy.delete_artifacts,
+                remote_locate=_remote_locate(settings) if policy.delete_artifacts else None,
             )
     finally:
         database.dispose()
     _print(report, Console())
+
+
+def _remote_locate(settings: Settings) -> retention.RemoteLocate:
+    """Object stores as the server reaches them (its --launcher-config and secrets)."""
+    from kfpd.services.storage import Storage
+    from kfpd.storage.launcher_config import StorageConfigError
+
+    try:
+        storage = Storage.for_server(
+            settings.launcher_config, settings.artifact_root, settings.secrets_dir
+        )
+    except StorageConfigError as exc:
+        typer.echo(f"kfpd gc: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return storage.locate

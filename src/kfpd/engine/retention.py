@@ -25,6 +25,7 @@ class RetentionJob:
         log_root: Path,
         artifact_root: Path,
         delete_artifacts: bool,
+        remote_locate: retention.RemoteLocate | None = None,
     ) -> None:
         self.database = database
         self.policies = policies
@@ -32,6 +33,7 @@ class RetentionJob:
         self.log_root = log_root
         self.artifact_root = artifact_root
         self.delete_artifacts = delete_artifacts
+        self.remote_locate = remote_locate
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_report: retention.GcReport | None = None
@@ -53,6 +55,7 @@ class RetentionJob:
             log_root=self.log_root,
             artifact_root=self.artifact_root,
             delete_artifacts=self.delete_artifacts,
+            remote_locate=self.remote_locate,
         )
         self.last_report = report
         if report.runs or report.artifacts:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 from sqlalchemy import delete, func, select
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from kfpd.db.models import Artifact, ArtifactTask, Run, Task
 from kfpd.domain.enums import TERMINAL_RUN_STATES
+from kfpd.storage.launcher_config import is_remote
 
 if TYPE_CHECKING:
     from kfpd.config import RetentionSettings
@@ -221,9 +222,15 @@ def collect(
     return report
 
 
-def object_deleter(artifact_root: Path) -> DeleteObject:
+# An object-store URI -> (fsspec filesystem, path) with the launcher config's endpoint and
+# credentials (services.storage.Storage.locate); without it, fsspec's own configuration.
+RemoteLocate = Callable[[str], tuple[Any, str]]
+
+
+def object_deleter(artifact_root: Path, remote_locate: RemoteLocate | None = None) -> DeleteObject:
     """Delete an artifact's stored bytes: ``file://`` only inside ``artifact_root`` (never a
-    path a user pointed an importer at), other schemes through fsspec."""
+    path a user pointed an importer at), object stores through ``remote_locate``, other
+    schemes through fsspec."""
     root = artifact_root.resolve()
 
     def delete_object(uri: str) -> None:
@@ -236,7 +243,10 @@ def object_deleter(artifact_root: Path) -> DeleteObject:
             else:
                 path.unlink(missing_ok=True)
             return
-        fs, target = fsspec.core.url_to_fs(uri)
+        if remote_locate is not None and is_remote(uri):
+            fs, target = remote_locate(uri)
+        else:
+            fs, target = fsspec.core.url_to_fs(uri)
         if fs.exists(target):
             fs.rm(target, recursive=True)
 
@@ -262,6 +272,7 @@ def collect_with_settings(
     log_root: Path,
     artifact_root: Path,
     delete_artifacts: bool,
+    remote_locate: RemoteLocate | None = None,
 ) -> GcReport:
     """:func:`collect` wired to kfpd's run deletion, log store and artifact root."""
     from kfpd.services.logstore import LogStore
@@ -273,5 +284,5 @@ def collect_with_settings(
         now_us,
         delete_run=delete_run,
         delete_logs=LogStore(log_root).delete_run,
-        delete_object=object_deleter(artifact_root) if delete_artifacts else None,
+        delete_object=object_deleter(artifact_root, remote_locate) if delete_artifacts else None,
     )

@@ -37,6 +37,7 @@ from kfpd.storage.launcher_config import (
     SessionInfo,
     StorageConfigError,
     is_remote,
+    load_launcher_config,
     pipeline_root,
     session_info,
 )
@@ -64,6 +65,17 @@ class Storage:
     ) -> Storage:
         store = LocalStore(secrets_dir, "secret")
         return cls(config, local_root=local_root, secrets=store.get)
+
+    @classmethod
+    def for_server(
+        cls, launcher_config: Path | None, artifact_root: Path, secrets_dir: Path | None
+    ) -> Storage:
+        """The server's storage: ``--launcher-config`` (a bad file raises
+        StorageConfigError), the local artifact directory, the local secrets store."""
+        config = LauncherConfig()
+        if launcher_config is not None:
+            config = load_launcher_config(launcher_config)
+        return cls.from_settings(config, artifact_root.resolve().as_uri(), secrets_dir)
 
     @property
     def default_root(self) -> str:
