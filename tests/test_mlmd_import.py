@@ -366,3 +366,69 @@ def test_imported_history_is_no_cache_source_for_new_runs(
     assert runtime and all(t.state is not None and t.state.name == "SUCCEEDED" for t in runtime)
     assert len(executor.launched) == 2
     assert not {t.cache_fingerprint for t in runtime} & imported
+
+
+def _execution(type_name: str, task_name: str, state: str = "COMPLETE", **props: Any) -> Any:
+    from kfpd.db.mlmd_source import Execution
+
+    return Execution(1, type_name, state, None, 1, 2, {"task_name": task_name, **props})
+
+
+@pytest.mark.parametrize(
+    ("type_name", "task_name", "props", "expected"),
+    [
+        ("system.DAGExecution", "", {}, "ROOT"),
+        ("system.DAGExecution", "for-loop-2", {"parent_dag_id": 1, "iteration_count": 3}, "LOOP"),
+        (
+            "system.DAGExecution",
+            "for-loop-2",
+            {"parent_dag_id": 1, "iteration_index": 0},
+            "LOOP_ITERATION",
+        ),
+        ("system.DAGExecution", "condition-3", {"parent_dag_id": 1}, "CONDITION_BRANCH"),
+        ("system.DAGExecution", "condition-branches-1", {"parent_dag_id": 1}, "DAG"),
+        ("system.DAGExecution", "exit-handler-1", {"parent_dag_id": 1}, "EXIT_HANDLER"),
+        ("system.DAGExecution", "inner-pipeline", {"parent_dag_id": 1}, "DAG"),
+        ("system.ContainerExecution", "train", {"parent_dag_id": 1}, "RUNTIME"),
+        ("system.ImporterExecution", "importer", {"parent_dag_id": 1}, "IMPORTER"),
+        ("system.ImporterWorkspaceExecution", "importer", {"parent_dag_id": 1}, "IMPORTER"),
+    ],
+)
+def test_task_types_by_execution_type_and_task_name(
+    type_name: str, task_name: str, props: dict[str, Any], expected: str
+) -> None:
+    from kfpd.services.mlmd_mapping import task_type
+
+    assert task_type(_execution(type_name, task_name, **props)).name == expected
+
+
+def test_states_and_roll_up() -> None:
+    from kfpd.domain.enums import TaskState
+    from kfpd.services.mlmd_mapping import leaf_state, rolled_up
+
+    states = {s: leaf_state(_execution("system.ContainerExecution", "t", s)) for s in
+              ("COMPLETE", "CACHED", "FAILED", "CANCELED", "RUNNING", "NEW")}  # fmt: skip
+    assert {k: v[0].name for k, v in states.items()} == {
+        "COMPLETE": "SUCCEEDED", "CACHED": "CACHED", "FAILED": "FAILED", "CANCELED": "SKIPPED",
+        "RUNNING": "FAILED", "NEW": "FAILED",
+    }  # fmt: skip
+    assert "NEW in ML Metadata" in states["NEW"][1] and states["COMPLETE"][1] == ""
+    ok_, cached, skipped, failed = (TaskState.SUCCEEDED, TaskState.CACHED, TaskState.SKIPPED,
+                                    TaskState.FAILED)  # fmt: skip
+    assert rolled_up([cached, cached]) == cached
+    assert rolled_up([cached, ok_, skipped]) == ok_
+    assert rolled_up([skipped, skipped]) == skipped
+    assert rolled_up([ok_, failed, cached]) == failed
+
+
+def test_struct_properties_decode() -> None:
+    import base64
+
+    from google.protobuf import struct_pb2
+
+    from kfpd.db.mlmd_source import decode_struct
+
+    message = struct_pb2.Struct()
+    message.update({"lr": 0.1, "name": "x", "nested": {"a": [1, 2]}})
+    text = "mlmd-struct::" + base64.b64encode(message.SerializeToString()).decode()
+    assert decode_struct(text) == {"lr": 0.1, "name": "x", "nested": {"a": [1.0, 2.0]}}
