@@ -80,7 +80,7 @@ def main() -> None:
         report = import_mlmd(database, ImportOptions(f"sqlite:///{store}"))
         seconds = time.perf_counter() - started
         started = time.perf_counter()
-        differences = validate_import(database, f"sqlite:///{store}")
+        differences = validate_import(database, f"sqlite:///{store}").differences
         validate_s = time.perf_counter() - started
         database.dispose()
     dialect = url.split(":", 1)[0]

@@ -185,7 +185,9 @@ def test_import_reads_back_through_the_api(api: TestClient, db: Database) -> Non
     assert len(graph["tasks"]) == 24
     ui_metrics = ok(api.get(f"/ui/api/runs/{RUN_A}/metrics"))
     assert ui_metrics and "accuracy" in str(ui_metrics)
-    assert validate_import(db, MLMD, KFP) == []
+    validation = validate_import(db, MLMD, KFP)
+    assert validation.differences == []
+    assert validation.counts == {"runs": (3, 3), "tasks": (33, 33), "edges": (22, 22)}
 
 
 def test_dry_run_writes_nothing_and_a_second_import_changes_nothing(db: Database) -> None:
@@ -210,7 +212,7 @@ def test_namespace_selects_runs(db: Database) -> None:
     with db.read_session() as s:
         assert s.scalars(select(Run.id)).all() == [RUN_C]
         assert s.scalars(select(Run.namespace)).all() == ["team-b"]
-    assert validate_import(db, MLMD, namespace="team-b") == []
+    assert validate_import(db, MLMD, namespace="team-b").differences == []
 
 
 def test_validation_prints_differences(db: Database) -> None:
@@ -219,7 +221,7 @@ def test_validation_prints_differences(db: Database) -> None:
         link = s.scalars(select(ArtifactTask).where(ArtifactTask.run_id == RUN_C)).first()
         assert link is not None
         s.execute(delete(ArtifactTask).where(ArtifactTask.id == link.id))
-    differences = validate_import(db, MLMD)
+    differences = validate_import(db, MLMD).differences
     assert len(differences) == 1 and "1 lineage edges missing" in differences[0], differences
 
 
@@ -251,7 +253,7 @@ def test_crash_resumes_and_the_server_waits_for_it(
     monkeypatch.setattr(mlmd_import.Importer, "_write", original)
     resumed = import_mlmd(db, ImportOptions(MLMD, KFP, batch_executions=1))
     assert resumed.imported["runs"] == 2 and resumed.skipped["run: already imported"] == 1
-    assert validate_import(db, MLMD, KFP) == []
+    assert validate_import(db, MLMD, KFP).differences == []
     create_app(Settings(data_dir=tmp_path, db_url=url, orchestrate=False))  # the gate opens
     clean = Database(f"sqlite:///{tmp_path / 'clean.sqlite'}")
     upgrade(str(clean.url))
@@ -295,7 +297,7 @@ def test_a_mysql_format_store_imports_the_same(tmp_path: Path, worker_id: str) -
         db = Database(f"sqlite:///{tmp_path / (name + '.sqlite')}")
         upgrade(str(db.url))
         report = import_mlmd(db, ImportOptions(store, KFP))
-        assert validate_import(db, store, KFP) == []
+        assert validate_import(db, store, KFP).differences == []
         results.append((report.imported, report.skipped, _snapshot(db)))
         db.dispose()
     assert results[0] == results[1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -12,6 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kfpd.config import ConfigFileError, Settings
+
+if TYPE_CHECKING:
+    from kfpd.services.mlmd_validate import Validation
 
 
 class _RichProgress:
@@ -40,6 +43,20 @@ def _table(title: str, counts: dict[str, int]) -> Table:
     if not counts:
         table.add_row("(nothing)", "0")
     return table
+
+
+def _print_validation(console: Console, result: Validation) -> None:
+    table = Table(title="validation (imported runs)")
+    for column in ("", "ML Metadata", "kfpd"):
+        table.add_column(column, justify="right")
+    for name, (mlmd, kfpd) in result.counts.items():
+        table.add_row(name, str(mlmd), str(kfpd))
+    console.print(table)
+    for line in result.differences:
+        console.print(f"[red]difference:[/red] {line}")
+    if result.differences:
+        raise typer.Exit(1)
+    console.print("[green]validation: counts and lineage edges match ML Metadata[/green]")
 
 
 def import_mlmd(
@@ -113,11 +130,6 @@ def import_mlmd(
         )
         console.print(_table("skipped (and why)", dict(report.as_dict()["skipped"])))
         if validate and not dry_run:
-            differences = validate_import(database, mlmd_db, kfp_db, namespace)
-            for line in differences:
-                console.print(f"[red]difference:[/red] {line}")
-            if differences:
-                raise typer.Exit(1)
-            console.print("[green]validation: counts and lineage edges match ML Metadata[/green]")
+            _print_validation(console, validate_import(database, mlmd_db, kfp_db, namespace))
     finally:
         database.dispose()

@@ -9,6 +9,8 @@ mis-pointed a row shows up as a difference.
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -73,10 +75,19 @@ def _diff(what: str, run_id: str, expected: set[Any], stored: set[Any]) -> list[
     return out
 
 
+@dataclass
+class Validation:
+    """Differences as readable lines (none: all match), and the totals compared:
+    ``counts[name] = (in MLMD, in kfpd)`` over the imported runs."""
+
+    differences: list[str] = field(default_factory=list)
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
 def validate_import(
     database: Database, mlmd_url: str, kfp_url: str | None = None, namespace: str | None = None
-) -> list[str]:
-    """Differences between the store and kfpd, as readable lines (empty: all match)."""
+) -> Validation:
+    """Compare every imported run of the store with what kfpd holds."""
     source = MlmdSource(mlmd_url)
     try:
         kfp = read_kfp_database(kfp_url) if kfp_url else None
@@ -87,6 +98,8 @@ def validate_import(
                 session.scalars(select(Run.id).where(Run.id.in_([c.name for c in contexts])))
             )
         differences: list[str] = []
+        mlmd_totals: Counter[str] = Counter()
+        kfpd_totals: Counter[str] = Counter()
         for context in contexts:
             if context.name not in imported:
                 run = kfp.runs.get(context.name) if kfp else None
@@ -96,10 +109,12 @@ def validate_import(
             records = source.load_run(context)
             tasks, edges = _stored(database, context.name)
             want = {entity_id(store_key, "execution", e.id) for e in records.executions}
+            want_edges = expected_edges(store_key, records)
             differences += _diff("tasks", context.name, want, tasks)
-            differences += _diff(
-                "lineage edges", context.name, expected_edges(store_key, records), edges
-            )
-        return differences
+            differences += _diff("lineage edges", context.name, want_edges, edges)
+            mlmd_totals.update(runs=1, tasks=len(want), edges=len(want_edges))
+            kfpd_totals.update(runs=1, tasks=len(tasks), edges=len(edges))
+        counts = {k: (mlmd_totals[k], kfpd_totals[k]) for k in ("runs", "tasks", "edges")}
+        return Validation(differences, counts)
     finally:
         source.close()
