@@ -5,6 +5,7 @@ server's start-up gate; a MySQL-format store (MariaDB) imports the same as the S
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, Table, create_engine, delete, insert, select, text
+from sqlalchemy import MetaData, create_engine, delete, insert, select, text
+from sqlalchemy.exc import SAWarning
 
 from kfpd.api.app import create_app
 from kfpd.config import Settings
@@ -275,14 +277,16 @@ def _copy_to_mariadb(tmp_path: Path, worker_id: str) -> str:
                 if body:
                     conn.execute(text(body))
         meta = MetaData()
-        meta.reflect(source)
+        with warnings.catch_warnings():  # MLMD declares TINYINT(1) columns in SQLite
+            warnings.simplefilter("ignore", SAWarning)
+            meta.reflect(source)
         with source.connect() as read, target.begin() as write:
             for table in meta.sorted_tables:
                 if table.name == "sqlite_sequence":
                     continue
                 rows = [dict(r._mapping) for r in read.execute(select(table))]
                 if rows:
-                    write.execute(insert(Table(table.name, MetaData(), autoload_with=write)), rows)
+                    write.execute(insert(table), rows)  # same names in both schemas
     finally:
         target.dispose()
         source.dispose()
