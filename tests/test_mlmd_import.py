@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, create_engine, delete, insert, select, text
@@ -343,6 +342,7 @@ def test_imported_history_is_no_cache_source_for_new_runs(
     keys (canonical JSON over kfpd artifact ids; upstream hashed its cache key over MLMD ids),
     so a new run launches its tasks instead of reusing imported results."""
     from kfpd.client.http import KfpdClient
+    from kfpd.services.tasks import find_cached_task
     from tests.fake_executor import FunctionExecutor
     from tests.test_orchestrator import wait_final
     from tests.test_run_lifecycle import _start
@@ -359,13 +359,11 @@ def test_imported_history_is_no_cache_source_for_new_runs(
             "read_dataset": lambda p: {"Output": p["__artifacts__"]["data"][0]},
         }
     )
+    with db.read_session() as s:  # the lookup a cacheable task makes (the launcher's findCached)
+        found = find_cached_task(s, "team-b", "fp-score")
+        assert found is not None and found.name == "score" and found.run_id == RUN_C
     url = orchestrated_server(executor)
     with KfpdClient(url) as client:
-        found = httpx.post(
-            f"{url}{V2}/tasks:findCached",
-            json={"namespace": "team-b", "cache_fingerprint": "fp-score"},
-        ).json()
-        assert found["task"]["name"] == "score" and found["task"]["run_id"] == RUN_C
         run = wait_final(client, _start(client, "lifecycle:cacheable", text="x"))
     assert run.state is not None and run.state.name == "SUCCEEDED"
     runtime = [t for t in run.tasks or [] if t.type is not None and t.type.name == "RUNTIME"]
