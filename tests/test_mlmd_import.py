@@ -68,9 +68,8 @@ def _snapshot(db: Database) -> dict[str, Any]:
 def test_import_reads_back_through_the_api(api: TestClient, db: Database) -> None:
     report = import_mlmd(db, ImportOptions(MLMD, KFP))
     assert report.imported == Counter(
-        runs=3, tasks=33, artifacts=15, links=22, experiments=1, pipelines=1, pipeline_versions=1
+        runs=3, tasks=33, artifacts=27, links=34, experiments=1, pipelines=1, pipeline_versions=1
     )
-    assert report.skipped["artifact: executor-logs (URI kept on the task)"] == 12
     assert report.skipped["artifact: already stored (shared with an earlier run)"] == 2
 
     a = ok(api.get(f"{V2}/runs/{RUN_A}", params={"view": "FULL"}))
@@ -125,10 +124,8 @@ def test_import_reads_back_through_the_api(api: TestClient, db: Database) -> Non
         {"value": 2, "type": "COMPONENT_INPUT", "parameter_key": "rounds"}
     ]
     assert preprocess["outputs"]["parameters"][0]["value"] == 120
-    logs = preprocess["status_metadata"]["custom_properties"]["executor_logs_uri"]
-    assert logs.endswith("/preprocess/executor-logs") and "executor-logs" not in _artifacts(
-        preprocess
-    )
+    (logs,) = _artifacts(preprocess)["executor-logs"]  # as kfpd records its own tasks' logs
+    assert logs["uri"].endswith("/preprocess/executor-logs") and logs["type"] == "Artifact"
 
     b = ok(api.get(f"{V2}/runs/{RUN_B}", params={"view": "FULL"}))
     assert b["state"] == "FAILED" and "train-check" in b["error"]["message"]
@@ -166,7 +163,7 @@ def test_import_reads_back_through_the_api(api: TestClient, db: Database) -> Non
     tasks = ok(api.get(f"{V2}/runs/{RUN_A}/tasks", params={"page_size": 100}))
     assert tasks["total_size"] == 24
     arts = ok(api.get(f"{V2}/artifacts", params={"page_size": 100}))
-    assert arts["total_size"] == 15
+    assert arts["total_size"] == 27  # 12 of them executor-logs
     links = ok(
         api.get(
             f"{V2}/artifact_tasks",
@@ -188,7 +185,7 @@ def test_import_reads_back_through_the_api(api: TestClient, db: Database) -> Non
     assert ui_metrics and "accuracy" in str(ui_metrics)
     validation = validate_import(db, MLMD, KFP)
     assert validation.differences == []
-    assert validation.counts == {"runs": (3, 3), "tasks": (33, 33), "edges": (22, 22)}
+    assert validation.counts == {"runs": (3, 3), "tasks": (33, 33), "edges": (34, 34)}
 
 
 def test_dry_run_writes_nothing_and_a_second_import_changes_nothing(db: Database) -> None:

@@ -15,8 +15,8 @@ What KFP 2.x's driver and launcher wrote (backend/src/v2/metadata/client.go) bec
 * artifacts -> artifacts (``system.Metrics`` -> one Metric artifact per value, as kfpd's launcher
   writes them), INPUT/OUTPUT events -> artifact_tasks links keyed by the event's path key. A
   cache hit's republished artifact and a reused importer artifact are the same MLMD artifact,
-  so they map to the same kfpd artifact. ``executor-logs`` outputs are not artifacts in kfpd:
-  their URI is kept on the task (status_metadata.custom_properties.executor_logs_uri).
+  so they map to the same kfpd artifact. ``executor-logs`` outputs stay artifacts with an
+  OUTPUT link keyed ``executor-logs``, which is how kfpd records its own tasks' logs.
 
 Ids are UUIDv5 of the store key and the MLMD entity, so a re-import maps to the same rows.
 """
@@ -44,7 +44,6 @@ from kfpd.domain.enums import ArtifactType, IOType, RunState, StorageState, Task
 from kfpd.domain.timeutil import to_rfc3339
 
 ID_NAMESPACE = uuid.UUID("5b0c7f4e-2f9e-5c1a-9a52-6b66d2a1c0de")
-LOG_KEY = "executor-logs"
 DAG_EXECUTION = "system.DAGExecution"
 CONTAINER_EXECUTION = "system.ContainerExecution"
 IMPORTER_EXECUTIONS = {"system.ImporterExecution", "system.ImporterWorkspaceExecution"}
@@ -313,13 +312,6 @@ class RunMapper:
         task["state_history"] = _history(task, state, message)
 
     # -- artifacts and links ---------------------------------------------------------------
-    def _log_artifacts(self) -> set[int]:
-        return {
-            e.artifact_id
-            for e in self.records.events
-            if e.type == EVENT_OUTPUT and e.key == LOG_KEY
-        }
-
     def _artifact_rows(self, artifact: Artifact, key: str) -> list[tuple[dict[str, Any], str]]:
         """kfpd artifacts for one MLMD artifact, each with the suffix of its ids."""
         atype = ARTIFACT_TYPES.get(artifact.type_name, ArtifactType.Artifact)
@@ -364,7 +356,6 @@ class RunMapper:
         return [(row, "")]
 
     def _map_artifacts(self) -> tuple[list[dict[str, Any]], dict[int, list[tuple[str, str]]]]:
-        logs = self._log_artifacts()
         keys: dict[int, str] = {}
         for event in self.records.events:
             if event.type == EVENT_OUTPUT or event.artifact_id not in keys:
@@ -372,9 +363,6 @@ class RunMapper:
         rows: list[dict[str, Any]] = []
         ids: dict[int, list[tuple[str, str]]] = {}
         for artifact_id, artifact in sorted(self.records.artifacts.items()):
-            if artifact_id in logs:
-                self.skipped["artifact: executor-logs (URI kept on the task)"] += 1
-                continue
             mapped = self._artifact_rows(artifact, keys.get(artifact_id, ""))
             if not mapped:
                 self.skipped["artifact: Metrics without a numeric value"] += 1
@@ -405,7 +393,6 @@ class RunMapper:
 
     def _map_links(self, artifact_ids: dict[int, list[tuple[str, str]]]) -> list[dict[str, Any]]:
         producers = self._producers()
-        logs = self._log_artifacts()
         links: list[dict[str, Any]] = []
         for event in self.records.events:
             node = self.nodes.get(event.execution_id)
@@ -414,9 +401,6 @@ class RunMapper:
                 continue
             if node is None:
                 self.skipped["event: its execution was not imported"] += 1
-                continue
-            if event.artifact_id in logs:
-                _keep_log_uri(node.task, self.records.artifacts.get(event.artifact_id))
                 continue
             io_type, producer = self._link_kind(event, node.task, producers)
             iteration = int(producer["iteration"]) if producer and "iteration" in producer else -1
@@ -625,14 +609,6 @@ def _pods(props: dict[str, Any]) -> list[dict[str, Any]]:
     if not props.get("pod_name"):
         return []
     return [{"name": props["pod_name"], "uid": str(props.get("pod_uid") or ""), "type": "EXECUTOR"}]
-
-
-def _keep_log_uri(task: dict[str, Any], artifact: Artifact | None) -> None:
-    if artifact is None or not artifact.uri:
-        return
-    status = task["status_metadata"] or {"custom_properties": {}}
-    status.setdefault("custom_properties", {})["executor_logs_uri"] = artifact.uri
-    task["status_metadata"] = status
 
 
 def _history(task: dict[str, Any], state: TaskState, message: str) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 For every imported run: one task per MLMD execution, and one artifact_tasks link per
 INPUT/OUTPUT event (direction and key kept; a ``system.Metrics`` artifact counts once per
-value, as it is split; ``executor-logs`` outputs are not links). Expected ids come from the
+value, as it is split). Expected ids come from the
 MLMD rows through the importer's id function only, so a mapping that dropped, added or
 mis-pointed a row shows up as a difference.
 """
@@ -21,7 +21,7 @@ from kfpd.db.mlmd_source import EVENT_INPUT, EVENT_OUTPUT, MlmdSource, RunRecord
 from kfpd.db.models import ArtifactTask, Run, Task
 from kfpd.domain.enums import IOType
 from kfpd.services.mlmd_import import select_contexts
-from kfpd.services.mlmd_mapping import LOG_KEY, NOT_METADATA, entity_id
+from kfpd.services.mlmd_mapping import NOT_METADATA, entity_id
 
 Edge = tuple[str, str, str, str]  # task id, artifact id, "in" | "out", key
 SHOWN = 5  # ids listed per difference
@@ -41,10 +41,9 @@ def _artifact_ids(store_key: str, records: RunRecords, artifact_id: int) -> list
 
 
 def expected_edges(store_key: str, records: RunRecords) -> set[Edge]:
-    logs = {e.artifact_id for e in records.events if e.type == EVENT_OUTPUT and e.key == LOG_KEY}
     edges: set[Edge] = set()
     for event in records.events:
-        if event.type not in (EVENT_INPUT, EVENT_OUTPUT) or event.artifact_id in logs:
+        if event.type not in (EVENT_INPUT, EVENT_OUTPUT):
             continue
         task = entity_id(store_key, "execution", event.execution_id)
         way = "out" if event.type == EVENT_OUTPUT else "in"
