@@ -76,3 +76,11 @@ def test_ray_options_map_cpu_memory_and_accelerators() -> None:
     }
     tpu = {"accelerator": {"resourceType": "google.com/tpu", "resourceCount": "4"}}
     assert ray_options(tpu) == {"resources": {"google.com/tpu": 4}}
+
+
+def test_server_explains_a_missing_executor_option(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["server", "--data-dir", str(tmp_path), "--executor", "kubernetes"]
+    )
+    assert result.exit_code == 2
+    assert "--executor kubernetes needs --launcher-image IMAGE" in result.output

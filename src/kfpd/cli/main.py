@@ -192,12 +192,13 @@ def server(
         f"data in {settings.data_dir}"
     )
     from kfpd.authconfig import AuthConfigError
+    from kfpd.executors.registry import ExecutorConfigError
     from kfpd.services.mlmd_import import ImportIncomplete
     from kfpd.storage.launcher_config import StorageConfigError
 
     try:
         application = create_app(settings)
-    except StorageConfigError as exc:
+    except (StorageConfigError, ExecutorConfigError) as exc:
         typer.echo(f"kfpd: {exc}", err=True)
         raise typer.Exit(2) from None
     except ImportIncomplete as exc:
