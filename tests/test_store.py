@@ -17,7 +17,7 @@ from kfpd.schemas.artifacts import Artifact, CreateArtifactRequest
 from kfpd.schemas.experiments import ExperimentCreate
 from kfpd.schemas.runs import RunCreate
 from kfpd.schemas.tasks import PipelineTask
-from kfpd.services import artifacts, experiments, runs, tasks
+from kfpd.services import artifacts, experiments, runs, taskdata, tasks
 from tests.helpers import compiled
 
 
@@ -133,7 +133,7 @@ def test_cache_lookup_matches_only_succeeded_tasks_in_the_namespace(db: Database
     with db.write_session() as s:
         tasks.update_task(s, run_a, failed, PipelineTask(state=TaskState.FAILED))
     with db.read_session() as s:
-        assert tasks.find_cached_task(s, "", "fp") is None, "a failed task never serves a hit"
+        assert taskdata.find_cached_task(s, "", "fp") is None, "a failed task never serves a hit"
     run_b = _run(db, _fan_spec(2), "b")
     root_b = _task(db, run_b, name="ROOT", type="ROOT", scope_path="root")
     running = _task(
@@ -146,7 +146,7 @@ def test_cache_lookup_matches_only_succeeded_tasks_in_the_namespace(db: Database
         cache_fingerprint="fp",
     )
     with db.read_session() as s:
-        assert tasks.find_cached_task(s, "", "fp") is None, "matchable only once SUCCEEDED"
+        assert taskdata.find_cached_task(s, "", "fp") is None, "matchable only once SUCCEEDED"
     with db.write_session() as s:
         tasks.update_task(s, run_b, running, PipelineTask(state=TaskState.SUCCEEDED))
         _cached = tasks.create_task(
@@ -164,9 +164,9 @@ def test_cache_lookup_matches_only_succeeded_tasks_in_the_namespace(db: Database
             ),
         )
     with db.read_session() as s:
-        hit = tasks.find_cached_task(s, "", "fp")
+        hit = taskdata.find_cached_task(s, "", "fp")
         assert hit is not None and hit.id == running
-        assert tasks.find_cached_task(s, "other-namespace", "fp") is None
+        assert taskdata.find_cached_task(s, "other-namespace", "fp") is None
 
 
 def test_artifact_reuse_and_io_types(db: Database) -> None:

@@ -56,7 +56,6 @@ from kfpd.orchestrator.resolve import (
     resource_name,
 )
 from kfpd.schemas.launch import LaunchSpec
-from kfpd.services import tasks as tasks_svc
 from kfpd.services.artifacts import link_artifact, uri_hash
 from kfpd.services.common import new_id
 from kfpd.services.state import machine_for, pending_retry_delay, task_phase
@@ -64,11 +63,13 @@ from kfpd.services.taskdata import (
     TASKS,
     TaskValues,
     child_named,
+    find_cached_task,
     insert_task_row,
     ir_of,
     links_of,
     load_task,
     load_tasks,
+    logical_key,
     new_task_row,
     params,
     sibling_of,
@@ -158,7 +159,7 @@ class _RunStepper:
         type_attributes: dict[str, Any] | None = None,
     ) -> TaskValues:
         parent_id = parent["id"] if parent is not None else None
-        key = tasks_svc.logical_key(self.run.id, parent_id, scope_path, name, int(ttype), iteration)
+        key = logical_key(self.run.id, parent_id, scope_path, name, int(ttype), iteration)
         existing = load_tasks(self.session, TASKS.c.logical_key == key)
         if existing:
             return existing[0]
@@ -563,7 +564,7 @@ class _RunStepper:
     ) -> None:
         container, inputs, fingerprint = decision.container, decision.inputs, decision.fingerprint
         if fingerprint:
-            cached = tasks_svc.find_cached_task(self.session, self.run.namespace, fingerprint)
+            cached = find_cached_task(self.session, self.run.namespace, fingerprint)
             if cached is not None:
                 self._use_cached(common, inputs, fingerprint, cached)
                 return

@@ -8,6 +8,8 @@ the state machine (``services/state.py``).
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import threading
 from collections import OrderedDict, defaultdict
 from typing import Any, cast
@@ -19,7 +21,7 @@ from kfpd.db.models import Artifact, ArtifactTask, Run, Task
 from kfpd.domain.enums import OUTPUT_IO_TYPES, ArtifactType, IOType, TaskState, TaskType
 from kfpd.ir import PipelineIR, load_ir
 from kfpd.orchestrator.model import ArtifactIO, ArtifactRef, Param, Sibling, TaskOutputs
-from kfpd.services.common import new_id
+from kfpd.services.common import new_id, require
 
 TaskValues = dict[str, Any]
 TASKS = cast(Table, Task.__table__)
@@ -54,6 +56,41 @@ def ir_of(session: Session, run_id: str) -> PipelineIR:
 _SELECT_TASK = select(TASKS).where(TASKS.c.id == bindparam("task_id"))
 _INSERT_TASK = insert(TASKS)
 _UPDATE_TASK = update(TASKS).where(TASKS.c.id == bindparam("where_task_id"))
+
+
+def logical_key(
+    run_id: str,
+    parent_id: str | None,
+    scope_path: str,
+    name: str,
+    ttype: int,
+    iteration: int | None,
+) -> str | None:
+    """Identity of a task within its run, so a repeated CreateTask returns the same row."""
+    if not (run_id and scope_path and name and ttype):
+        return None
+    h = hashlib.sha256()
+    for part in (run_id, parent_id or "", scope_path, name):
+        raw = part.encode()
+        h.update(struct.pack(">I", len(raw)) + raw)
+    h.update(struct.pack(">i", ttype))
+    h.update(b"\x00" if iteration is None else b"\x01" + struct.pack(">q", iteration))
+    return h.hexdigest()
+
+
+def find_cached_task(session: Session, namespace: str, fingerprint: str | None) -> Task | None:
+    """The newest SUCCEEDED task with this fingerprint in the namespace (never a CACHED one)."""
+    fp = require(fingerprint, "cache_fingerprint")
+    return session.scalars(
+        select(Task)
+        .where(
+            Task.cache_fingerprint == fp,
+            Task.namespace == namespace,
+            Task.state == int(TaskState.SUCCEEDED),
+        )
+        .order_by(Task.created_at.desc(), Task.id.desc())
+        .limit(1)
+    ).first()
 
 
 def new_task_row(

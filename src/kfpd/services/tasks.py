@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -43,6 +42,7 @@ from kfpd.services.taskdata import (
     TaskValues,
     insert_task_row,
     load_task_row,
+    logical_key,
     new_task_row,
     update_task_row,
 )
@@ -82,26 +82,6 @@ def _int_or_none(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def logical_key(
-    run_id: str,
-    parent_id: str | None,
-    scope_path: str,
-    name: str,
-    ttype: int,
-    iteration: int | None,
-) -> str | None:
-    """Identity of a task within its run, so a repeated CreateTask returns the same row."""
-    if not (run_id and scope_path and name and ttype):
-        return None
-    h = hashlib.sha256()
-    for part in (run_id, parent_id or "", scope_path, name):
-        raw = part.encode()
-        h.update(struct.pack(">I", len(raw)) + raw)
-    h.update(struct.pack(">i", ttype))
-    h.update(b"\x00" if iteration is None else b"\x01" + struct.pack(">q", iteration))
-    return h.hexdigest()
 
 
 def _param_json(p: IOParameter) -> dict[str, Any]:
@@ -442,21 +422,6 @@ def list_tasks(
         request=request,
         context=[run_id, parent_id or ""],
     )
-
-
-def find_cached_task(session: Session, namespace: str, fingerprint: str | None) -> Task | None:
-    """The newest SUCCEEDED task with this fingerprint in the namespace (never a CACHED one)."""
-    fp = require(fingerprint, "cache_fingerprint")
-    return session.scalars(
-        select(Task)
-        .where(
-            Task.cache_fingerprint == fp,
-            Task.namespace == namespace,
-            Task.state == int(TaskState.SUCCEEDED),
-        )
-        .order_by(Task.created_at.desc(), Task.id.desc())
-        .limit(1)
-    ).first()
 
 
 def delete_run_tasks(session: Session, run_id: str) -> None:

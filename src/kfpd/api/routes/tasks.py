@@ -18,6 +18,7 @@ from kfpd.schemas.tasks import (
     UpdateTasksBulkResponse,
 )
 from kfpd.services import artifacts as artifacts_svc
+from kfpd.services import taskdata
 from kfpd.services import tasks as svc
 
 router = APIRouter(prefix="/apis/v2beta1", tags=["tasks"])
@@ -105,7 +106,7 @@ def list_tasks(
 )
 def find_cached_task(body: FindCachedTaskRequest, db: Db) -> Response:
     with db.read_session() as s:
-        task = svc.find_cached_task(s, body.namespace or "", body.cache_fingerprint)
+        task = taskdata.find_cached_task(s, body.namespace or "", body.cache_fingerprint)
         if task is None:
             return wire_json({})
         return wire_json({"task": task_dict(task, artifacts_svc.hydrate(s, [task]))})
