@@ -47,6 +47,18 @@ DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "kfp-corpus"
 if not CORPUS.exists():
     CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "kfp-corpus"
+CORPUS = Path(os.environ.get("KFPD_TEST_CORPUS", CORPUS))  # another checkout of the corpus
+
+
+def require_corpus() -> None:
+    """Skip the calling test module (or test) when the upstream pipeline corpus is missing;
+    with KFPD_TEST_REQUIRE_DBS=1 (CI) a missing corpus fails instead."""
+    if CORPUS.is_dir():
+        return
+    reason = f"the compiled upstream pipelines (../shared/kfp-corpus) are not at {CORPUS}"
+    if REQUIRE:
+        pytest.fail(reason + " (KFPD_TEST_REQUIRE_DBS=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def _unavailable(what: str, exc: Exception) -> None:

@@ -10,8 +10,10 @@ import yaml
 from fastapi.testclient import TestClient
 
 from kfpd.domain.tokens import issue_run_token
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, require_corpus
 from tests.helpers import JSON, compiled, ok
+
+require_corpus()
 
 API = "/apis/v2beta1"
 ADD = (CORPUS / "critical" / "add_numbers.yaml").read_bytes()

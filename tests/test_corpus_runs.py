@@ -20,7 +20,9 @@ import pytest
 
 from kfpd.api.app import create_app
 from kfpd.config import Settings
-from tests.conftest import CORPUS, _free_port, _serve
+from tests.conftest import CORPUS, _free_port, _serve, require_corpus
+
+require_corpus()
 
 # Values for pipelines whose parameters have no defaults.
 ARGUMENTS: dict[str, dict[str, Any]] = {

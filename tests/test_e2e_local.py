@@ -107,7 +107,7 @@ def test_terminate_kills_the_running_process(orchestrated_server: Any, tmp_path:
     assert time.monotonic() - started < 30, "terminate waited for the task to finish"
 
 
-def test_cli_run_wait(orchestrated_server: Any, tmp_path: Path) -> None:
+def test_cli_run_wait(orchestrated_server: Any) -> None:
     url = orchestrated_server()
     source = Path(__file__).parent / "pipelines" / "control_flow.py"
     result = CliRunner().invoke(

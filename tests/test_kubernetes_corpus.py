@@ -27,8 +27,10 @@ from kfpd.executors.base import TaskExit
 from kfpd.executors.kubernetes_pods import build_pod
 from kfpd.launcher.reporter import Reporter
 from kfpd.schemas.launch import FinishTaskRequest, LaunchSpec
-from tests.conftest import CORPUS, _free_port, _serve
+from tests.conftest import CORPUS, _free_port, _serve, require_corpus
 from tests.kube import assert_valid
+
+require_corpus()
 
 DUMMY = {"STRING": "value", "BOOLEAN": True, "NUMBER_INTEGER": 1}
 

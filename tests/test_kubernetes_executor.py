@@ -304,7 +304,7 @@ def test_one_watch_follows_every_pod_by_label() -> None:
     ]
     release = threading.Event()
 
-    def stream(*args: Any, **kwargs: Any) -> Any:
+    def stream(*_args: Any, **_kwargs: Any) -> Any:
         release.wait(10)
         yield from events
         release.clear()

@@ -14,8 +14,10 @@ import yaml
 from fastapi.testclient import TestClient
 
 from kfpd.client.http import KfpdApiError, KfpdClient
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, require_corpus
 from tests.helpers import ok
+
+require_corpus()
 
 API = "/apis/v2beta1"
 SPEC = yaml.safe_load((CORPUS / "critical" / "add_numbers.yaml").read_text())
@@ -624,9 +626,8 @@ def test_unknown_roots_and_bad_parameters(api: TestClient, graph: Graph) -> None
     ok(_get(api, g, "best", max_hops=100, page_size=1000, direction="upstream", node_kind="task"))
 
 
-def test_client_methods_page_through_lineage(
-    live_server: str, api: TestClient, graph: Graph
-) -> None:
+@pytest.mark.usefixtures("api")
+def test_client_methods_page_through_lineage(live_server: str, graph: Graph) -> None:
     g = graph
     with KfpdClient(live_server) as client:
         first = client.artifact_lineage(

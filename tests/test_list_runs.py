@@ -16,8 +16,10 @@ from kfpd.db.models import Run
 from kfpd.domain.enums import RunState, StorageState
 from kfpd.schemas.runs import RunCreate
 from kfpd.services import runs
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, require_corpus
 from tests.helpers import ok
+
+require_corpus()
 
 API = "/apis/v2beta1"
 ADD_SPEC = yaml.safe_load((CORPUS / "critical" / "add_numbers.yaml").read_bytes())

@@ -325,7 +325,7 @@ def _jwt(issuer: dict[str, Any], **over: Any) -> str:
     )
 
 
-def test_oidc_bearer_tokens(issuer: dict[str, Any], tmp_path: Path) -> None:
+def test_oidc_bearer_tokens(issuer: dict[str, Any]) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from kfpd.api.authn import OidcProvider

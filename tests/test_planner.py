@@ -293,7 +293,7 @@ DECISIONS = [
         "root.condition-branches-4.condition-6",
         scope({COND: 2, "pipelinechannel--threshold": 5, "pipelinechannel--inner-sum-Output": 2}),
         StartGroup,
-        lambda d: True,
+        lambda _d: True,
     ),
     # a required input without a value fails the task
     (
@@ -337,7 +337,7 @@ DECISIONS = [
         "root.flaky",
         scope({"x": 1}),
         LaunchTask,
-        lambda d: True,
+        lambda _d: True,
     ),
 ]
 

@@ -51,7 +51,7 @@ def _nested_run(orchestrated_server: Any, pipeline: str) -> tuple[Any, FunctionE
             "add": lambda p: {"Output": p["a"] + p["b"]},
             "add3": lambda p: {"Output": p["a"] + p["b"] + p["c"]},
             "show": lambda p: {"Output": p["values"]},
-            "make_dataset": lambda p: {},
+            "make_dataset": lambda _p: {},
             "read_all": read_all,
         }
     )
@@ -95,7 +95,7 @@ def test_retry_run_keeps_input_artifacts(orchestrated_server: Any) -> None:
         inputs.append(uris)
         return {"Output": uris[0]}
 
-    executor = FunctionExecutor({"make_dataset": lambda p: {}, "read_dataset": read})
+    executor = FunctionExecutor({"make_dataset": lambda _p: {}, "read_dataset": read})
     url = orchestrated_server(executor)
     with KfpdClient(url) as client:
         run_id = _start(client, "regressions:retry_inputs", text="hi")

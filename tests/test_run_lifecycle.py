@@ -88,7 +88,7 @@ def test_retry_succeeds_on_second_attempt(orchestrated_server: Any) -> None:
 def test_second_run_hits_the_cache(orchestrated_server: Any) -> None:
     executor = FunctionExecutor(
         {
-            "make_dataset": lambda p: {},
+            "make_dataset": lambda _p: {},
             "read_dataset": lambda p: {"Output": p["__artifacts__"]["data"][0]},
         }
     )
@@ -121,7 +121,7 @@ def test_second_run_hits_the_cache(orchestrated_server: Any) -> None:
 def test_oneof_artifacts_and_importer(orchestrated_server: Any) -> None:
     executor = FunctionExecutor(
         {
-            "make_dataset": lambda p: {},
+            "make_dataset": lambda _p: {},
             "read_dataset": lambda p: {"Output": p["__artifacts__"]["data"][0]},
         }
     )
@@ -175,12 +175,12 @@ def test_server_restart_mid_run_resumes(orchestrated_server: Any) -> None:
     stuck = threading.Event()
     reading_started = threading.Event()
 
-    def hang(p: dict[str, Any]) -> dict[str, Any]:
+    def hang(_p: dict[str, Any]) -> dict[str, Any]:
         reading_started.set()
         stuck.wait(30)  # the "process" never reports: the server goes away meanwhile
         raise RuntimeError("never reported")
 
-    first = FunctionExecutor({"make_dataset": lambda p: {}, "read_dataset": hang})
+    first = FunctionExecutor({"make_dataset": lambda _p: {}, "read_dataset": hang})
     url_a = orchestrated_server(first)
     try:
         with KfpdClient(url_a) as client:
@@ -189,7 +189,7 @@ def test_server_restart_mid_run_resumes(orchestrated_server: Any) -> None:
         orchestrated_server.stop(url_a)
 
         second = FunctionExecutor(
-            {"make_dataset": lambda p: {}, "read_dataset": lambda p: {"Output": "read"}}
+            {"make_dataset": lambda _p: {}, "read_dataset": lambda _p: {"Output": "read"}}
         )
         url_b = orchestrated_server(second)
         with KfpdClient(url_b) as client:

@@ -10,7 +10,9 @@ import kfp
 import pytest
 from kfp_server_api.exceptions import ApiException
 
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, require_corpus
+
+require_corpus()
 
 ADD_NUMBERS = CORPUS / "critical" / "add_numbers.yaml"
 

@@ -70,7 +70,7 @@ def assert_all_observed(run: Run, recorder: Recorder) -> None:
 
 
 HANDLERS = {
-    "make_dataset": lambda p: {},
+    "make_dataset": lambda _p: {},
     "read_dataset": lambda p: {"Output": p["__artifacts__"]["data"][0]},
 }
 
@@ -146,13 +146,13 @@ def test_restart_recovery(orchestrated_server: Any, recorder: Recorder) -> None:
     stuck = threading.Event()
     reading = threading.Event()
 
-    def hang(p: dict[str, Any]) -> dict[str, Any]:
+    def hang(_p: dict[str, Any]) -> dict[str, Any]:
         reading.set()
         stuck.wait(30)
         raise RuntimeError("never reported")
 
     url_a = orchestrated_server(
-        FunctionExecutor({"make_dataset": lambda p: {}, "read_dataset": hang})
+        FunctionExecutor({"make_dataset": lambda _p: {}, "read_dataset": hang})
     )
     try:
         with KfpdClient(url_a) as client:

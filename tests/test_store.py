@@ -273,7 +273,9 @@ def test_spec_of_compiled_pipeline_is_accepted(db: Database) -> None:
 def test_exit_handler_keeps_the_run_open_after_a_failure(db: Database) -> None:
     import yaml
 
-    from tests.conftest import CORPUS
+    from tests.conftest import CORPUS, require_corpus
+
+    require_corpus()
 
     spec = yaml.safe_load(
         (CORPUS / "critical" / "pipeline_with_input_status_state.yaml").read_text()

@@ -150,7 +150,7 @@ def page(browser: Any, ui_server: UiServer, request: pytest.FixtureRequest) -> I
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
     if report.when == "call":

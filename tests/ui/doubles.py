@@ -29,6 +29,32 @@ def has_route(app: FastAPI, path: str, method: str = "GET") -> bool:
     return method.lower() in operations
 
 
+Edge = tuple[str, str, str, str]  # source, target, io_type, key
+
+
+def _walk(
+    edges: list[Edge], root_id: str, direction: str, max_hops: int
+) -> tuple[dict[str, tuple[int, str]], list[Edge]]:
+    """Breadth-first over the edges from the root: each node's (hop, way), the edges kept."""
+    hops: dict[str, tuple[int, str]] = {root_id: (0, "")}
+    kept: list[Edge] = []
+    for way in ("UPSTREAM", "DOWNSTREAM"):
+        if direction not in (way, "BOTH"):
+            continue
+        frontier = [root_id]
+        for hop in range(1, max_hops + 1):
+            nxt = []
+            for src, dst, io_type, key in edges:
+                here, there = (dst, src) if way == "UPSTREAM" else (src, dst)
+                if here in frontier:
+                    kept.append((src, dst, io_type, key))
+                    if there not in hops:
+                        hops[there] = (hop, way)
+                        nxt.append(there)
+            frontier = nxt
+    return hops, kept
+
+
 class Doubles:
     def __init__(self, app: FastAPI, db: Database) -> None:
         self.db = db
@@ -98,22 +124,7 @@ class Doubles:
                     edges.append((task_id, artifact_id, IOType(io_type).name, key))
                 else:
                     edges.append((artifact_id, task_id, IOType(io_type).name, key))
-            hops: dict[str, tuple[int, str]] = {root_id: (0, "")}
-            kept: list[tuple[str, str, str, str]] = []
-            for way in ("UPSTREAM", "DOWNSTREAM"):
-                if direction not in (way, "BOTH"):
-                    continue
-                frontier = [root_id]
-                for hop in range(1, max_hops + 1):
-                    nxt = []
-                    for src, dst, io_type, key in edges:
-                        here, there = (dst, src) if way == "UPSTREAM" else (src, dst)
-                        if here in frontier:
-                            kept.append((src, dst, io_type, key))
-                            if there not in hops:
-                                hops[there] = (hop, way)
-                                nxt.append(there)
-                    frontier = nxt
+            hops, kept = _walk(edges, root_id, direction, max_hops)
             nodes = []
             for node_id, (hop, way) in hops.items():
                 if node_id == root_id:

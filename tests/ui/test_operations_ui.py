@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.ui.conftest import UiServer
@@ -56,9 +57,8 @@ def test_upstream_kfp_links_open_kfpd_pages(page: Any, ui_server: UiServer) -> N
     expect(page.locator("h1")).to_contain_text("upstream-links")
 
 
-def test_create_from_the_lists_upload_experiment_run(
-    page: Any, ui_server: UiServer, tmp_path: Any
-) -> None:
+@pytest.mark.usefixtures("ui_server")
+def test_create_from_the_lists_upload_experiment_run(page: Any, tmp_path: Any) -> None:
     import yaml
 
     from tests.helpers import compiled
@@ -92,7 +92,8 @@ def test_create_from_the_lists_upload_experiment_run(
     page.shots("created-run")
 
 
-def test_dialogs_close_when_leaving_the_page(page: Any, ui_server: UiServer) -> None:
+@pytest.mark.usefixtures("ui_server")
+def test_dialogs_close_when_leaving_the_page(page: Any) -> None:
     page.goto("/#/experiments")
     page.locator('[data-action="new-experiment"]').click()
     expect(page.locator("dialog[open]")).to_have_count(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.ui.conftest import UiServer
@@ -163,7 +164,8 @@ def test_run_actions(page: Any, ui_server: UiServer) -> None:
     assert seeder.http.get(f"/apis/v2beta1/runs/{rid}").status_code == 404
 
 
-def test_unknown_run_shows_a_clear_message(page: Any, ui_server: UiServer) -> None:
+@pytest.mark.usefixtures("ui_server")
+def test_unknown_run_shows_a_clear_message(page: Any) -> None:
     page.goto("/#/runs/no-such-run")
     box = page.locator(".error-box")
     expect(box).to_contain_text("run 'no-such-run' not found")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI
@@ -122,6 +122,47 @@ def _private_sqlite_file(url: str) -> None:
             path.chmod(0o600)
 
 
+def _open_database(settings: Settings) -> Database:
+    if settings.migrate:
+        upgrade(settings.database_url)
+    _private_sqlite_file(settings.database_url)
+    database = Database(settings.database_url, background_checkpoints=True)
+    try:
+        check_no_incomplete_import(database)  # never serve a half-imported history
+    except ImportIncomplete:
+        database.dispose()
+        raise
+    return database
+
+
+class _Service(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _lifespan(
+    database: Database, services: list[Any]
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the background services in order with the app; stop them in reverse."""
+    running: list[_Service] = [s for s in services if s is not None]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        with database.write_session() as session:  # as upstream: it exists from start-up
+            experiments_svc.default_experiment(session, "")
+        database.start_background_work()
+        for service in running:
+            service.start()
+        try:
+            yield
+        finally:
+            for service in reversed(running):
+                service.stop()
+            database.stop_background_work()
+
+    return lifespan
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -131,15 +172,7 @@ def create_app(
     settings = settings or Settings()
     settings.prepare_data_dir()
     if database is None:
-        if settings.migrate:
-            upgrade(settings.database_url)
-        _private_sqlite_file(settings.database_url)
-        database = Database(settings.database_url, background_checkpoints=True)
-        try:
-            check_no_incomplete_import(database)  # never serve a half-imported history
-        except ImportIncomplete:
-            database.dispose()
-            raise
+        database = _open_database(settings)
     secret = settings.run_token_secret()  # created once, so launchers anywhere get tokens
     auth = _auth_state(settings, secret, database)
     storage = _storage(settings)
@@ -151,28 +184,7 @@ def create_app(
         )
 
     retention_job = _retention_job(settings, database, storage)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        with database.write_session() as session:  # as upstream: it exists from start-up
-            experiments_svc.default_experiment(session, "")
-        database.start_background_work()
-        if engine is not None:
-            engine.start()
-        if scheduler is not None:
-            scheduler.start()
-        if retention_job is not None:
-            retention_job.start()
-        try:
-            yield
-        finally:
-            if retention_job is not None:
-                retention_job.stop()
-            if scheduler is not None:
-                scheduler.stop()
-            if engine is not None:
-                engine.stop()
-            database.stop_background_work()
+    lifespan = _lifespan(database, [engine, scheduler, retention_job])
 
     app = FastAPI(
         lifespan=lifespan,

@@ -17,6 +17,7 @@ from kfpd.db.models import Pipeline as PipelineRow
 from kfpd.db.models import PipelineVersion as VersionRow
 from kfpd.db.models import RecurringRun as ScheduleRow
 from kfpd.db.models import Task as TaskRow
+from kfpd.domain import grpc_codes
 from kfpd.domain.enums import (
     ArtifactType,
     IOType,
@@ -81,7 +82,7 @@ def version_out(row: VersionRow) -> PipelineVersion:
         description=row.description or None,
         created_at=to_rfc3339(row.created_at),
         code_source_url=row.code_source_url or None,
-        package_url={"pipeline_url": row.package_url} if row.package_url else None,  # type: ignore[arg-type]
+        package_url={"pipeline_url": row.package_url} if row.package_url else None,
         pipeline_spec=spec,
     )
 
@@ -285,7 +286,7 @@ def task_detail(row: TaskRow, hydration: Hydration) -> dict[str, Any]:
     }
     message = (row.status_metadata or {}).get("message")
     if state == RunState.FAILED and message:
-        detail["error"] = {"code": 2, "message": message}
+        detail["error"] = {"code": grpc_codes.UNKNOWN, "message": message}
     return {k: v for k, v in detail.items() if v is not None}
 
 
@@ -323,7 +324,7 @@ def run_out(
         scheduled_at=to_rfc3339(row.scheduled_at),
         finished_at=to_rfc3339(row.finished_at),
         state=RunState(row.state),
-        error=row.error,  # type: ignore[arg-type]
+        error=row.error,
         recurring_run_id=row.recurring_run_id,
         state_history=[RuntimeStatus.model_validate(h) for h in row.state_history or []],
         task_count=view.task_count,
@@ -372,7 +373,7 @@ def recurring_run_out(row: ScheduleRow, now_us: int, *, with_spec: bool = True) 
         created_at=to_rfc3339(row.created_at),
         updated_at=to_rfc3339(row.updated_at),
         status=RecurringRunStatus(row.status),
-        error=row.error,  # type: ignore[arg-type]
+        error=row.error,
         no_catchup=bool(row.no_catchup),
         namespace=row.namespace or None,
         experiment_id=row.experiment_id,

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kfpd.db.errors import is_unique_violation
+from kfpd.domain import grpc_codes
 from kfpd.domain.errors import KfpdError
 
 log = logging.getLogger("kfpd.api")
@@ -46,13 +47,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, 3, _describe_validation(exc))
+        return error_response(400, grpc_codes.INVALID_ARGUMENT, _describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_TO_GRPC.get(exc.status_code, 2)
         if isinstance(exc.__cause__, RecursionError):  # FastAPI's JSON body parsing
-            return error_response(400, 3, TOO_DEEP)
+            return error_response(400, grpc_codes.INVALID_ARGUMENT, TOO_DEEP)
         return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(RecursionError)
@@ -60,19 +61,27 @@ def install_error_handlers(app: FastAPI) -> None:
         # Deeply nested input that got past the explicit bounds (spec/limits.py): a clear
         # 400, and one log line instead of a traceback thousands of frames long.
         log.warning("RecursionError on %s %s: input nested too deeply", req.method, req.url.path)
-        return error_response(400, 3, TOO_DEEP)
+        return error_response(400, grpc_codes.INVALID_ARGUMENT, TOO_DEEP)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_req: Request, exc: IntegrityError) -> JSONResponse:
         if is_unique_violation(exc):
-            return error_response(409, 6, "a resource with the same identity already exists")
-        return error_response(400, 9, "the request conflicts with stored data")
+            return error_response(
+                409, grpc_codes.ALREADY_EXISTS, "a resource with the same identity already exists"
+            )
+        return error_response(
+            400, grpc_codes.FAILED_PRECONDITION, "the request conflicts with stored data"
+        )
 
     @app.exception_handler(DataError)
-    async def _data(_req: Request, exc: DataError) -> JSONResponse:
-        return error_response(400, 3, "a value does not fit its field (too long or out of range)")
+    async def _data(_req: Request, _exc: DataError) -> JSONResponse:
+        return error_response(
+            400,
+            grpc_codes.INVALID_ARGUMENT,
+            "a value does not fit its field (too long or out of range)",
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return error_response(500, 13, f"internal error: {type(exc).__name__}")
+        return error_response(500, grpc_codes.INTERNAL, f"internal error: {type(exc).__name__}")

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kfpd.api.errors import error_response
+from kfpd.domain import grpc_codes
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -181,7 +182,11 @@ class RequestGuard:
             refused = self.refusal(scope)
             if refused is not None:
                 status, message = refused
-                grpc_code = {400: 3, 403: 7, 415: 3}[status]
+                grpc_code = {
+                    400: grpc_codes.INVALID_ARGUMENT,
+                    403: grpc_codes.PERMISSION_DENIED,
+                    415: grpc_codes.INVALID_ARGUMENT,
+                }[status]
                 await error_response(status, grpc_code, message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

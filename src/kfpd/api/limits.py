@@ -9,6 +9,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kfpd.domain import grpc_codes
+
 
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -17,7 +19,14 @@ class BodySizeLimit:
 
     async def _reject(self, send: Send) -> None:
         message = f"request body is larger than the limit of {self.max_bytes} bytes"
-        body = json.dumps({"error": message, "code": 8, "message": message, "details": []}).encode()
+        body = json.dumps(
+            {
+                "error": message,
+                "code": grpc_codes.RESOURCE_EXHAUSTED,
+                "message": message,
+                "details": [],
+            }
+        ).encode()
         await send(
             {
                 "type": "http.response.start",

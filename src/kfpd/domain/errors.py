@@ -14,12 +14,14 @@ KfpdError
 
 from __future__ import annotations
 
+from kfpd.domain import grpc_codes
+
 
 class KfpdError(Exception):
     """Base of every error kfpd reports to a caller."""
 
     http_status = 500
-    grpc_code = 13  # INTERNAL
+    grpc_code = grpc_codes.INTERNAL
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -28,22 +30,22 @@ class KfpdError(Exception):
 
 class InvalidArgument(KfpdError):
     http_status = 400
-    grpc_code = 3
+    grpc_code = grpc_codes.INVALID_ARGUMENT
 
 
 class NotFound(KfpdError):
     http_status = 404
-    grpc_code = 5
+    grpc_code = grpc_codes.NOT_FOUND
 
 
 class AlreadyExists(KfpdError):
     http_status = 409
-    grpc_code = 6
+    grpc_code = grpc_codes.ALREADY_EXISTS
 
 
 class FailedPrecondition(KfpdError):
     http_status = 400
-    grpc_code = 9
+    grpc_code = grpc_codes.FAILED_PRECONDITION
 
 
 class RunIsTerminal(FailedPrecondition):
@@ -56,14 +58,14 @@ class TaskIsFinal(FailedPrecondition):
 
 class PayloadTooLarge(KfpdError):
     http_status = 413
-    grpc_code = 8  # RESOURCE_EXHAUSTED
+    grpc_code = grpc_codes.RESOURCE_EXHAUSTED
 
 
 class Unauthenticated(KfpdError):
     http_status = 401
-    grpc_code = 16
+    grpc_code = grpc_codes.UNAUTHENTICATED
 
 
 class PermissionDenied(KfpdError):
     http_status = 403
-    grpc_code = 7
+    grpc_code = grpc_codes.PERMISSION_DENIED

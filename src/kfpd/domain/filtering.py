@@ -86,6 +86,33 @@ def _op(raw: Any) -> Op:
     return op
 
 
+def _value(key: str, vkey: str, vraw: Any) -> tuple[Any, bool]:
+    """A predicate's value, checked for its value field; and whether it is a timestamp."""
+    kind = _VALUE_KEYS[vkey]
+    if kind == "int":
+        return _int(vraw, key), False
+    if kind == "str":
+        if not isinstance(vraw, str):
+            raise InvalidArgument(f"filter on {key!r}: string_value must be a string")
+        return vraw, False
+    if kind == "bool":
+        if not isinstance(vraw, bool):
+            raise InvalidArgument(f"filter on {key!r}: bool_value must be true or false")
+        return vraw, False
+    if kind == "timestamp":
+        if not isinstance(vraw, str):
+            raise InvalidArgument(f"filter on {key!r}: timestamp_value must be RFC 3339")
+        return parse_rfc3339(vraw), True
+    items = vraw.get("values") if isinstance(vraw, dict) else None
+    if not isinstance(items, list):
+        raise InvalidArgument(f"filter on {key!r}: {vkey} needs {{'values': [...]}}")
+    if kind == "ints":
+        return tuple(_int(v, key) for v in items), False
+    if not all(isinstance(v, str) for v in items):
+        raise InvalidArgument(f"filter on {key!r}: string_values must be strings")
+    return tuple(items), False
+
+
 def _predicate(raw: Any) -> Predicate:
     if not isinstance(raw, dict):
         raise InvalidArgument("each filter predicate must be a JSON object")
@@ -100,34 +127,7 @@ def _predicate(raw: Any) -> Predicate:
     if len(values) != 1:
         raise InvalidArgument(f"filter predicate on {key!r} needs exactly one value")
     vkey, vraw = values[0]
-    kind = _VALUE_KEYS[vkey]
-    value: Any
-    is_ts = False
-    if kind == "int":
-        value = _int(vraw, key)
-    elif kind == "str":
-        if not isinstance(vraw, str):
-            raise InvalidArgument(f"filter on {key!r}: string_value must be a string")
-        value = vraw
-    elif kind == "bool":
-        if not isinstance(vraw, bool):
-            raise InvalidArgument(f"filter on {key!r}: bool_value must be true or false")
-        value = vraw
-    elif kind == "timestamp":
-        if not isinstance(vraw, str):
-            raise InvalidArgument(f"filter on {key!r}: timestamp_value must be RFC 3339")
-        value = parse_rfc3339(vraw)
-        is_ts = True
-    else:
-        items = vraw.get("values") if isinstance(vraw, dict) else None
-        if not isinstance(items, list):
-            raise InvalidArgument(f"filter on {key!r}: {vkey} needs {{'values': [...]}}")
-        if kind == "ints":
-            value = tuple(_int(v, key) for v in items)
-        else:
-            if not all(isinstance(v, str) for v in items):
-                raise InvalidArgument(f"filter on {key!r}: string_values must be strings")
-            value = tuple(items)
+    value, is_ts = _value(key, vkey, vraw)
     if op == Op.IN and not isinstance(value, tuple):
         raise InvalidArgument(
             f"filter on {key!r}: IN needs int_values, long_values or string_values"

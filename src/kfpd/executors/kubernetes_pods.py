@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from kfpd.executors.resources import Accelerator, Requests, format_quantity, requests_of
@@ -219,6 +220,43 @@ def _env(config: dict[str, Any]) -> list[dict[str, Any]]:
     return env
 
 
+def _optional(source: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    if entry.get("optional"):
+        source["optional"] = True
+    return source
+
+
+def _secret_volume(entry: dict[str, Any]) -> dict[str, Any] | None:
+    name = _required_name(entry, "secretName", "secret volume")
+    return {"secret": _optional({"secretName": name}, entry)} if name else None
+
+
+def _config_map_volume(entry: dict[str, Any]) -> dict[str, Any] | None:
+    name = _required_name(entry, "configMapName", "config map volume")
+    return {"configMap": _optional({"name": name}, entry)} if name else None
+
+
+def _pvc_volume(entry: dict[str, Any]) -> dict[str, Any] | None:
+    claim = _name(entry, "pvcName") or _name(entry, "constant")
+    if not claim:
+        raise PodSpecError("a PVC mount in the task's Kubernetes config has no claim name")
+    return {"persistentVolumeClaim": {"claimName": claim}}
+
+
+def _empty_dir_volume(entry: dict[str, Any]) -> dict[str, Any] | None:
+    empty = {k: entry[k] for k in ("medium", "sizeLimit") if entry.get(k)}
+    return {"emptyDir": empty}
+
+
+# kfp-kubernetes config key -> the pod volume one of its entries becomes (None: no volume).
+_VOLUME_KINDS: tuple[tuple[str, Callable[[dict[str, Any]], dict[str, Any] | None]], ...] = (
+    ("secretAsVolume", _secret_volume),
+    ("configMapAsVolume", _config_map_volume),
+    ("pvcMount", _pvc_volume),
+    ("emptyDirMounts", _empty_dir_volume),
+)
+
+
 def _volumes(config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
@@ -228,32 +266,11 @@ def _volumes(config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[st
         volumes.append({"name": name, **volume})
         mounts.append({"name": name, "mountPath": mount_path})
 
-    for entry in config.get("secretAsVolume") or []:
-        name = _required_name(entry, "secretName", "secret volume")
-        if name:
-            source: dict[str, Any] = {"secretName": name}
-            if entry.get("optional"):
-                source["optional"] = True
-            add({"secret": source}, entry["mountPath"])
-    for entry in config.get("configMapAsVolume") or []:
-        name = _required_name(entry, "configMapName", "config map volume")
-        if name:
-            source = {"name": name}
-            if entry.get("optional"):
-                source["optional"] = True
-            add({"configMap": source}, entry["mountPath"])
-    for entry in config.get("pvcMount") or []:
-        claim = _name(entry, "pvcName") or _name(entry, "constant")
-        if not claim:
-            raise PodSpecError("a PVC mount in the task's Kubernetes config has no claim name")
-        add({"persistentVolumeClaim": {"claimName": claim}}, entry["mountPath"])
-    for entry in config.get("emptyDirMounts") or []:
-        empty: dict[str, Any] = {}
-        if entry.get("medium"):
-            empty["medium"] = entry["medium"]
-        if entry.get("sizeLimit"):
-            empty["sizeLimit"] = entry["sizeLimit"]
-        add({"emptyDir": empty}, entry["mountPath"])
+    for key, build in _VOLUME_KINDS:
+        for entry in config.get(key) or []:
+            volume = build(entry)
+            if volume is not None:
+                add(volume, entry["mountPath"])
     shared_memory = config.get("enabledSharedMemory")
     if shared_memory is not None:
         dshm: dict[str, Any] = {"medium": "Memory"}

@@ -8,6 +8,8 @@ from typing import Any
 
 import celpy
 from celpy import celtypes
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 
 _env = celpy.Environment()
 
@@ -18,7 +20,7 @@ class CelError(Exception):
 
 def _parse_json(text: celtypes.Value) -> celtypes.Value:
     try:
-        return celpy.json_to_cel(json.loads(str(text)))
+        return json_to_cel(json.loads(str(text)))
     except ValueError as exc:
         raise CelError(f"parseJson: not JSON: {text!r}") from exc
 
@@ -58,14 +60,14 @@ def _evaluate(expression: str, activation: dict[str, Any], what: str) -> Any:
         raise
     except Exception as exc:
         raise CelError(f"{what} failed: {exc}") from exc
-    if isinstance(result, celpy.CELEvalError):
+    if isinstance(result, CELEvalError):
         raise CelError(f"{what} failed: {result}")
     return result
 
 
 def evaluate_condition(expression: str, parameter_values: dict[str, Any]) -> bool:
     """Evaluate a trigger condition against a task's resolved input parameters."""
-    activation = {"inputs": celpy.json_to_cel({"parameter_values": parameter_values})}
+    activation = {"inputs": json_to_cel({"parameter_values": parameter_values})}
     result = _evaluate(expression, activation, f"condition {expression!r}")
     if not isinstance(result, celtypes.BoolType | bool):
         raise CelError(f"condition {expression!r} gave {result!r}, not a boolean")
@@ -77,9 +79,9 @@ def apply_selector(expression: str, value: Any) -> Any:
     string_value = value if isinstance(value, str) else json.dumps(value)
     activation: dict[str, Any] = {"string_value": celtypes.StringType(string_value)}
     if isinstance(value, dict):
-        activation["struct_value"] = celpy.json_to_cel(value)
+        activation["struct_value"] = json_to_cel(value)
     if isinstance(value, list):
-        activation["list_value"] = celpy.json_to_cel(value)
+        activation["list_value"] = json_to_cel(value)
     if isinstance(value, bool):
         activation["bool_value"] = celtypes.BoolType(value)
     elif isinstance(value, int | float):

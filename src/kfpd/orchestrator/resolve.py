@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kfpd.domain import grpc_codes
 from kfpd.domain.enums import IOType, TaskState, TaskType
 from kfpd.ir import Component, DagTask, IteratorKind, LoopIterator, raw_items
 from kfpd.orchestrator.cel import CelError, apply_selector
@@ -93,7 +94,7 @@ def _final_status(sibling: Sibling, job: JobInfo) -> dict[str, Any]:
     failed = sibling.state == TaskState.FAILED
     error: dict[str, Any] = {}
     if failed:
-        error = {"code": 2, "message": sibling.message or f"{sibling.name} failed"}
+        error = {"code": grpc_codes.UNKNOWN, "message": sibling.message or f"{sibling.name} failed"}
     return {
         "state": _FINAL_STATUS_NAMES.get(sibling.state, sibling.state.name),
         "pipelineTaskName": sibling.name,
@@ -271,47 +272,69 @@ class _TaskResolver:
         raise ResolveError(f"input artifact {name!r} has no supported source: {sorted(source)}")
 
 
+def _to_integer(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    if isinstance(value, int):
+        return value
+    raise ValueError
+
+
+def _to_double(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        return float(value.strip())
+    raise ValueError
+
+
+def _to_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    raise ValueError
+
+
+def _to_json(wanted: type) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, wanted):
+            raise ValueError
+        return value
+
+    return convert
+
+
+# Parameter type -> conversion of a value to it (ValueError when it does not fit).
+_NORMALIZE: dict[str, Callable[[Any], Any]] = {
+    "STRING": lambda value: value if isinstance(value, str) else json.dumps(value),
+    "NUMBER_INTEGER": _to_integer,
+    "NUMBER_DOUBLE": _to_double,
+    "BOOLEAN": _to_boolean,
+    "LIST": _to_json(list),
+    "STRUCT": _to_json(dict),
+}
+
+
 def normalize(name: str, ptype: str, value: Any) -> Any:
     """Bring a value to its declared parameter type (upstream: STRING takes anything)."""
+    convert = _NORMALIZE.get(ptype)
+    if convert is None:
+        return value
     try:
-        if ptype == "STRING":
-            return value if isinstance(value, str) else json.dumps(value)
-        if ptype == "NUMBER_INTEGER":
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, str):
-                return int(value.strip())
-            if isinstance(value, int):
-                return value
-            raise ValueError
-        if ptype == "NUMBER_DOUBLE":
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, int | float):
-                return value
-            if isinstance(value, str):
-                return float(value.strip())
-            raise ValueError
-        if ptype == "BOOLEAN":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-                return value.strip().lower() == "true"
-            raise ValueError
-        if ptype in {"LIST", "STRUCT"}:
-            if isinstance(value, str):
-                value = json.loads(value)
-            wanted = list if ptype == "LIST" else dict
-            if not isinstance(value, wanted):
-                raise ValueError
-            return value
+        return convert(value)
     except ValueError:
         raise ResolveError(
             f"input {name!r} must be {ptype}, got {type(value).__name__} {value!r}"
         ) from None
-    return value
 
 
 def iterator_item_key(loop: LoopIterator | None) -> str | None:
@@ -330,38 +353,48 @@ def resolve_source(
     return found.value if found is not None else None
 
 
-def resolve_inputs(task: DagTask, component: Component, scope: Scope) -> ResolvedInputs:
-    """Resolve every input of a task; raise ResolveError when a required one is missing."""
-    resolver = _TaskResolver(task, component, scope)
-    task_name = task.name
-    result = ResolvedInputs()
-    skip = {iterator_item_key(task.iterator)}
+def _wired_params(resolver: _TaskResolver) -> dict[str, Param]:
+    """Parameters wired to a source that has a value, normalised to their declared type."""
+    found_params: dict[str, Param] = {}
     for name in resolver.wired_params:
-        definition = resolver.param_defs.get(name) or {}
-        ptype = definition.get("parameterType", "")
+        ptype = (resolver.param_defs.get(name) or {}).get("parameterType", "")
         if ptype == "TASK_CONFIG":
             continue
         found = resolver.param(name)
         if found is None or found.value is None:
-            continue  # handled with the unwired ones below
+            continue  # handled with the unwired ones
         value = normalize(name, ptype, found.value) if ptype else found.value
-        result.params[name] = Param(name, value, found.io_type, found.producer, found.iteration)
+        found_params[name] = Param(name, value, found.io_type, found.producer, found.iteration)
+    return found_params
+
+
+def _default_param(
+    task_name: str, name: str, definition: dict[str, Any], scope: Scope
+) -> Param | None:
+    """An input without a value: its default, None when it may stay unset, else an error."""
+    ptype = definition.get("parameterType", "")
+    if ptype == "TASK_CONFIG":
+        return None
+    if "defaultValue" in definition:
+        value = definition["defaultValue"]
+        value = normalize(name, ptype, value) if ptype else value
+        return Param(name, value, IOType.COMPONENT_DEFAULT_INPUT, scope.group_name, scope.iteration)
+    if definition.get("isOptional") or ptype == "TASK_FINAL_STATUS":
+        return None
+    raise ResolveError(f"task {task_name!r}: required input {name!r} has no value")
+
+
+def resolve_inputs(task: DagTask, component: Component, scope: Scope) -> ResolvedInputs:
+    """Resolve every input of a task; raise ResolveError when a required one is missing."""
+    resolver = _TaskResolver(task, component, scope)
+    result = ResolvedInputs(params=_wired_params(resolver))
+    skip = {iterator_item_key(task.iterator)}
     for name, definition in resolver.param_defs.items():
         if name in result.params or name in skip:
             continue
-        ptype = definition.get("parameterType", "")
-        if ptype == "TASK_CONFIG":
-            continue
-        if "defaultValue" in definition:
-            value = definition["defaultValue"]
-            value = normalize(name, ptype, value) if ptype else value
-            result.params[name] = Param(
-                name, value, IOType.COMPONENT_DEFAULT_INPUT, scope.group_name, scope.iteration
-            )
-        elif definition.get("isOptional") or ptype == "TASK_FINAL_STATUS":
-            continue
-        else:
-            raise ResolveError(f"task {task_name!r}: required input {name!r} has no value")
+        default = _default_param(task.name, name, definition, scope)
+        if default is not None:
+            result.params[name] = default
     for name, source in resolver.wired_artifacts.items():
         found_artifacts = resolver.artifact(name, source)
         if found_artifacts is not None:
@@ -370,7 +403,7 @@ def resolve_inputs(task: DagTask, component: Component, scope: Scope) -> Resolve
         if name in result.artifacts or name in skip:
             continue
         if not definition.get("isOptional"):
-            raise ResolveError(f"task {task_name!r}: required input artifact {name!r} is missing")
+            raise ResolveError(f"task {task.name!r}: required input artifact {name!r} is missing")
     return result
 
 

@@ -235,7 +235,8 @@ def _range(types: tuple[int, int]) -> range:
 
 
 def _link_type(column: Any, types: tuple[int, int]) -> ColumnElement[bool]:
-    return column.between(_int(types[0]), _int(types[1]))
+    clause: ColumnElement[bool] = column.between(_int(types[0]), _int(types[1]))
+    return clause
 
 
 def _int(value: int) -> ColumnElement[int]:

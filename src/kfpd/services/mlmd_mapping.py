@@ -40,6 +40,7 @@ from kfpd.db.mlmd_source import (
     Execution,
     RunRecords,
 )
+from kfpd.domain import grpc_codes
 from kfpd.domain.enums import ArtifactType, IOType, RunState, StorageState, TaskState, TaskType
 from kfpd.domain.timeutil import to_rfc3339
 
@@ -460,7 +461,7 @@ class RunMapper:
             runtime["parameters"] = parameters
         error = None
         if state == RunState.FAILED:
-            error = {"code": 2, "message": _failure(tasks)}
+            error = {"code": grpc_codes.UNKNOWN, "message": _failure(tasks)}
         experiment = kfp.experiment_id if kfp else None
         history: list[dict[str, Any]] = [
             {"update_time": to_rfc3339(created), "state": "PENDING"},
@@ -614,7 +615,7 @@ def _pods(props: dict[str, Any]) -> list[dict[str, Any]]:
 def _history(task: dict[str, Any], state: TaskState, message: str) -> list[dict[str, Any]]:
     final: dict[str, Any] = {"update_time": to_rfc3339(task["finished_at"]), "state": state.name}
     if state == TaskState.FAILED:
-        final["error"] = {"code": 2, "message": message or "failed"}
+        final["error"] = {"code": grpc_codes.UNKNOWN, "message": message or "failed"}
     if state in (TaskState.SKIPPED, TaskState.CACHED):
         return [final]
     return [{"update_time": to_rfc3339(task["created_at"]), "state": "RUNNING"}, final]

@@ -297,13 +297,8 @@ def _message(body: PipelineTask) -> str | None:
     return body.status_metadata.message if body.status_metadata else None
 
 
-def _apply_update(machine: RunMachine, task: TaskValues, body: PipelineTask, now: int) -> None:
-    """Apply an UpdateTask body to a task row: write the changed columns, then settle."""
-    conn = machine.conn
-    if body.task_id and body.task_id != task["id"]:
-        raise InvalidArgument(f"task.task_id {body.task_id!r} does not match the path")
-    if body.run_id and body.run_id != task["run_id"]:
-        raise InvalidArgument(f"task.run_id {body.run_id!r} does not match the path")
+def _plain_changes(body: PipelineTask) -> TaskValues:
+    """Columns an UpdateTask body sets as given (no check against other rows)."""
     changes: TaskValues = {}
     if body.name:
         changes["name"] = body.name
@@ -311,16 +306,6 @@ def _apply_update(machine: RunMachine, task: TaskValues, body: PipelineTask, now
         changes["display_name"] = body.display_name
     if body.cache_fingerprint:
         changes["cache_fingerprint"] = body.cache_fingerprint
-    if body.parent_task_id is not None:
-        if body.parent_task_id == "":
-            changes["parent_task_id"] = None
-        else:
-            parent_run = conn.execute(_SELECT_TASK_RUN, {"task_id": body.parent_task_id}).scalar()
-            if parent_run != task["run_id"] or body.parent_task_id == task["id"]:
-                raise InvalidArgument(
-                    f"parent task {body.parent_task_id!r} does not exist in run {task['run_id']}"
-                )
-            changes["parent_task_id"] = body.parent_task_id
     if body.type:
         changes["type"] = int(body.type)
     if body.status_metadata is not None:
@@ -330,6 +315,26 @@ def _apply_update(machine: RunMachine, task: TaskValues, body: PipelineTask, now
     if body.type_attributes is not None:
         changes["type_attributes"] = body.type_attributes.dump()
         changes["iteration_index"] = body.type_attributes.iteration_index
+    _time_or_none(body.create_time, "create_time")  # validated, never changed
+    end = _time_or_none(body.end_time, "end_time")
+    if end:
+        changes["finished_at"] = end
+    return changes
+
+
+def _parent_change(conn: Connection, task: TaskValues, parent_id: str) -> str | None:
+    """A new parent ("" unsets it): it must be another task of the same run."""
+    if parent_id == "":
+        return None
+    parent_run = conn.execute(_SELECT_TASK_RUN, {"task_id": parent_id}).scalar()
+    if parent_run != task["run_id"] or parent_id == task["id"]:
+        raise InvalidArgument(f"parent task {parent_id!r} does not exist in run {task['run_id']}")
+    return parent_id
+
+
+def _parameter_changes(task: TaskValues, body: PipelineTask) -> TaskValues:
+    """Reported parameters, merged into the recorded ones (same identity: the newer wins)."""
+    changes: TaskValues = {}
     if body.inputs and body.inputs.parameters:
         changes["input_parameters"] = merge_parameters(
             task["input_parameters"] or [], _check_parameters(body.inputs.parameters, "inputs")
@@ -338,10 +343,20 @@ def _apply_update(machine: RunMachine, task: TaskValues, body: PipelineTask, now
         changes["output_parameters"] = merge_parameters(
             task["output_parameters"] or [], _check_parameters(body.outputs.parameters, "outputs")
         )
-    _time_or_none(body.create_time, "create_time")  # validated, never changed
-    end = _time_or_none(body.end_time, "end_time")
-    if end:
-        changes["finished_at"] = end
+    return changes
+
+
+def _apply_update(machine: RunMachine, task: TaskValues, body: PipelineTask, now: int) -> None:
+    """Apply an UpdateTask body to a task row: write the changed columns, then settle."""
+    conn = machine.conn
+    if body.task_id and body.task_id != task["id"]:
+        raise InvalidArgument(f"task.task_id {body.task_id!r} does not match the path")
+    if body.run_id and body.run_id != task["run_id"]:
+        raise InvalidArgument(f"task.run_id {body.run_id!r} does not match the path")
+    changes = _plain_changes(body)
+    if body.parent_task_id is not None:
+        changes["parent_task_id"] = _parent_change(conn, task, body.parent_task_id)
+    changes.update(_parameter_changes(task, body))
     task.update(changes)
     change = None
     if body.state:

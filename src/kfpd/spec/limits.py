@@ -65,7 +65,7 @@ class _BoundedYamlLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise InvalidArgument(
                 f"YAML aliases (*{event.anchor}) are not accepted in pipeline files "
                 f"(line {event.start_mark.line + 1})"
@@ -74,7 +74,8 @@ class _BoundedYamlLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_NESTING:
                 raise too_deep("the YAML document")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
         finally:
             self._depth -= 1
 
@@ -83,7 +84,7 @@ def load_yaml_documents(text: str) -> Iterator[Any]:
     """yaml.safe_load_all, without aliases and with the nesting bound."""
     loader = _BoundedYamlLoader(text)
     try:
-        while loader.check_data():
+        while loader.check_data():  # type: ignore[no-untyped-call]
             yield loader.get_data()
     finally:
         loader.dispose()

@@ -87,7 +87,7 @@ def _out(page: svc.LineagePage) -> LineageResponse:
                 kind=n.kind.value,
                 id=n.id,
                 hop=n.hop,
-                direction=n.direction.value,  # type: ignore[arg-type]
+                direction=n.direction.value,
                 name=n.name or None,
                 display_name=(n.display_name or None) if n.kind == svc.NodeKind.TASK else None,
                 type=type_name,
