@@ -24,7 +24,7 @@ from kfpd.db.models import Artifact, ArtifactTask, MlmdImport, Run, Task
 from kfpd.services import mlmd_import
 from kfpd.services.mlmd_import import ImportIncomplete, ImportOptions, import_mlmd
 from kfpd.services.mlmd_validate import validate_import
-from tests.conftest import fresh_database_url
+from tests.conftest import DB_PREFIX, fresh_database_url
 from tests.helpers import ok
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mlmd"
@@ -263,7 +263,7 @@ def test_crash_resumes_and_the_server_waits_for_it(
 
 def _copy_to_mariadb(tmp_path: Path, worker_id: str) -> str:
     """Create MLMD's MySQL schema (as ml-metadata made it on MariaDB) and copy the rows."""
-    url = fresh_database_url("mariadb", tmp_path, f"kfpd_mlmd_store_{worker_id}")
+    url = fresh_database_url("mariadb", tmp_path, f"{DB_PREFIX}_mlmd_store_{worker_id}")
     target = create_engine(url)
     source = create_engine(MLMD)
     try:
@@ -305,7 +305,7 @@ def test_a_mysql_format_store_imports_the_same(tmp_path: Path, worker_id: str) -
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mariadb"])
 def test_rows_stored_before_0008_survive_it(dialect: str, tmp_path: Path, worker_id: str) -> None:
-    url = fresh_database_url(dialect, tmp_path, f"kfpd_mlmd_migrate_{worker_id}")
+    url = fresh_database_url(dialect, tmp_path, f"{DB_PREFIX}_mlmd_migrate_{worker_id}")
     upgrade(url, "0005")
     engine = create_engine(url)
     try:
