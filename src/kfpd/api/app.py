@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from kfpd import __version__
-from kfpd.api import docs
+from kfpd.api import docs, openapi
 from kfpd.api.authn import ProviderChain, providers_for
 from kfpd.api.authz import AuthState, PolicySource, authorize
 from kfpd.api.errors import install_error_handlers
@@ -203,6 +203,7 @@ def create_app(
     app.state.retention = retention_job
     app.state.auth = auth
     install_error_handlers(app)
+    openapi.install(app)
     # The launchers' hot routes first: FastAPI matches routes in order.
     for module in (
         execution,

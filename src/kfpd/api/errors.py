@@ -50,11 +50,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, grpc_codes.INVALID_ARGUMENT, _describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_TO_GRPC.get(exc.status_code, 2)
         if isinstance(exc.__cause__, RecursionError):  # FastAPI's JSON body parsing
             return error_response(400, grpc_codes.INVALID_ARGUMENT, TOO_DEEP)
-        return error_response(exc.status_code, code, str(exc.detail))
+        response = error_response(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # 405's Allow, for one
+        if exc.status_code == 405:
+            from kfpd.api.openapi import allowed_methods
+
+            methods = allowed_methods(request.app, request.url.path)
+            if methods:
+                response.headers["allow"] = ", ".join(methods)
+        return response
 
     @app.exception_handler(RecursionError)
     async def _recursion(req: Request, _exc: RecursionError) -> JSONResponse:
