@@ -475,3 +475,17 @@ def test_an_unreadable_store_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(files.StoreUnavailable, match=r"could not be read \(PermissionError"):
         files.preview(_artifact("s3://bkt/k"), tmp_path, "", RefusingStorage())
+
+
+def test_the_server_refuses_a_bad_launcher_config_at_start_up(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kfpd.cli.main import app as cli
+
+    bad = tmp_path / "kfp-launcher.yaml"
+    bad.write_text("providers: |\n  s3:\n    default: {endpoint: [not, a, string]}\n")
+    result = CliRunner().invoke(
+        cli, ["server", "--launcher-config", str(bad), "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is not valid" in result.output and "endpoint" in result.output
