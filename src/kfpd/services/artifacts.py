@@ -123,9 +123,7 @@ _T = cast(Table, Task.__table__).c
 _TASK_REFS = select(_T.id, _T.run_id, _T.namespace, _T.name).where(
     _T.id.in_(bindparam("task_ids", expanding=True))
 )
-_ARTIFACT_IDS = select(_A.id, _A.namespace).where(
-    _A.id.in_(bindparam("artifact_ids", expanding=True))
-)
+_ARTIFACT_IDS = select(_A.id).where(_A.id.in_(bindparam("artifact_ids", expanding=True)))
 _ARTIFACT_BY_IDENTITY = select(_ARTIFACTS).where(
     _A.namespace == bindparam("namespace"), _A.identity_key == bindparam("identity_key")
 )
@@ -390,11 +388,7 @@ def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> l
     for run_id in sorted({b.run_id or "" for b in bodies}):
         lock_run_for_writes(conn, run_id)
     tasks = _task_refs(conn, {(b.task_id or "", b.run_id or "") for b in bodies})
-    for namespace in sorted({t.namespace for t in tasks.values()}):
-        in_namespace = {
-            b.artifact_id or "" for b in bodies if tasks[b.task_id or ""].namespace == namespace
-        }
-        _check_artifacts_exist(conn, sorted(in_namespace), {namespace})
+    _check_artifacts_exist(conn, list({b.artifact_id or "" for b in bodies}))
     specs = []
     for body in bodies:
         assert body.producer is not None and body.type is not None
@@ -404,19 +398,11 @@ def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> l
     return [detached(ArtifactTask, link) for link in _ensure_links(conn, specs, now_us())]
 
 
-def _check_artifacts_exist(
-    conn: Connection, artifact_ids: list[str], namespaces: set[str] | None = None
-) -> None:
-    """The artifacts exist and, when ``namespaces`` is given, live in one of them: a link
-    never joins an artifact to a task of another namespace."""
-    found = {r.id: r.namespace for r in conn.execute(_ARTIFACT_IDS, {"artifact_ids": artifact_ids})}
-    missing = set(artifact_ids) - set(found)
+def _check_artifacts_exist(conn: Connection, artifact_ids: list[str]) -> None:
+    found = set(conn.execute(_ARTIFACT_IDS, {"artifact_ids": artifact_ids}).scalars())
+    missing = set(artifact_ids) - found
     if missing:
         raise NotFound(f"artifact(s) not found: {sorted(missing)}")
-    if namespaces is not None:
-        foreign = sorted(a for a, ns in found.items() if ns not in namespaces)
-        if foreign:
-            raise InvalidArgument(f"artifact(s) of another namespace than the task's: {foreign}")
 
 
 def link_task_artifacts(
@@ -456,7 +442,7 @@ def link_task_artifacts(
     conn = session.connection()
     artifact_ids = sorted({s.artifact_id for s in specs})
     if not new_task:
-        _check_artifacts_exist(conn, artifact_ids, {task.namespace})
+        _check_artifacts_exist(conn, artifact_ids)
         _ensure_links(conn, specs, now_us())
         return
     # A new task's links are all new: the artifact foreign key checks the ids as they go in,
