@@ -38,6 +38,11 @@ from kfpd.db.models import (
 )
 from tests.helpers import RunTokenAuth
 
+# Task processes outlive a stopped server by default (on_stop=leave): a test server that is
+# stopped or killed mid-run would leave its launchers retrying their report for a week. Tests
+# kill them with their server instead, unless a test asks for another mode (a flag wins).
+os.environ.setdefault("KFPD_ON_STOP", "cancel")
+
 PG_URL = os.environ.get("KFPD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_URL = os.environ.get("KFPD_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql")
 REQUIRE = os.environ.get("KFPD_TEST_REQUIRE_DBS") == "1"

@@ -32,7 +32,12 @@ def server(live_server: str, tmp_path: Path) -> Server:
 
 @pytest.fixture(params=["warm", "cold"])
 def executor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalExecutor]:
-    ex = LocalExecutor(max_parallel=4, work_root=tmp_path / "work", warm=request.param == "warm")
+    ex = LocalExecutor(
+        max_parallel=4,
+        work_root=tmp_path / "work",
+        warm=request.param == "warm",
+        on_stop="cancel",  # a test ending mid-task leaves nothing running
+    )
     yield ex
     ex.shutdown()
 
