@@ -192,6 +192,7 @@ class Engine:
             raise  # rolled back: the next server does this step again
         except StepTimeout:
             log.error("orchestration of run %s took too long on %s", event.run_id, event.kind)
+            self._drop_pooled_connections()
             message = (
                 f"orchestrator error: one orchestration step took longer than "
                 f"{self._watchdog.timeout:g} s (the run is too large or loops)"
@@ -205,6 +206,13 @@ class Engine:
         except Exception:
             log.exception("could not mark run %s failed", event.run_id)
         return None
+
+    def _drop_pooled_connections(self) -> None:
+        """An interrupted step may have left its driver connection mid-protocol (seen with
+        PyMySQL): a server database's pool is renewed rather than lending it again."""
+        write_engine = self.database.write_engine
+        if write_engine.dialect.name != "sqlite":
+            write_engine.dispose()
 
     def _next_timeout(self) -> float | None:
         if not self._timers:
