@@ -339,7 +339,7 @@ def test_imported_history_is_no_cache_source_for_new_runs(
     keys (canonical JSON over kfpd artifact ids; upstream hashed its cache key over MLMD ids),
     so a new run launches its tasks instead of reusing imported results."""
     from kfpd.client.http import KfpdClient
-    from kfpd.services.tasks import find_cached_task
+    from kfpd.services.taskdata import find_cached_task
     from tests.fake_executor import FunctionExecutor
     from tests.test_orchestrator import wait_final
     from tests.test_run_lifecycle import _start
