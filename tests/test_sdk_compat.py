@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ def test_get_run_fills_run_details_task_details(orchestrated_server: Any, tmp_pa
     assert any(d.child_tasks for d in details)  # the root lists its children
     raw = httpx.get(f"{url}/apis/v2beta1/runs/{run_id}").json()
     assert "tasks" not in raw  # DEFAULT view still leaves the FULL-only task list out
+    full = httpx.get(f"{url}/apis/v2beta1/runs/{run_id}", params={"view": "FULL"}).json()
+    for task in full["tasks"]:
+        if task["type"] == "RUNTIME":  # a local process, named as one (no made-up pod)
+            [pod] = task["pods"]
+            assert re.fullmatch(r"local process \d+ on \S+", pod["name"]), pod
 
 
 def test_known_upstream_endpoints_answer_501(api: TestClient) -> None:

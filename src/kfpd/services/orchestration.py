@@ -78,6 +78,7 @@ from kfpd.services.taskdata import (
 from kfpd.spec.validate import resolve_runtime_parameters
 
 log = logging.getLogger(__name__)
+LOCAL_PROCESS = "local process (starting)"
 
 _GROUPS = {int(t) for t in GROUP_TASK_TYPES}
 ITERATIONS_PER_STEP = 500
@@ -604,6 +605,7 @@ class _RunStepper:
         self.set_state(task, TaskEvent.CACHE_HIT, TaskState.CACHED, changes=changes)
 
     def _pod(self, name: str, task_id: str = "") -> Pod:
+        """The pod this task would be in upstream (its downward-API name for local env)."""
         base = resource_name(self.run.pipeline_name, self.run.id)
         return Pod(name=f"{base}-{name}"[:63], namespace=self.run.namespace, uid=task_id)
 
@@ -647,7 +649,10 @@ class _RunStepper:
         env: list[tuple[str, str]] | None = None,
         kubernetes: dict[str, Any] | None = None,
     ) -> None:
-        pods = [{"name": self._pod(task["name"]).name, "type": TaskPodType.EXECUTOR.name}]
+        # A pod's name only where a pod will exist; a local process is named by its launcher
+        # when it reports (placement: "local process PID on HOST").
+        name = LOCAL_PROCESS if self.config.local_platform else self._pod(task["name"]).name
+        pods = [{"name": name, "type": TaskPodType.EXECUTOR.name}]
         write_task(self.session, task, {"pods": pods})
         if env:
             extra = [{"name": k, "value": v} for k, v in env]
