@@ -485,3 +485,51 @@ def test_matrix_other_callers_never_reach_namespace_a(world: World) -> None:
             assert status == 403, ("vic", method, path, status)
         checked += 1
     assert checked >= 25, checked  # not vacuous: most routes name an object
+
+
+def test_a_launcher_cannot_link_another_teams_artifact(world: World) -> None:
+    """Links stay in one namespace in multi-user mode: a task of team-b naming team-a's
+    artifact as its input would get that artifact's store session (its bytes)."""
+    ids = _ids_in_a(world)
+    b = f"launcher:{world.run_b}"
+    body = {"name": "t", "type": "RUNTIME", "scope_path": "root.t"}
+    task_b = world.call(b, "POST", f"{API}/runs/{world.run_b}/tasks", json=body).json()["task_id"]
+    link = {
+        "task_id": task_b,
+        "run_id": world.run_b,
+        "artifact_id": ids["artifact_id"],
+        "type": "TASK_OUTPUT_INPUT",
+        "producer": {"task_name": "m"},
+        "key": "data",
+    }
+    one = world.call(b, "POST", f"{API}/artifact_tasks", json={"artifact_task": link})
+    assert one.status_code == 400 and "another namespace" in one.text, one.text
+    bulk = world.call(
+        b, "POST", f"{API}/artifact_tasks:batchCreate", json={"artifact_tasks": [link]}
+    )
+    assert bulk.status_code == 400, bulk.text
+    inputs = {
+        "artifacts": [
+            {
+                "artifacts": [{"artifact_id": ids["artifact_id"]}],
+                "type": "TASK_OUTPUT_INPUT",
+                "artifact_key": "data",
+                "producer": {"task_name": "m"},
+            }
+        ]
+    }
+    created = world.call(
+        b,
+        "POST",
+        f"{API}/runs/{world.run_b}/tasks",
+        json={"name": "u", "type": "RUNTIME", "scope_path": "root.u", "inputs": inputs},
+    )
+    assert created.status_code == 400 and "another namespace" in created.text, created.text
+    # The same link inside team-a is fine.
+    a = f"launcher:{world.run_a2}"
+    task_a = world.call(a, "POST", f"{API}/runs/{world.run_a2}/tasks", json=body).json()["task_id"]
+    ok_link = {**link, "task_id": task_a, "run_id": world.run_a2}
+    assert (
+        world.call(a, "POST", f"{API}/artifact_tasks", json={"artifact_task": ok_link}).status_code
+        == 200
+    )

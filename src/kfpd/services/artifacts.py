@@ -123,7 +123,9 @@ _T = cast(Table, Task.__table__).c
 _TASK_REFS = select(_T.id, _T.run_id, _T.namespace, _T.name).where(
     _T.id.in_(bindparam("task_ids", expanding=True))
 )
-_ARTIFACT_IDS = select(_A.id).where(_A.id.in_(bindparam("artifact_ids", expanding=True)))
+_ARTIFACT_IDS = select(_A.id, _A.namespace).where(
+    _A.id.in_(bindparam("artifact_ids", expanding=True))
+)
 _ARTIFACT_BY_IDENTITY = select(_ARTIFACTS).where(
     _A.namespace == bindparam("namespace"), _A.identity_key == bindparam("identity_key")
 )
@@ -379,7 +381,11 @@ def _check_link(body: ArtifactTaskBody) -> None:
         raise InvalidArgument("artifact_task.producer is required")
 
 
-def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> list[ArtifactTask]:
+def create_artifact_tasks(
+    session: Session, bodies: list[ArtifactTaskBody], *, one_namespace: bool = False
+) -> list[ArtifactTask]:
+    """CreateArtifactTask(s). ``one_namespace`` (multi-user mode): an artifact may only be
+    linked to a task of its own namespace, so a launcher cannot reach another team's bytes."""
     if not bodies:
         raise InvalidArgument("artifact_tasks must not be empty")
     for body in bodies:
@@ -388,7 +394,10 @@ def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> l
     for run_id in sorted({b.run_id or "" for b in bodies}):
         lock_run_for_writes(conn, run_id)
     tasks = _task_refs(conn, {(b.task_id or "", b.run_id or "") for b in bodies})
-    _check_artifacts_exist(conn, list({b.artifact_id or "" for b in bodies}))
+    namespaces = _check_artifacts_exist(conn, list({b.artifact_id or "" for b in bodies}))
+    if one_namespace:
+        for body in bodies:
+            _same_namespace(namespaces, [body.artifact_id or ""], tasks[body.task_id or ""])
     specs = []
     for body in bodies:
         assert body.producer is not None and body.type is not None
@@ -398,26 +407,25 @@ def create_artifact_tasks(session: Session, bodies: list[ArtifactTaskBody]) -> l
     return [detached(ArtifactTask, link) for link in _ensure_links(conn, specs, now_us())]
 
 
-def _check_artifacts_exist(conn: Connection, artifact_ids: list[str]) -> None:
-    found = set(conn.execute(_ARTIFACT_IDS, {"artifact_ids": artifact_ids}).scalars())
-    missing = set(artifact_ids) - found
+def _check_artifacts_exist(conn: Connection, artifact_ids: list[str]) -> dict[str, str]:
+    """The artifacts' namespaces; NotFound if one does not exist."""
+    found = {r.id: r.namespace for r in conn.execute(_ARTIFACT_IDS, {"artifact_ids": artifact_ids})}
+    missing = set(artifact_ids) - set(found)
     if missing:
         raise NotFound(f"artifact(s) not found: {sorted(missing)}")
+    return found
 
 
-def link_task_artifacts(
-    session: Session,
-    task: Task,
-    io: dict[str, list[IOArtifact]],
-    *,
-    new_task: bool,
-) -> None:
-    """Record the links a CreateTask body lists in ``inputs/outputs.artifacts`` (a kfpd extension:
-    one request instead of CreateTask + CreateArtifactTasksBulk). ``io`` maps "inputs" and
-    "outputs" to their IOArtifacts; each names stored artifacts by id, its IO type (an input type
-    under inputs, an output type under outputs), key and producer. Idempotent like
-    CreateArtifactTasksBulk. The caller holds the run's lock."""
-    ref = _TaskRef(task.id, task.run_id, task.namespace, task.name)
+def _same_namespace(namespaces: dict[str, str], artifact_ids: list[str], task: _TaskRef) -> None:
+    foreign = sorted(a for a in artifact_ids if namespaces[a] != task.namespace)
+    if foreign:
+        raise InvalidArgument(f"artifact(s) of another namespace than task {task.id}'s: {foreign}")
+
+
+def _link_specs(
+    ref: _TaskRef, io: dict[str, list[IOArtifact]], *, new_task: bool
+) -> list[_LinkSpec]:
+    """The links a CreateTask body's ``inputs/outputs.artifacts`` ask for, checked."""
     specs: list[_LinkSpec] = []
     for side, entries in io.items():
         for i, entry in enumerate(entries):
@@ -437,12 +445,32 @@ def link_task_artifacts(
             for j, art in enumerate(entry.artifacts):
                 artifact_id = require(art.artifact_id, f"{where}.artifacts[{j}].artifact_id")
                 specs.append(_LinkSpec(artifact_id, ref, io_type, producer, key, unseen=new_task))
+    return specs
+
+
+def link_task_artifacts(
+    session: Session,
+    task: Task,
+    io: dict[str, list[IOArtifact]],
+    *,
+    new_task: bool,
+    one_namespace: bool = False,
+) -> None:
+    """Record the links a CreateTask body lists in ``inputs/outputs.artifacts`` (a kfpd extension:
+    one request instead of CreateTask + CreateArtifactTasksBulk). ``io`` maps "inputs" and
+    "outputs" to their IOArtifacts; each names stored artifacts by id, its IO type (an input type
+    under inputs, an output type under outputs), key and producer. Idempotent like
+    CreateArtifactTasksBulk. The caller holds the run's lock."""
+    ref = _TaskRef(task.id, task.run_id, task.namespace, task.name)
+    specs = _link_specs(ref, io, new_task=new_task)
     if not specs:
         return
     conn = session.connection()
     artifact_ids = sorted({s.artifact_id for s in specs})
-    if not new_task:
-        _check_artifacts_exist(conn, artifact_ids)
+    if not new_task or one_namespace:
+        namespaces = _check_artifacts_exist(conn, artifact_ids)
+        if one_namespace:
+            _same_namespace(namespaces, artifact_ids, ref)
         _ensure_links(conn, specs, now_us())
         return
     # A new task's links are all new: the artifact foreign key checks the ids as they go in,

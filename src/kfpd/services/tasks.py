@@ -196,7 +196,11 @@ def _snapshot(values: TaskValues) -> Task:
 # ---------------------------------------------------------------------------- use cases
 
 
-def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
+def create_task(
+    session: Session, run_id: str, body: PipelineTask, *, one_namespace: bool = False
+) -> Task:
+    """CreateTask (idempotent by logical key). ``one_namespace``: see
+    :func:`artifacts.create_artifact_tasks`."""
     if body.run_id and body.run_id != run_id:
         raise InvalidArgument(f"task.run_id {body.run_id!r} does not match the path's {run_id!r}")
     conn = session.connection()
@@ -216,7 +220,9 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     for row in found:
         if key is not None and row.logical_key == key:
             existing = _snapshot(load_task_in_run(conn, run_id, row.id))
-            artifacts_svc.link_task_artifacts(session, existing, links, new_task=False)
+            artifacts_svc.link_task_artifacts(
+                session, existing, links, new_task=False, one_namespace=one_namespace
+            )
             return existing
     created = _time_or_none(body.create_time, "create_time") or now
     task = new_task_row(
@@ -248,7 +254,9 @@ def create_task(session: Session, run_id: str, body: PipelineTask) -> Task:
     )
     insert_task_row(conn, task)
     created_task = _snapshot(task)
-    artifacts_svc.link_task_artifacts(session, created_task, links, new_task=True)
+    artifacts_svc.link_task_artifacts(
+        session, created_task, links, new_task=True, one_namespace=one_namespace
+    )
     machine.start_run(now)
     if change is not None:
         machine.settle(task, change, now)

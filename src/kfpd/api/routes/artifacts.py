@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from kfpd.api.convert import artifact_dict, link_dict, page_dict, wire_json
 from kfpd.api.deps import Db, Listing, opt_str
@@ -59,11 +59,13 @@ def list_artifacts(db: Db, listing: Listing, namespace: Q = None) -> Response:
 
 
 @router.post("/artifact_tasks", response_model=ArtifactTask, response_model_exclude_none=True)
-def create_artifact_task(body: CreateArtifactTaskRequest, db: Db) -> Response:
+def create_artifact_task(body: CreateArtifactTaskRequest, db: Db, request: Request) -> Response:
     if body.artifact_task is None:
         raise InvalidArgument("artifact_task is required")
+    one_namespace: bool = request.app.state.auth.multi_user
     with db.write_session() as s:
-        return wire_json(link_dict(svc.create_artifact_tasks(s, [body.artifact_task])[0]))
+        links = svc.create_artifact_tasks(s, [body.artifact_task], one_namespace=one_namespace)
+        return wire_json(link_dict(links[0]))
 
 
 @router.post(
@@ -71,9 +73,12 @@ def create_artifact_task(body: CreateArtifactTaskRequest, db: Db) -> Response:
     response_model=CreateArtifactTasksBulkResponse,
     response_model_exclude_none=True,
 )
-def create_artifact_tasks_bulk(body: CreateArtifactTasksBulkRequest, db: Db) -> Response:
+def create_artifact_tasks_bulk(
+    body: CreateArtifactTasksBulkRequest, db: Db, request: Request
+) -> Response:
+    one_namespace: bool = request.app.state.auth.multi_user
     with db.write_session() as s:
-        links = svc.create_artifact_tasks(s, body.artifact_tasks)
+        links = svc.create_artifact_tasks(s, body.artifact_tasks, one_namespace=one_namespace)
         return wire_json({"artifact_tasks": [link_dict(x) for x in links]})
 
 

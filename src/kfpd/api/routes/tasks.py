@@ -30,8 +30,10 @@ Q = Annotated[str | None, Query()]
 async def create_task(request: Request, run_id: str, body: PipelineTask) -> Response:
     """CreateTask: idempotent by the task's logical key; links in ``inputs.artifacts`` too."""
 
+    one_namespace: bool = request.app.state.auth.multi_user
+
     def create(s: Session) -> dict[str, Any]:
-        return task_dict(svc.create_task(s, run_id, body))
+        return task_dict(svc.create_task(s, run_id, body, one_namespace=one_namespace))
 
     return wire_json(await database_of(request).run_write(create))
 
