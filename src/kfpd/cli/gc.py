@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kfpd.cli.settings import settings_or_exit
 from kfpd.config import Settings
 from kfpd.domain.timeutil import now_us
 from kfpd.services import retention
@@ -61,7 +62,6 @@ def gc(
     The policy comes from the config file's `retention` section; flags override it. Artifacts
     are lineage-aware: one that a kept run produced or used is never deleted.
     """
-    from kfpd.cli.main import settings_or_exit
     from kfpd.db.engine import Database
 
     settings: Settings = settings_or_exit(config, data_dir=data_dir, db_url=db_url)

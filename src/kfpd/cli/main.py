@@ -5,19 +5,18 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
 import yaml
-from pydantic import ValidationError
 
 from kfpd import __version__
 from kfpd.cli.auth import bindings_app, tokens_app
 from kfpd.cli.gc import gc as gc_command
 from kfpd.cli.mlmd import import_mlmd
 from kfpd.cli.runs import run, runs_app
-from kfpd.config import ConfigFileError, Settings
+from kfpd.cli.settings import ConfigOption, settings_or_exit
 
 app = typer.Typer(
     help="kfpd: a Kubeflow Pipelines backend in one Python server.", no_args_is_help=True
@@ -36,22 +35,6 @@ app.command("gc")(gc_command)
 def version() -> None:
     """Print the kfpd version."""
     typer.echo(__version__)
-
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", help="YAML file of settings (keys as in `kfpd config show`; env KFPD_CONFIG)."
-    ),
-]
-
-
-def settings_or_exit(config_file: Path | None, **given: Any) -> Settings:
-    try:
-        return Settings.load(config_file, **given)
-    except (ConfigFileError, ValidationError) as exc:
-        typer.echo(f"kfpd: invalid configuration: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
