@@ -16,6 +16,7 @@ database says was launched, adopts those still running and fails only those that
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,36 @@ class TaskExit:
 
 
 ExitCallback = Callable[[TaskExit], None]
+
+log = logging.getLogger("kfpd.executors")
+
+
+def deliver_exit(on_exit: ExitCallback, exit_: TaskExit) -> None:
+    """Call an executor's ``on_exit``; a failing callback is logged, never raised into the
+    executor's own thread (which must go on watching its other tasks)."""
+    try:
+        on_exit(exit_)
+    except Exception:
+        log.exception("on_exit callback for task %s failed", exit_.task_id)
+
+
+class IgnoredImageWarning:
+    """Warns once that an executor runs commands without the component's image."""
+
+    def __init__(self, executor: str, where: str) -> None:
+        self._executor = executor
+        self._where = where
+        self._warned = False
+
+    def __call__(self, spec: LaunchSpec) -> None:
+        if spec.container.image and not self._warned:
+            self._warned = True
+            log.warning(
+                "the %s executor ignores container images (first seen: %s); commands run %s",
+                self._executor,
+                spec.container.image,
+                self._where,
+            )
 
 
 class Executor(Protocol):

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from kfpd.executors import pidfile
-from kfpd.executors.base import ExitCallback, TaskExit
+from kfpd.executors.base import ExitCallback, IgnoredImageWarning, TaskExit, deliver_exit
 from kfpd.launcher.main import EXECUTOR_ENV
 from kfpd.launcher.process import describe_exit
 from kfpd.schemas.launch import LaunchSpec
@@ -99,7 +99,7 @@ class LocalExecutor:
         self._running: dict[str, _Task] = {}
         self._queue: deque[_Task] = deque()
         self._closed = False
-        self._image_warned = False
+        self._warn_image = IgnoredImageWarning("local", "on this host")
         self._prefault = prefault
         self.on_stop: OnStop = on_stop
         self._draining = False
@@ -442,19 +442,7 @@ class LocalExecutor:
         self._start(task)
 
     def _notify(self, task: _Task, exit_: TaskExit) -> None:
-        try:
-            task.on_exit(exit_)
-        except Exception:
-            log.exception("on_exit callback for task %s failed", exit_.task_id)
-
-    def _warn_image(self, spec: LaunchSpec) -> None:
-        if spec.container.image and not self._image_warned:
-            self._image_warned = True
-            log.warning(
-                "the local executor ignores container images (first seen: %s); commands run "
-                "on this host",
-                spec.container.image,
-            )
+        deliver_exit(task.on_exit, exit_)
 
 
 class _WarmWorker:

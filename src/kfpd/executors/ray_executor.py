@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfpd.executors.base import ExitCallback, TaskExit
+from kfpd.executors.base import ExitCallback, IgnoredImageWarning, TaskExit, deliver_exit
 from kfpd.executors.resources import QuantityError, requests_of
 from kfpd.launcher.main import EXECUTOR_ENV, PLACEMENT_ENV
 from kfpd.launcher.process import describe_exit
@@ -172,7 +172,7 @@ class RayExecutor:
         self._changed = threading.Condition(self._lock)
         self._tasks: dict[str, _RayTask] = {}
         self._closed = False
-        self._image_warned = False
+        self._warn_image = IgnoredImageWarning("Ray", "in the Ray workers' environment")
         self._waiter = threading.Thread(target=self._wait_loop, name="kfpd-ray-waiter", daemon=True)
         self._waiter.start()
 
@@ -272,19 +272,7 @@ class RayExecutor:
                 return
             del self._tasks[task.spec.task_id]
             self._changed.notify_all()
-        try:
-            task.on_exit(exit_)
-        except Exception:
-            log.exception("on_exit callback for task %s failed", exit_.task_id)
-
-    def _warn_image(self, spec: LaunchSpec) -> None:
-        if spec.container.image and not self._image_warned:
-            self._image_warned = True
-            log.warning(
-                "the Ray executor ignores container images (first seen: %s); commands run "
-                "in the Ray workers' environment",
-                spec.container.image,
-            )
+        deliver_exit(task.on_exit, exit_)
 
 
 def _describe(exc: BaseException) -> str:
