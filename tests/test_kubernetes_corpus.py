@@ -304,3 +304,78 @@ def test_workspace_is_a_per_run_volume_in_every_pod(
         "resources": {"requests": {"storage": "1Gi"}},
         "storageClassName": "standard",
     }
+
+
+OPTIONAL_INPUTS = "critical/missing_kubernetes_optional_inputs.yaml"
+
+
+def _with_pod_affinity_and_ephemeral_volume(tmp_path: Path) -> Path:
+    """The corpus has no pipeline with ``podAffinity`` or ``genericEphemeralVolume``: this
+    one's executor config gets them, in kfp-kubernetes' IR field names, the JSON term from
+    the pipeline input the corpus file gives ``nodeAffinityJson``."""
+    import yaml
+
+    spec, platform = yaml.safe_load_all((CORPUS / OPTIONAL_INPUTS).read_text())
+    config = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-log-message"]
+    del config["nodeAffinity"]
+    config["podAffinity"] = [
+        {"matchPodLabels": {"app": "cache"}, "topologyKey": "kubernetes.io/hostname"},
+        {"podAffinityJson": {"componentInputParameter": "optional_affinity"}, "anti": True},
+    ]
+    config["genericEphemeralVolume"] = [
+        {
+            "volumeName": "scratch",
+            "mountPath": "/scratch",
+            "accessModes": ["ReadWriteOnce"],
+            "size": "2Gi",
+            "storageClassName": "fast",
+            "metadata": {"labels": {"team": "ml"}},
+        }
+    ]
+    path = tmp_path / "pod_affinity_ephemeral.yaml"
+    path.write_text(yaml.safe_dump_all([spec, platform]))
+    return path
+
+
+def test_pod_affinity_and_ephemeral_volume_through_the_orchestrator(
+    k8s_server: tuple[str, PodBuildingExecutor], tmp_path: Path
+) -> None:
+    url, executor = k8s_server
+    path = _with_pod_affinity_and_ephemeral_volume(tmp_path)
+    unset = _run(url, str(path))
+    assert unset["state"] == "SUCCEEDED", unset
+    spec = executor.pods["log-message"]["spec"]
+    _main(executor.pods["log-message"])  # schema-valid
+    cache = {
+        "labelSelector": {"matchLabels": {"app": "cache"}},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    assert spec["affinity"] == {
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [cache]}
+    }, "the JSON term of an unset optional input adds nothing"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {
+        m["mountPath"]: volumes[m["name"]]
+        for m in _main(executor.pods["log-message"])["volumeMounts"]
+    }
+    assert mounts["/scratch"]["ephemeral"]["volumeClaimTemplate"] == {
+        "metadata": {"labels": {"team": "ml"}},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "2Gi"}},
+            "storageClassName": "fast",
+        },
+    }
+
+    db = {
+        "labelSelector": {"matchLabels": {"app": "db"}},
+        "topologyKey": "topology.kubernetes.io/zone",
+    }
+    given = _run(url, str(path), optional_affinity=db)
+    assert given["state"] == "SUCCEEDED", given
+    pod = executor.pods["log-message"]
+    _main(pod)
+    assert pod["spec"]["affinity"] == {
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [cache]},
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [db]},
+    }

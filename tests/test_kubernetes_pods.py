@@ -61,6 +61,7 @@ FEATURES: dict[str, dict[str, Any]] = {
             "pvcMount": [
                 {"pvcNameParameter": "my-pvc", "mountPath": "/data"},
                 {"constant": "old-style-pvc", "mountPath": "/old"},
+                {"pvcNameParameter": "shared", "mountPath": "/models", "subPath": "team-a/models"},
             ],
             "emptyDirMounts": [
                 {"volumeName": "scratch", "mountPath": "/scratch", "medium": "Memory"}
@@ -84,6 +85,69 @@ FEATURES: dict[str, dict[str, Any]] = {
                 {
                     "weight": 50,
                     "matchExpressions": [{"key": "ssd", "operator": "Exists"}],
+                },
+            ],
+        }
+    },
+    "pod_affinity": {
+        "kubernetes": {
+            "podAffinity": [
+                {
+                    "matchPodLabels": {"app": "cache"},
+                    "topologyKey": "kubernetes.io/hostname",
+                },
+                {
+                    "matchPodExpressions": [
+                        {"key": "security", "operator": "In", "values": ["S1", "S2"]}
+                    ],
+                    "namespaces": ["team-a", "team-b"],
+                    "matchNamespaceLabels": {"tier": "ml"},
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "weight": 10,
+                },
+                {
+                    "matchPodExpressions": [{"key": "role", "operator": "Exists"}],
+                    "matchNamespaceExpressions": [
+                        {"key": "env", "operator": "NotIn", "values": ["dev"]}
+                    ],
+                    "topologyKey": "kubernetes.io/hostname",
+                    "anti": True,
+                },
+                {
+                    "podAffinityJson": {
+                        "labelSelector": {"matchLabels": {"app": "db"}},
+                        "topologyKey": "topology.kubernetes.io/zone",
+                    },
+                    "anti": True,
+                    "weight": 100,
+                },
+                {"podAffinityJson": None},
+            ],
+            "nodeAffinity": [
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["eu-1a"]}]}
+            ],
+        }
+    },
+    "ephemeral_volumes": {
+        "kubernetes": {
+            "genericEphemeralVolume": [
+                {
+                    "volumeName": "scratch",
+                    "mountPath": "/scratch",
+                    "accessModes": ["ReadWriteOnce"],
+                    "size": "5Gi",
+                    "storageClassName": "fast-ssd",
+                    "metadata": {
+                        "labels": {"team": "ml"},
+                        "annotations": {"backup": "false"},
+                    },
+                },
+                {
+                    "volumeName": "cache",
+                    "mountPath": "/cache",
+                    "accessModes": ["ReadWriteMany", "ReadOnlyMany"],
+                    "size": "1Gi",
+                    "defaultStorageClass": True,
                 },
             ],
         }
@@ -171,5 +235,16 @@ def test_incomplete_platform_config_is_refused_with_a_message() -> None:
     assert "V" not in {e["name"] for e in _pod(kubernetes=optional)["spec"]["containers"][0]["env"]}
     with pytest.raises(PodSpecError, match="PVC mount"):
         _pod(kubernetes={"pvcMount": [{"mountPath": "/data"}]})
+    with pytest.raises(PodSpecError, match="topologyKey"):
+        _pod(kubernetes={"podAffinity": [{"matchPodLabels": {"app": "x"}}]})
+    with pytest.raises(PodSpecError, match=r"weight must be 1\.\.100"):
+        _pod(kubernetes={"podAffinity": [{"topologyKey": "zone", "weight": 0}]})
+    with pytest.raises(PodSpecError, match="podAffinityJson is not JSON"):
+        _pod(kubernetes={"podAffinity": [{"podAffinityJson": "{oops"}]})
+    ephemeral = {"volumeName": "v", "mountPath": "/v", "size": "1Gi"}
+    with pytest.raises(PodSpecError, match="accessModes and a size"):
+        _pod(kubernetes={"genericEphemeralVolume": [ephemeral]})
+    with pytest.raises(PodSpecError, match="unknown access mode"):
+        _pod(kubernetes={"genericEphemeralVolume": [{**ephemeral, "accessModes": ["RWO"]}]})
     with pytest.raises(PodSpecError, match="task resources"):
         _pod(resources={"resourceCpuLimit": "many"})

@@ -10,7 +10,8 @@ is a Secret mounted read-only, never an env var or an annotation (anyone who may
 would see it). The kfp-kubernetes executor config arrives resolved (every ``*Parameter`` is
 already its value, see ``orchestrator.platform.resolved_config``) and becomes: env from
 secrets, config maps, field paths and the downward API; secret / config map / PVC / emptyDir
-volumes; node selector, tolerations, node affinity; pod labels and annotations; image pull
+volumes, generic ephemeral volumes; node selector, tolerations, node affinity, pod affinity and
+anti-affinity; pod labels and annotations; image pull
 secrets and policy; ``activeDeadlineSeconds``; the run's service account; resources and
 accelerators.
 """
@@ -248,12 +249,43 @@ def _empty_dir_volume(entry: dict[str, Any]) -> dict[str, Any] | None:
     return {"emptyDir": empty}
 
 
+_ACCESS_MODES = {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"}
+
+
+def _ephemeral_volume(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """``genericEphemeralVolume``: a claim the cluster creates with the pod and deletes with it
+    (``ephemeral.volumeClaimTemplate``)."""
+    modes = [str(mode) for mode in entry.get("accessModes") or []]
+    if not modes or not entry.get("size"):
+        raise PodSpecError("a generic ephemeral volume needs accessModes and a size")
+    unknown = sorted(set(modes) - _ACCESS_MODES)
+    if unknown:
+        raise PodSpecError(f"generic ephemeral volume: unknown access mode(s) {unknown}")
+    claim_spec: dict[str, Any] = {
+        "accessModes": modes,
+        "resources": {"requests": {"storage": str(entry["size"])}},
+    }
+    # As upstream: unless defaultStorageClass, the class is the one named, "" (no dynamic
+    # provisioning, bind to an existing volume) when none is.
+    if not entry.get("defaultStorageClass"):
+        claim_spec["storageClassName"] = str(entry.get("storageClassName") or "")
+    template: dict[str, Any] = {"spec": claim_spec}
+    metadata = entry.get("metadata") or {}
+    claim_metadata = {
+        key: _strings(metadata.get(key)) for key in ("labels", "annotations") if metadata.get(key)
+    }
+    if claim_metadata:
+        template["metadata"] = claim_metadata
+    return {"ephemeral": {"volumeClaimTemplate": template}}
+
+
 # kfp-kubernetes config key -> the pod volume one of its entries becomes (None: no volume).
 _VOLUME_KINDS: tuple[tuple[str, Callable[[dict[str, Any]], dict[str, Any] | None]], ...] = (
     ("secretAsVolume", _secret_volume),
     ("configMapAsVolume", _config_map_volume),
     ("pvcMount", _pvc_volume),
     ("emptyDirMounts", _empty_dir_volume),
+    ("genericEphemeralVolume", _ephemeral_volume),
 )
 
 
@@ -261,16 +293,19 @@ def _volumes(config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[st
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
 
-    def add(volume: dict[str, Any], mount_path: str) -> None:
+    def add(volume: dict[str, Any], mount_path: str, sub_path: str = "") -> None:
         name = f"kfpd-vol-{len(volumes)}"
         volumes.append({"name": name, **volume})
-        mounts.append({"name": name, "mountPath": mount_path})
+        mount = {"name": name, "mountPath": mount_path}
+        if sub_path:  # pvcMount's subPath: a folder of the volume, not its root
+            mount["subPath"] = sub_path
+        mounts.append(mount)
 
     for key, build in _VOLUME_KINDS:
         for entry in config.get(key) or []:
             volume = build(entry)
             if volume is not None:
-                add(volume, entry["mountPath"])
+                add(volume, entry["mountPath"], str(entry.get("subPath") or ""))
     shared_memory = config.get("enabledSharedMemory")
     if shared_memory is not None:
         dshm: dict[str, Any] = {"medium": "Memory"}
@@ -313,9 +348,77 @@ def _scheduling(config: dict[str, Any], pod_spec: dict[str, Any]) -> None:
             tolerations.append(toleration)
     if tolerations:
         pod_spec["tolerations"] = tolerations
-    affinity = _node_affinity(config.get("nodeAffinity") or [])
+    affinity: dict[str, Any] = {}
+    node_affinity = _node_affinity(config.get("nodeAffinity") or [])
+    if node_affinity:
+        affinity["nodeAffinity"] = node_affinity
+    affinity.update(_pod_affinity(config.get("podAffinity") or []))
     if affinity:
-        pod_spec["affinity"] = {"nodeAffinity": affinity}
+        pod_spec["affinity"] = affinity
+
+
+def _label_selector(expressions: Any, labels: Any) -> dict[str, Any] | None:
+    """kfp-kubernetes ``match*Expressions`` / ``match*Labels`` as a Kubernetes LabelSelector."""
+    selector: dict[str, Any] = {}
+    if expressions:
+        selector["matchExpressions"] = [
+            {k: item[k] for k in ("key", "operator", "values") if item.get(k)}
+            for item in expressions
+        ]
+    if labels:
+        selector["matchLabels"] = _strings(labels)
+    return selector or None
+
+
+def _pod_affinity_term(entry: dict[str, Any]) -> dict[str, Any] | None:
+    if "podAffinityJson" in entry:
+        from_json = _json_value(entry["podAffinityJson"], "podAffinityJson")
+        # A parameter left unset (optional input) resolves to None: no term, as upstream
+        # skips a null.
+        if not from_json:
+            return None
+        if not isinstance(from_json, dict):
+            raise PodSpecError("podAffinityJson is not a PodAffinityTerm object")
+        term = dict(from_json)
+    else:
+        term = {}
+        pods = _label_selector(entry.get("matchPodExpressions"), entry.get("matchPodLabels"))
+        if pods:
+            term["labelSelector"] = pods
+        if entry.get("namespaces"):
+            term["namespaces"] = [str(n) for n in entry["namespaces"]]
+        spaces = _label_selector(
+            entry.get("matchNamespaceExpressions"), entry.get("matchNamespaceLabels")
+        )
+        if spaces:
+            term["namespaceSelector"] = spaces
+        if entry.get("topologyKey"):
+            term["topologyKey"] = str(entry["topologyKey"])
+    # The API rejects a term without one; say so before the pod is even sent.
+    if not term.get("topologyKey"):
+        raise PodSpecError("a pod affinity term in the task's Kubernetes config has no topologyKey")
+    return term
+
+
+def _pod_affinity(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """``podAffinity`` terms: ``anti`` picks podAntiAffinity, a ``weight`` makes the term
+    preferred (weighted) instead of required."""
+    out: dict[str, Any] = {}
+    for entry in entries:
+        term = _pod_affinity_term(entry)
+        if term is None:
+            continue
+        kind = out.setdefault("podAntiAffinity" if entry.get("anti") else "podAffinity", {})
+        weight = entry.get("weight")
+        if weight is not None:
+            weight = int(weight)
+            if not 1 <= weight <= 100:
+                raise PodSpecError(f"pod affinity weight must be 1..100, got {weight}")
+            preferred = kind.setdefault("preferredDuringSchedulingIgnoredDuringExecution", [])
+            preferred.append({"weight": weight, "podAffinityTerm": term})
+        else:
+            kind.setdefault("requiredDuringSchedulingIgnoredDuringExecution", []).append(term)
+    return out
 
 
 def _node_affinity(entries: list[dict[str, Any]]) -> dict[str, Any]:
