@@ -1,5 +1,6 @@
 """Build a :class:`PipelineIR` from the IR dicts as stored on a run. The only place that
-walks the raw PipelineSpec for orchestration (validation at submission lives in spec/)."""
+walks the raw PipelineSpec and PlatformSpec for orchestration (validation at submission,
+before a typed view exists, lives in spec/)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,37 @@ from typing import Any
 
 from kfpd.ir.model import (
     EMPTY,
+    NO_DEFINITIONS,
+    ArtifactDefinition,
+    ArtifactSource,
+    ArtifactType,
     Component,
+    ComponentInput,
+    Container,
     Dag,
     DagOutput,
     DagTask,
+    Definitions,
+    EnvFromStore,
     Executor,
+    FieldPathEnv,
+    FinalStatus,
     Importer,
     IteratorKind,
     Json,
+    KeyToEnv,
+    KubernetesConfig,
     LoopIterator,
+    ParameterDefinition,
+    ParameterInput,
+    ParameterSource,
     PipelineIR,
     RetryPolicy,
+    RuntimeValue,
     Selector,
+    TaskInputs,
+    TaskOutput,
+    Unsupported,
 )
 from kfpd.spec.scope import topological_order
 
@@ -76,6 +96,80 @@ def _iterator(spec: Json) -> LoopIterator | None:
     return None
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def parameter_input(source: Json) -> ParameterInput:
+    """A task input parameter's source (``TaskInputsSpec.InputParameterSpec``); kfp-kubernetes
+    fields given as parameters use the same form."""
+    parsed: ParameterSource
+    if "componentInputParameter" in source:
+        parsed = ComponentInput(str(source["componentInputParameter"]))
+    elif "taskOutputParameter" in source:
+        ref = _map(source["taskOutputParameter"])
+        parsed = TaskOutput(
+            str(ref.get("producerTask", "")), str(ref.get("outputParameterKey", ""))
+        )
+    elif "runtimeValue" in source:
+        parsed = RuntimeValue(_map(source["runtimeValue"]).get("constant"))
+    elif "taskFinalStatus" in source:
+        parsed = FinalStatus(str(_map(source["taskFinalStatus"]).get("producerTask", "")))
+    else:
+        parsed = Unsupported(tuple(sorted(source)))
+    return ParameterInput(parsed, str(source.get("parameterExpressionSelector") or ""))
+
+
+def _artifact_source(source: Json) -> ArtifactSource:
+    if "componentInputArtifact" in source:
+        return ComponentInput(str(source["componentInputArtifact"]))
+    if "taskOutputArtifact" in source:
+        ref = _map(source["taskOutputArtifact"])
+        return TaskOutput(str(ref.get("producerTask", "")), str(ref.get("outputArtifactKey", "")))
+    return Unsupported(tuple(sorted(source)))
+
+
+def _task_inputs(spec: Json) -> TaskInputs:
+    params = _map(spec.get("parameters"))
+    artifacts = _map(spec.get("artifacts"))
+    return TaskInputs(
+        parameters=MappingProxyType({n: parameter_input(_map(s)) for n, s in params.items()}),
+        artifacts=MappingProxyType({n: _artifact_source(_map(s)) for n, s in artifacts.items()}),
+    )
+
+
+def _artifact_type(spec: Json) -> ArtifactType:
+    return ArtifactType(
+        schema_title=_optional_str(spec.get("schemaTitle")),
+        schema_version=_optional_str(spec.get("schemaVersion")),
+        instance_schema=_optional_str(spec.get("instanceSchema")),
+        schema_uri=_optional_str(spec.get("schemaUri")),
+    )
+
+
+def _definitions(spec: Json) -> Definitions:
+    if not spec:
+        return NO_DEFINITIONS
+    parameters = {
+        name: ParameterDefinition(
+            parameter_type=_optional_str(d.get("parameterType")),
+            has_default="defaultValue" in d,
+            default=d.get("defaultValue"),
+            optional=bool(d.get("isOptional")),
+        )
+        for name, d in ((n, _map(v)) for n, v in _map(spec.get("parameters")).items())
+    }
+    artifacts = {
+        name: ArtifactDefinition(
+            artifact_type=_artifact_type(_map(d.get("artifactType"))),
+            is_list=bool(d.get("isArtifactList")),
+            optional=bool(d.get("isOptional")),
+        )
+        for name, d in ((n, _map(v)) for n, v in _map(spec.get("artifacts")).items())
+    }
+    return Definitions(MappingProxyType(parameters), MappingProxyType(artifacts))
+
+
 def _task(name: str, spec: Json) -> DagTask:
     trigger = _map(spec.get("triggerPolicy"))
     return DagTask(
@@ -88,8 +182,7 @@ def _task(name: str, spec: Json) -> DagTask:
         iterator=_iterator(spec),
         caching=bool(_map(spec.get("cachingOptions")).get("enableCache")),
         retry=_retry(_map(spec.get("retryPolicy"))),
-        inputs=_map(spec.get("inputs")),
-        spec=MappingProxyType(dict(spec)),
+        inputs=_task_inputs(_map(spec.get("inputs"))),
     )
 
 
@@ -162,9 +255,8 @@ def _component(name: str, spec: Json) -> Component:
         name=name,
         executor_label=str(spec.get("executorLabel") or ""),
         dag=dag,
-        input_definitions=_map(spec.get("inputDefinitions")),
-        output_definitions=definitions,
-        spec=MappingProxyType(dict(spec)),
+        input_definitions=_definitions(_map(spec.get("inputDefinitions"))),
+        output_definitions=_definitions(definitions),
     )
 
 
@@ -181,8 +273,71 @@ def _executor(label: str, spec: Json) -> Executor:
             reimport=bool(body.get("reimport", False)),
             download_to_workspace=bool(body.get("downloadToWorkspace")),
         )
-    container = _map(spec.get("container")) if "container" in spec else None
+    container = _container(_map(spec.get("container"))) if "container" in spec else None
     return Executor(label=label, container=container, importer=importer)
+
+
+def _container(spec: Json) -> Container:
+    return Container(
+        image=str(spec.get("image", "")),
+        command=tuple(str(c) for c in spec.get("command") or ()),
+        args=tuple(str(a) for a in spec.get("args") or ()),
+        env=tuple(
+            (str(e.get("name", "")), str(e.get("value", "")))
+            for e in (_map(v) for v in spec.get("env") or ())
+        ),
+        resources=_map(spec.get("resources")),
+    )
+
+
+# A kfp-kubernetes field given as a parameter: {componentInputParameter: ...} and the like.
+_SOURCE_KEYS = {"componentInputParameter", "taskOutputParameter", "runtimeValue", "taskFinalStatus"}
+
+
+def _pod_config(value: Any) -> Any:
+    """The config read-only, with each parameter source as a :class:`ParameterInput`."""
+    if isinstance(value, Mapping):
+        if value and set(value) <= _SOURCE_KEYS:
+            return parameter_input(value)
+        return MappingProxyType({k: _pod_config(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_pod_config(v) for v in value)
+    return value
+
+
+def _env_from_store(entries: Any, name_key: str, value_key: str) -> tuple[EnvFromStore, ...]:
+    found = []
+    for entry in (_map(e) for e in entries or ()):
+        source = _map(entry.get(f"{name_key}Parameter"))
+        found.append(
+            EnvFromStore(
+                name=str(entry.get(name_key) or ""),
+                name_parameter=parameter_input(source) if source else None,
+                optional=bool(entry.get("optional")),
+                keys=tuple(
+                    KeyToEnv(str(m.get(value_key, "")), str(m.get("envVar", "")))
+                    for m in (_map(k) for k in entry.get("keyToEnv") or ())
+                ),
+            )
+        )
+    return tuple(found)
+
+
+def _kubernetes(spec: Json) -> KubernetesConfig:
+    metadata = _map(spec.get("podMetadata"))
+    return KubernetesConfig(
+        labels=MappingProxyType({str(k): str(v) for k, v in _map(metadata.get("labels")).items()}),
+        annotations=MappingProxyType(
+            {str(k): str(v) for k, v in _map(metadata.get("annotations")).items()}
+        ),
+        field_path_env=tuple(
+            FieldPathEnv(str(i.get("name") or ""), str(i.get("fieldPath") or ""))
+            for i in (_map(item) for item in spec.get("fieldPathAsEnv") or ())
+        ),
+        secret_env=_env_from_store(spec.get("secretAsEnv"), "secretName", "secretKey"),
+        config_map_env=_env_from_store(spec.get("configMapAsEnv"), "configMapName", "configMapKey"),
+        pod_config=_pod_config(spec),
+    )
 
 
 def load_ir(pipeline_spec: Json | None, platform_spec: Json | None = None) -> PipelineIR:
@@ -200,7 +355,9 @@ def load_ir(pipeline_spec: Json | None, platform_spec: Json | None = None) -> Pi
         root=_component("root", _map(spec.get("root"))),
         components=MappingProxyType(components),
         executors=MappingProxyType(executors),
-        platform_executors=MappingProxyType({k: _map(v) for k, v in platform.items()}),
+        platform_executors=MappingProxyType(
+            {k: _kubernetes(_map(v)) for k, v in platform.items() if _map(v)}
+        ),
         platform_workspace=_map(_map(kubernetes.get("pipelineConfig")).get("workspace")),
         spec=spec,
     )

@@ -1,10 +1,11 @@
 """A typed, immutable view of a run's pipeline IR (PipelineSpec + platform config).
 
-Built once per run by :func:`kfpd.ir.load.load_ir`; everything past the loader reads these
-frozen objects instead of walking the raw dicts. Mappings are read-only views
-(``MappingProxyType``). ``inputs`` of a task and the definitions of a component are kept in
-their IR form (``Json``): input resolution (``orchestrator/resolve.py``) and launch specs read
-them as the kfp SDK wrote them.
+Built once per run by :func:`kfpd.ir.load.load_ir` (and cached once per run by
+``services/taskdata.ir_of``); everything past the loader reads these frozen objects instead of
+walking the raw dicts. Mappings are read-only views (``MappingProxyType``). ``Json`` is left
+only where the data is free-form: parameter values (constants, defaults), user metadata, an
+executor's ``resources`` and the Kubernetes pod config that goes, resolved, into the
+LaunchSpec for an executor that builds pods (the launcher's wire format).
 """
 
 from __future__ import annotations
@@ -19,6 +20,116 @@ Json = Mapping[str, Any]
 EMPTY: Json = MappingProxyType({})
 
 ALL_UPSTREAM_COMPLETED = "ALL_UPSTREAM_TASKS_COMPLETED"
+
+
+@dataclass(frozen=True)
+class ComponentInput:
+    """A value of the enclosing DAG's inputs (``componentInputParameter`` / ``Artifact``)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """A sibling task's output (``taskOutputParameter`` / ``taskOutputArtifact``)."""
+
+    producer: str
+    key: str
+
+
+@dataclass(frozen=True)
+class RuntimeValue:
+    """A constant (any JSON value; strings may hold placeholders)."""
+
+    constant: Any
+
+
+@dataclass(frozen=True)
+class FinalStatus:
+    """The final status of a sibling task (exit handlers' ``taskFinalStatus``)."""
+
+    producer: str
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A source kfpd does not know: the task fails with these keys in its message."""
+
+    keys: tuple[str, ...]
+
+
+ParameterSource = ComponentInput | TaskOutput | RuntimeValue | FinalStatus | Unsupported
+ArtifactSource = ComponentInput | TaskOutput | Unsupported
+
+
+@dataclass(frozen=True)
+class ParameterInput:
+    """Where a task's input parameter comes from, and the CEL selector applied to it."""
+
+    source: ParameterSource
+    selector: str = ""  # parameterExpressionSelector
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """A DAG entry's wired inputs, in IR order."""
+
+    parameters: Mapping[str, ParameterInput] = field(default_factory=lambda: MappingProxyType({}))
+    artifacts: Mapping[str, ArtifactSource] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class ParameterDefinition:
+    """A declared input or output parameter of a component."""
+
+    parameter_type: str | None = None  # None: the IR leaves it out
+    has_default: bool = False
+    default: Any = None  # a JSON value (when has_default)
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ArtifactType:
+    """An ``artifactType`` (fields the IR leaves out are None)."""
+
+    schema_title: str | None = None
+    schema_version: str | None = None
+    instance_schema: str | None = None
+    schema_uri: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        """As the IR writes it (cache keys hash this form, so it must stay stable)."""
+        fields = {
+            "schemaTitle": self.schema_title,
+            "schemaVersion": self.schema_version,
+            "instanceSchema": self.instance_schema,
+            "schemaUri": self.schema_uri,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ArtifactDefinition:
+    """A declared input or output artifact of a component."""
+
+    artifact_type: ArtifactType = field(default_factory=ArtifactType)
+    is_list: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """A component's ``inputDefinitions`` or ``outputDefinitions``, in IR order."""
+
+    parameters: Mapping[str, ParameterDefinition] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    artifacts: Mapping[str, ArtifactDefinition] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+NO_DEFINITIONS = Definitions()
 
 
 @dataclass(frozen=True)
@@ -64,12 +175,7 @@ class DagTask:
     iterator: LoopIterator | None = None
     caching: bool = False
     retry: RetryPolicy | None = None
-    inputs: Json = field(
-        default_factory=lambda: EMPTY
-    )  # the IR's task inputs (resolved by orchestrator/resolve.py)
-    spec: Json = field(
-        default_factory=lambda: EMPTY
-    )  # the whole IR entry, for resolve/launch code that reads it as written
+    inputs: TaskInputs = field(default_factory=TaskInputs)  # resolved by orchestrator/resolve
 
     @property
     def runs_after_failures(self) -> bool:
@@ -124,9 +230,20 @@ class Importer:
 
 
 @dataclass(frozen=True)
+class Container:
+    """A container executor (``deploymentSpec.executors.<label>.container``)."""
+
+    image: str = ""
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # (name, value), in order
+    resources: Json = field(default_factory=lambda: EMPTY)  # passed to executors as written
+
+
+@dataclass(frozen=True)
 class Executor:
     label: str
-    container: Json | None = None
+    container: Container | None = None
     importer: Importer | None = None
 
 
@@ -135,13 +252,54 @@ class Component:
     name: str
     executor_label: str = ""
     dag: Dag | None = None
-    input_definitions: Json = field(default_factory=lambda: EMPTY)
-    output_definitions: Json = field(default_factory=lambda: EMPTY)
-    spec: Json = field(default_factory=lambda: EMPTY)  # as written, for resolve/launch
+    input_definitions: Definitions = NO_DEFINITIONS
+    output_definitions: Definitions = NO_DEFINITIONS
 
     @property
     def output_artifact_keys(self) -> tuple[str, ...]:
-        return tuple((self.output_definitions.get("artifacts") or {}).keys())
+        return tuple(self.output_definitions.artifacts)
+
+
+@dataclass(frozen=True)
+class FieldPathEnv:
+    """``fieldPathAsEnv``: an environment variable from the pod's downward API."""
+
+    name: str
+    field_path: str
+
+
+@dataclass(frozen=True)
+class KeyToEnv:
+    key: str  # secretKey / configMapKey
+    env_var: str
+
+
+@dataclass(frozen=True)
+class EnvFromStore:
+    """A ``secretAsEnv`` or ``configMapAsEnv`` entry: keys of a named secret or config map."""
+
+    name: str
+    name_parameter: ParameterInput | None  # secretNameParameter / configMapNameParameter
+    optional: bool
+    keys: tuple[KeyToEnv, ...]
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """A component's kfp-kubernetes executor config.
+
+    The fields kfpd applies on a local host are typed; ``pod_config`` is the whole config as
+    written, each parameter source in it replaced by a :class:`ParameterInput`, for an executor
+    that builds real pods (``orchestrator/platform.resolved_config`` turns it into the
+    LaunchSpec's wire form).
+    """
+
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    field_path_env: tuple[FieldPathEnv, ...] = ()
+    secret_env: tuple[EnvFromStore, ...] = ()
+    config_map_env: tuple[EnvFromStore, ...] = ()
+    pod_config: Json = field(default_factory=lambda: EMPTY)
 
 
 @dataclass(frozen=True)
@@ -152,12 +310,15 @@ class PipelineIR:
     root: Component
     components: Mapping[str, Component]
     executors: Mapping[str, Executor]
-    platform_executors: Mapping[str, Json] = field(default_factory=lambda: EMPTY)
-    # kfp-kubernetes pipelineConfig.workspace ({size, kubernetes: {pvcSpecPatch}}), if any.
+    platform_executors: Mapping[str, KubernetesConfig] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    # kfp-kubernetes pipelineConfig.workspace ({size, kubernetes: {pvcSpecPatch}}), if any:
+    # only forwarded to executors that build pods, so kept in its wire form.
     platform_workspace: Json = field(default_factory=lambda: EMPTY)
-    spec: Json = field(
-        default_factory=lambda: EMPTY
-    )  # as written (runtime parameter validation reads it)
+    # As submitted: the run's start re-checks its runtime parameters with the submission
+    # validator (spec/validate.resolve_runtime_parameters), so both apply one rule.
+    spec: Json = field(default_factory=lambda: EMPTY)
     _scopes: dict[str, Component | None] = field(default_factory=dict, compare=False)
 
     def component_at(self, scope_path: str) -> Component | None:
@@ -193,6 +354,6 @@ class PipelineIR:
     def executor_of(self, component: Component) -> Executor | None:
         return self.executors.get(component.executor_label)
 
-    def platform_config(self, component: Component) -> Json:
-        """The Kubernetes platform config of a component's executor (empty when none)."""
-        return self.platform_executors.get(component.executor_label) or EMPTY
+    def platform_config(self, component: Component) -> KubernetesConfig | None:
+        """The Kubernetes platform config of a component's executor (None when none)."""
+        return self.platform_executors.get(component.executor_label)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
 
+from kfpd.ir import Container, Definitions
 from kfpd.orchestrator.resolve import ResolvedInputs
 
 
@@ -14,15 +13,15 @@ def cache_fingerprint(
     *,
     pipeline_name: str,
     inputs: ResolvedInputs,
-    output_definitions: Mapping[str, Any],
-    container: Mapping[str, Any],
+    output_definitions: Definitions,
+    container: Container,
 ) -> str:
     """Hex SHA-256 of the task's cache key, in canonical JSON (sorted keys).
 
     The key holds the input artifact ids, input parameter values, the output specs (names
     and types, no URIs) and the container (image, command + args, pipeline name).
     """
-    outputs = output_definitions or {}
+    outputs = output_definitions
     key = {
         "inputArtifactNames": {
             name: {"artifactNames": [a.artifact_id or a.name for a in io.artifacts]}
@@ -30,21 +29,18 @@ def cache_fingerprint(
         },
         "inputParameterValues": {name: p.value for name, p in inputs.params.items()},
         "outputArtifactsSpec": {
-            name: {
-                "artifactType": (d.get("artifactType") or {}),
-                "isList": bool(d.get("isArtifactList")),
-            }
-            for name, d in (outputs.get("artifacts") or {}).items()
+            name: {"artifactType": d.artifact_type.to_json(), "isList": d.is_list}
+            for name, d in outputs.artifacts.items()
         },
         "outputParametersSpec": {
-            name: d.get("parameterType", "")
-            for name, d in (outputs.get("parameters") or {}).items()
+            name: "" if d.parameter_type is None else d.parameter_type
+            for name, d in outputs.parameters.items()
         },
         "containerSpec": {
-            "image": container.get("image", ""),
+            "image": container.image,
             "cmdArgs": [
-                *(container.get("command") or []),
-                *(container.get("args") or []),
+                *container.command,
+                *container.args,
                 f"__kfp_pipeline_name={pipeline_name}",
             ],
         },

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from kfpd.ir import Container, Definitions
 from kfpd.orchestrator.resolve import JobInfo, ResolvedInputs
 from kfpd.schemas.launch import (
     ContainerSpec,
@@ -24,6 +24,11 @@ def output_prefix(
     )
 
 
+def _or(value: str | None, default: str) -> str:
+    """An IR field's value, or the default when the IR leaves it out (not when empty)."""
+    return default if value is None else value
+
+
 def build_launch_spec(
     *,
     server_url: str,
@@ -36,23 +41,22 @@ def build_launch_spec(
     display_name: str,
     parent_task_id: str | None,
     iteration_index: int | None,
-    container: Mapping[str, Any],
-    component: Mapping[str, Any],
+    container: Container,
+    outputs: Definitions,
     inputs: ResolvedInputs,
     workspace_path: str = "",
     kubernetes: dict[str, Any] | None = None,
     service_account: str = "",
 ) -> LaunchSpec:
     prefix = output_prefix(job.pipeline_root, pipeline_name, job.run_id, task_name, task_id)
-    outputs = component.get("outputDefinitions") or {}
     output_artifacts = {
         key: OutputArtifactSpec(
             name=key,
             uri=f"{prefix}/{key}",
-            schema_title=(d.get("artifactType") or {}).get("schemaTitle", "system.Artifact"),
-            schema_version=(d.get("artifactType") or {}).get("schemaVersion", "0.0.1"),
+            schema_title=_or(d.artifact_type.schema_title, "system.Artifact"),
+            schema_version=_or(d.artifact_type.schema_version, "0.0.1"),
         )
-        for key, d in (outputs.get("artifacts") or {}).items()
+        for key, d in outputs.artifacts.items()
     }
     return LaunchSpec(
         server_url=server_url,
@@ -72,13 +76,10 @@ def build_launch_spec(
         iteration_index=iteration_index,
         parent_task_id=parent_task_id,
         container=ContainerSpec(
-            image=container.get("image", ""),
-            command=list(container.get("command") or []),
-            args=list(container.get("args") or []),
-            env=[
-                EnvVar(name=e.get("name", ""), value=str(e.get("value", "")))
-                for e in container.get("env") or []
-            ],
+            image=container.image,
+            command=list(container.command),
+            args=list(container.args),
+            env=[EnvVar(name=name, value=value) for name, value in container.env],
         ),
         parameter_values=inputs.values(),
         input_artifacts={
@@ -95,12 +96,11 @@ def build_launch_spec(
             for key, io in inputs.artifacts.items()
         },
         output_parameters={
-            key: d.get("parameterType", "STRING")
-            for key, d in (outputs.get("parameters") or {}).items()
+            key: _or(d.parameter_type, "STRING") for key, d in outputs.parameters.items()
         },
         output_artifacts=output_artifacts,
         log_uri=f"{prefix}/executor-logs",
-        resources=dict(container.get("resources") or {}),
+        resources=dict(container.resources),
         kubernetes=dict(kubernetes or {}),
         service_account=service_account,
     )

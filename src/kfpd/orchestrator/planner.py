@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kfpd.domain.enums import GROUP_TASK_TYPES, TaskType
-from kfpd.ir import Component, DagTask, Executor, LoopIterator
+from kfpd.ir import Component, Container, DagTask, Executor, LoopIterator
 from kfpd.orchestrator.cel import CelError, evaluate_condition
 from kfpd.orchestrator.fingerprint import cache_fingerprint
 from kfpd.orchestrator.plan import task_type
@@ -73,7 +73,7 @@ class ImportArtifact:
 @dataclass(frozen=True)
 class LaunchTask:
     inputs: ResolvedInputs
-    container: dict[str, Any]
+    container: Container
     fingerprint: str = ""  # set when caching applies: look it up before launching
     ttype: TaskType = TaskType.RUNTIME
 
@@ -115,7 +115,7 @@ def plan_child(
             found = inputs.params.get(executor.importer.uri_parameter)
             uri = found.value if found is not None else None
         return ImportArtifact(inputs, uri if isinstance(uri, str) and uri else None)
-    container = dict(executor.container or {}) if executor is not None else {}
+    container = executor_container(executor)
     fingerprint = ""
     if task.caching and cache_enabled:
         fingerprint = cache_fingerprint(
@@ -125,6 +125,12 @@ def plan_child(
             container=container,
         )
     return LaunchTask(inputs, container, fingerprint)
+
+
+def executor_container(executor: Executor | None) -> Container:
+    """A component's container (an empty one when its executor has none)."""
+    found = executor.container if executor is not None else None
+    return found if found is not None else Container()
 
 
 @dataclass(frozen=True)

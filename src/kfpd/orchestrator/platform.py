@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kfpd.ir import EnvFromStore, KubernetesConfig, ParameterInput
 from kfpd.orchestrator.resolve import ResolveError
 
 _FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
@@ -50,98 +51,78 @@ class LocalStore:
 
 
 def _from_store(
-    entries: list[dict[str, Any]],
+    entries: tuple[EnvFromStore, ...],
     *,
     store: LocalStore,
-    name_key: str,
-    value_key: str,
-    resolve: Callable[[dict[str, Any]], Any],
+    resolve: Callable[[ParameterInput], Any],
 ) -> list[tuple[str, str]]:
     env: list[tuple[str, str]] = []
     for entry in entries:
-        name = entry.get(name_key)
-        source = entry.get(f"{name_key}Parameter")
-        if source:
-            name = resolve(source)
-        optional = bool(entry.get("optional"))
+        name: Any = entry.name
+        if entry.name_parameter is not None:
+            name = resolve(entry.name_parameter)
         if not name:
-            if optional:
+            if entry.optional:
                 continue
             raise ResolveError(f"a {store.kind} for environment variables has no name")
         values = store.get(str(name))
         if values is None:
-            if optional:
+            if entry.optional:
                 continue
             where = f"{store.root}/{name}.json" if store.root else "(no local store configured)"
             raise ResolveError(f"{store.kind} {name!r} not found: put it in {where}")
-        for mapping in entry.get("keyToEnv") or []:
-            key = mapping.get(value_key, "")
-            if key not in values:
-                if optional:
+        for mapping in entry.keys:
+            if mapping.key not in values:
+                if entry.optional:
                     continue
-                raise ResolveError(f"{store.kind} {name!r} has no key {key!r}")
-            env.append((mapping.get("envVar", ""), values[key]))
+                raise ResolveError(f"{store.kind} {name!r} has no key {mapping.key!r}")
+            env.append((mapping.env_var, values[mapping.key]))
     return env
 
 
 def local_env(
-    config: Mapping[str, Any],
+    config: KubernetesConfig,
     *,
     pod: Pod,
     secrets: LocalStore,
     config_maps: LocalStore,
-    resolve: Callable[[dict[str, Any]], Any],
+    resolve: Callable[[ParameterInput], Any],
 ) -> list[tuple[str, str]]:
     """Environment variables the platform config gives the task's container."""
-    metadata = config.get("podMetadata") or {}
-    labels: dict[str, str] = metadata.get("labels") or {}
-    annotations: dict[str, str] = metadata.get("annotations") or {}
     env: list[tuple[str, str]] = []
-    for item in config.get("fieldPathAsEnv") or []:
-        path = item.get("fieldPath", "")
+    for item in config.field_path_env:
+        path = item.field_path
         value = ""
         match = _FIELD.match(path)
         if match:
-            value = (labels if match.group(1) == "labels" else annotations).get(match.group(2), "")
+            found = config.labels if match.group(1) == "labels" else config.annotations
+            value = found.get(match.group(2), "")
         elif path == "metadata.name":
             value = pod.name
         elif path == "metadata.namespace":
             value = pod.namespace
         elif path == "metadata.uid":
             value = pod.uid
-        env.append((item.get("name", ""), str(value)))
-    env += _from_store(
-        config.get("secretAsEnv") or [],
-        store=secrets,
-        name_key="secretName",
-        value_key="secretKey",
-        resolve=resolve,
-    )
-    env += _from_store(
-        config.get("configMapAsEnv") or [],
-        store=config_maps,
-        name_key="configMapName",
-        value_key="configMapKey",
-        resolve=resolve,
-    )
+        env.append((item.name, value))
+    env += _from_store(config.secret_env, store=secrets, resolve=resolve)
+    env += _from_store(config.config_map_env, store=config_maps, resolve=resolve)
     return [(k, v) for k, v in env if k]
 
 
-# A kfp-kubernetes field given as a parameter: {componentInputParameter: ...} and the like.
-_SOURCE_KEYS = {"componentInputParameter", "taskOutputParameter", "runtimeValue", "taskFinalStatus"}
-
-
-def resolved_config(config: Mapping[str, Any], resolve: Callable[[dict[str, Any]], Any]) -> Any:
-    """The executor config with every parameter source replaced by its value (None: no value),
-    so an executor that builds pods needs no access to the run's other tasks."""
+def resolved_config(
+    config: KubernetesConfig, resolve: Callable[[ParameterInput], Any]
+) -> dict[str, Any]:
+    """The executor config in the LaunchSpec's wire form (plain JSON), every parameter source
+    replaced by its value (None: no value), so an executor that builds pods needs no access to
+    the run's other tasks. The config is free-form here: executors read what they support."""
 
     def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            if value and set(value) <= _SOURCE_KEYS:
-                return resolve(value)
+        if isinstance(value, ParameterInput):
+            return resolve(value)
+        if isinstance(value, Mapping):
             return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
+        if isinstance(value, tuple):
             return [walk(v) for v in value]
         return value
 
-    return walk(dict(config))
+    return {k: walk(v) for k, v in config.pod_config.items()}

@@ -15,7 +15,22 @@ from typing import Any
 
 from kfpd.domain import grpc_codes
 from kfpd.domain.enums import IOType, TaskState, TaskType
-from kfpd.ir import Component, DagTask, IteratorKind, LoopIterator, raw_items
+from kfpd.ir import (
+    ArtifactSource,
+    Component,
+    ComponentInput,
+    DagTask,
+    FinalStatus,
+    IteratorKind,
+    LoopIterator,
+    ParameterDefinition,
+    ParameterInput,
+    ParameterSource,
+    RuntimeValue,
+    TaskOutput,
+    Unsupported,
+    raw_items,
+)
 from kfpd.orchestrator.cel import CelError, apply_selector
 from kfpd.orchestrator.model import ArtifactIO, ArtifactRef, Param, Sibling
 
@@ -132,11 +147,10 @@ class _TaskResolver:
     def __init__(self, task: DagTask, component: Component, scope: Scope) -> None:
         self.task_name = task.name
         self.scope = scope
-        self.wired_params: dict[str, Any] = task.inputs.get("parameters") or {}
-        self.wired_artifacts: dict[str, Any] = task.inputs.get("artifacts") or {}
-        definitions = component.input_definitions
-        self.param_defs: dict[str, Any] = definitions.get("parameters") or {}
-        self.artifact_defs: dict[str, Any] = definitions.get("artifacts") or {}
+        self.wired_params = task.inputs.parameters
+        self.wired_artifacts = task.inputs.artifacts
+        self.param_defs = component.input_definitions.parameters
+        self.artifact_defs = component.input_definitions.artifacts
         self._resolving: set[str] = set()
 
     # -- parameters
@@ -147,57 +161,17 @@ class _TaskResolver:
             raise ResolveError(f"input {name!r} refers to itself")
         self._resolving.add(name)
         try:
-            return self._param_source(name, self.wired_params[name])
+            return self._param_input(name, self.wired_params[name])
         finally:
             self._resolving.discard(name)
 
-    def _param_source(self, name: str, source: dict[str, Any]) -> Param | None:
-        scope = self.scope
-        found: Param | None = None
-        if "componentInputParameter" in source:
-            key = source["componentInputParameter"]
-            entries = _pick([p for p in scope.params if p.key == key], scope.iteration)
-            if entries and entries[0].value is not None:
-                found = Param(
-                    name,
-                    entries[0].value,
-                    IOType.COMPONENT_INPUT,
-                    scope.group_name,
-                    scope.iteration,
-                )
-        elif "taskOutputParameter" in source:
-            ref = source["taskOutputParameter"]
-            found = self._sibling_param(
-                name, ref.get("producerTask", ""), ref.get("outputParameterKey", "")
-            )
-        elif "runtimeValue" in source:
-            constant = (source["runtimeValue"] or {}).get("constant")
-            if isinstance(constant, str):
-                constant = self._expand_constant(constant)
-            if constant is not None:
-                found = Param(
-                    name, constant, IOType.RUNTIME_VALUE_INPUT, scope.group_name, scope.iteration
-                )
-        elif "taskFinalStatus" in source:
-            producer = (source["taskFinalStatus"] or {}).get("producerTask", "")
-            sibling = scope.sibling(producer)
-            if sibling is None:
-                raise ResolveError(f"input {name!r}: task {producer!r} has not run")
-            found = Param(
-                name,
-                _final_status(sibling, scope.job),
-                IOType.TASK_FINAL_STATUS_OUTPUT,
-                producer,
-                scope.iteration,
-            )
-        else:
-            raise ResolveError(f"input {name!r} has no supported source: {sorted(source)}")
-        selector = source.get("parameterExpressionSelector")
-        if found is not None and selector:
+    def _param_input(self, name: str, wired: ParameterInput) -> Param | None:
+        found = self._param_source(name, wired.source)
+        if found is not None and wired.selector:
             try:
                 found = Param(
                     name,
-                    apply_selector(selector, found.value),
+                    apply_selector(wired.selector, found.value),
                     found.io_type,
                     found.producer,
                     found.iteration,
@@ -205,6 +179,44 @@ class _TaskResolver:
             except CelError as exc:
                 raise ResolveError(f"input {name!r}: {exc}") from exc
         return found
+
+    def _param_source(self, name: str, source: ParameterSource) -> Param | None:
+        scope = self.scope
+        match source:
+            case ComponentInput(key=key):
+                entries = _pick([p for p in scope.params if p.key == key], scope.iteration)
+                if entries and entries[0].value is not None:
+                    return Param(
+                        name,
+                        entries[0].value,
+                        IOType.COMPONENT_INPUT,
+                        scope.group_name,
+                        scope.iteration,
+                    )
+                return None
+            case TaskOutput(producer=producer, key=key):
+                return self._sibling_param(name, producer, key)
+            case RuntimeValue(constant=constant):
+                if isinstance(constant, str):
+                    constant = self._expand_constant(constant)
+                if constant is None:
+                    return None
+                return Param(
+                    name, constant, IOType.RUNTIME_VALUE_INPUT, scope.group_name, scope.iteration
+                )
+            case FinalStatus(producer=producer):
+                sibling = scope.sibling(producer)
+                if sibling is None:
+                    raise ResolveError(f"input {name!r}: task {producer!r} has not run")
+                return Param(
+                    name,
+                    _final_status(sibling, scope.job),
+                    IOType.TASK_FINAL_STATUS_OUTPUT,
+                    producer,
+                    scope.iteration,
+                )
+            case Unsupported(keys=keys):
+                raise ResolveError(f"input {name!r} has no supported source: {list(keys)}")
 
     def _expand_constant(self, text: str) -> str:
         text = _placeholders(text, self.scope, self.task_name)
@@ -242,34 +254,38 @@ class _TaskResolver:
 
     # -- artifacts
 
-    def artifact(self, name: str, source: dict[str, Any]) -> ArtifactIO | None:
+    def artifact(self, name: str, source: ArtifactSource) -> ArtifactIO | None:
         scope = self.scope
-        if "componentInputArtifact" in source:
-            key = source["componentInputArtifact"]
-            entries = _pick([a for a in scope.artifacts if a.key == key], scope.iteration)
-            arts = tuple(a for e in entries for a in e.artifacts)
-            if not arts:
-                return None
-            return ArtifactIO(name, arts, IOType.COMPONENT_INPUT, scope.group_name, scope.iteration)
-        if "taskOutputArtifact" in source:
-            ref = source["taskOutputArtifact"]
-            producer = ref.get("producerTask", "")
-            key = ref.get("outputArtifactKey", "")
-            sibling = scope.sibling(producer)
-            if sibling is None:
-                return None
-            entries = [a for a in sibling.outputs.artifacts if a.key == key]
-            if sibling.type == TaskType.LOOP or any(
-                e.io_type == IOType.ITERATOR_OUTPUT for e in entries
-            ):
-                ordered = sorted(entries, key=lambda e: e.iteration or 0)
-                arts = tuple(a for e in ordered for a in e.artifacts)
-                return ArtifactIO(name, arts, IOType.COLLECTED_INPUTS, producer, scope.iteration)
-            arts = tuple(a for e in entries[:1] for a in e.artifacts)
-            if not arts:
-                return None
-            return ArtifactIO(name, arts, IOType.TASK_OUTPUT_INPUT, producer, scope.iteration)
-        raise ResolveError(f"input artifact {name!r} has no supported source: {sorted(source)}")
+        match source:
+            case ComponentInput(key=key):
+                entries = _pick([a for a in scope.artifacts if a.key == key], scope.iteration)
+                arts = tuple(a for e in entries for a in e.artifacts)
+                if not arts:
+                    return None
+                return ArtifactIO(
+                    name, arts, IOType.COMPONENT_INPUT, scope.group_name, scope.iteration
+                )
+            case TaskOutput(producer=producer, key=key):
+                return self._sibling_artifact(name, producer, key)
+            case Unsupported(keys=keys):
+                raise ResolveError(f"input artifact {name!r} has no supported source: {list(keys)}")
+
+    def _sibling_artifact(self, name: str, producer: str, key: str) -> ArtifactIO | None:
+        scope = self.scope
+        sibling = scope.sibling(producer)
+        if sibling is None:
+            return None
+        entries = [a for a in sibling.outputs.artifacts if a.key == key]
+        if sibling.type == TaskType.LOOP or any(
+            e.io_type == IOType.ITERATOR_OUTPUT for e in entries
+        ):
+            ordered = sorted(entries, key=lambda e: e.iteration or 0)
+            arts = tuple(a for e in ordered for a in e.artifacts)
+            return ArtifactIO(name, arts, IOType.COLLECTED_INPUTS, producer, scope.iteration)
+        arts = tuple(a for e in entries[:1] for a in e.artifacts)
+        if not arts:
+            return None
+        return ArtifactIO(name, arts, IOType.TASK_OUTPUT_INPUT, producer, scope.iteration)
 
 
 def _to_integer(value: Any) -> Any:
@@ -345,11 +361,11 @@ def resolve_source(
     task: DagTask,
     component: Component,
     scope: Scope,
-    source: dict[str, Any],
+    source: ParameterInput,
 ) -> Any:
     """Resolve one parameter source outside the task's inputs (e.g. a secret name in the
     Kubernetes platform config); None when it has no value."""
-    found = _TaskResolver(task, component, scope)._param_source("_", source)
+    found = _TaskResolver(task, component, scope)._param_input("_", source)
     return found.value if found is not None else None
 
 
@@ -357,7 +373,8 @@ def _wired_params(resolver: _TaskResolver) -> dict[str, Param]:
     """Parameters wired to a source that has a value, normalised to their declared type."""
     found_params: dict[str, Param] = {}
     for name in resolver.wired_params:
-        ptype = (resolver.param_defs.get(name) or {}).get("parameterType", "")
+        definition = resolver.param_defs.get(name)
+        ptype = (definition.parameter_type if definition is not None else None) or ""
         if ptype == "TASK_CONFIG":
             continue
         found = resolver.param(name)
@@ -369,17 +386,17 @@ def _wired_params(resolver: _TaskResolver) -> dict[str, Param]:
 
 
 def _default_param(
-    task_name: str, name: str, definition: dict[str, Any], scope: Scope
+    task_name: str, name: str, definition: ParameterDefinition, scope: Scope
 ) -> Param | None:
     """An input without a value: its default, None when it may stay unset, else an error."""
-    ptype = definition.get("parameterType", "")
+    ptype = definition.parameter_type or ""
     if ptype == "TASK_CONFIG":
         return None
-    if "defaultValue" in definition:
-        value = definition["defaultValue"]
+    if definition.has_default:
+        value = definition.default
         value = normalize(name, ptype, value) if ptype else value
         return Param(name, value, IOType.COMPONENT_DEFAULT_INPUT, scope.group_name, scope.iteration)
-    if definition.get("isOptional") or ptype == "TASK_FINAL_STATUS":
+    if definition.optional or ptype == "TASK_FINAL_STATUS":
         return None
     raise ResolveError(f"task {task_name!r}: required input {name!r} has no value")
 
@@ -399,10 +416,10 @@ def resolve_inputs(task: DagTask, component: Component, scope: Scope) -> Resolve
         found_artifacts = resolver.artifact(name, source)
         if found_artifacts is not None:
             result.artifacts[name] = found_artifacts
-    for name, definition in resolver.artifact_defs.items():
+    for name, artifact in resolver.artifact_defs.items():
         if name in result.artifacts or name in skip:
             continue
-        if not definition.get("isOptional"):
+        if not artifact.optional:
             raise ResolveError(f"task {task.name!r}: required input artifact {name!r} is missing")
     return result
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from kfpd.domain.grpc_codes import INVALID_ARGUMENT
 from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, artifact_type_for
 from kfpd.domain.timeutil import now_us, to_rfc3339
 from kfpd.domain.transitions import Phase, TaskEvent
-from kfpd.ir import Component, DagTask, IteratorKind
+from kfpd.ir import Component, Container, DagTask, IteratorKind, ParameterInput
 from kfpd.orchestrator.launch import build_launch_spec
 from kfpd.orchestrator.model import ArtifactIO, Param, Sibling
 from kfpd.orchestrator.plan import readiness
@@ -42,6 +42,7 @@ from kfpd.orchestrator.planner import (
     SkipTask,
     StartGroup,
     StartLoop,
+    executor_container,
     plan_child,
     plan_iterations,
 )
@@ -556,10 +557,6 @@ class _RunStepper:
         self.session.flush()
         return str(row.id)
 
-    def _container(self, component: Component) -> dict[str, Any]:
-        executor = self.ir.executor_of(component)
-        return dict(executor.container or {}) if executor is not None else {}
-
     def _start_container(
         self, common: dict[str, Any], spec: DagTask, component: Component, decision: LaunchTask
     ) -> None:
@@ -616,7 +613,7 @@ class _RunStepper:
         secrets and config maps), or resolved for an executor that builds real pods."""
         config = self.ir.platform_config(component)
 
-        def resolve(source: dict[str, Any]) -> Any:
+        def resolve(source: ParameterInput) -> Any:
             assert scope is not None
             return resolve_source(spec, component, scope, source)
 
@@ -626,10 +623,10 @@ class _RunStepper:
                 if self.ir.platform_workspace
                 else {}
             )
-            if config and scope is not None:
+            if config is not None and scope is not None:
                 kube.update(resolved_config(config, resolve))
             return [], kube
-        if not config or scope is None:
+        if config is None or scope is None:
             return [], {}
         env = local_env(
             config,
@@ -644,7 +641,7 @@ class _RunStepper:
         self,
         task: TaskValues,
         component: Component,
-        container: dict[str, Any],
+        container: Container,
         inputs: ResolvedInputs,
         env: list[tuple[str, str]] | None = None,
         kubernetes: dict[str, Any] | None = None,
@@ -655,8 +652,7 @@ class _RunStepper:
         pods = [{"name": name, "type": TaskPodType.EXECUTOR.name}]
         write_task(self.session, task, {"pods": pods})
         if env:
-            extra = [{"name": k, "value": v} for k, v in env]
-            container = {**container, "env": [*(container.get("env") or []), *extra]}
+            container = replace(container, env=(*container.env, *env))
         self.step.launches.append(
             build_launch_spec(
                 server_url=self.config.server_url,
@@ -670,7 +666,7 @@ class _RunStepper:
                 parent_task_id=task["parent_task_id"],
                 iteration_index=task["iteration_index"],
                 container=container,
-                component=component.spec,
+                outputs=component.output_definitions,
                 inputs=inputs,
                 workspace_path=self._workspace(),
                 kubernetes=kubernetes or {},
@@ -699,7 +695,7 @@ class _RunStepper:
         except ResolveError as exc:
             self.fail(task, str(exc))
             return
-        container = self._container(component)
+        container = executor_container(self.ir.executor_of(component))
         self._launch(task, component, container, self._recorded_inputs(task), env, kube)
 
     # -- events
