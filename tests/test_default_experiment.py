@@ -41,3 +41,23 @@ def test_fifty_concurrent_first_submissions_all_succeed(live_server: str, db: Da
     with db.read_session() as s:
         homes = set(s.scalars(select(Run.experiment_id)))
     assert homes == {experiments[0]["experiment_id"]}
+
+
+def test_a_namespaces_default_experiment_for_the_run_form(live_server: str) -> None:
+    """The UI's run form (multi-user: the picked namespace's Default): 20 concurrent first
+    calls make one experiment; a bad namespace is a 400 that writes nothing."""
+    url = f"{live_server}/ui/api/experiments:default"
+
+    def make(_: int) -> httpx.Response:
+        return httpx.post(url, params={"namespace": "team-a"}, json={}, timeout=60)
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(make, range(20)))
+    assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers if a.is_error]
+    assert len({a.json()["experiment_id"] for a in answers}) == 1
+    assert answers[0].json()["namespace"] == "team-a"
+    in_a = ok(httpx.get(f"{live_server}{API}/experiments", params={"namespace": "team-a"}))
+    assert [e["display_name"] for e in in_a["experiments"]] == ["Default"]
+    bad = httpx.post(url, params={"namespace": "team\nx"}, json={})
+    assert bad.status_code == 400 and "control" in bad.json()["message"], bad.text
+    assert len(_experiments(live_server)) == 2  # the shared Default and team-a's

@@ -4,6 +4,7 @@ callers sign in, roles decide per namespace, launchers stay in their run — on 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from kfpd.authconfig import TrustedHeader
 from kfpd.config import Settings
 from kfpd.db.engine import Database
 from kfpd.domain.errors import InvalidArgument
+from kfpd.domain.timeutil import now_us, to_rfc3339
 from kfpd.domain.tokens import issue_run_token
 from kfpd.services import auth_store
 from tests.helpers import compiled
@@ -273,7 +275,6 @@ async def _trusted_header() -> None:
 @pytest.fixture(scope="module")
 def issuer() -> Iterator[dict[str, Any]]:
     """A local OIDC issuer: an RSA key, its JWKS served over HTTP on a free loopback port."""
-    import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -456,7 +457,27 @@ def _ids_in_a(world: World) -> dict[str, str]:
         "experiment_id": world.exp_a,
         "artifact_id": artifact,
         "pipeline_id": pipeline,
+        "recurring_run_id": _schedule_in_a(world, start_us=now_us()),
     }
+
+
+def _schedule_in_a(world: World, *, start_us: int) -> str:
+    """A recurring run of team-a, made through the API by its editor: every minute from
+    ``start_us``."""
+    body = {
+        "display_name": "nightly-a",
+        "pipeline_spec": compiled("scheduled"),
+        "runtime_config": {"parameters": {"when": "[[ScheduledTime]]"}},
+        "trigger": {
+            "periodic_schedule": {"interval_second": "60", "start_time": to_rfc3339(start_us)}
+        },
+        "mode": "ENABLE",
+        "experiment_id": world.exp_a,
+    }
+    made = world.call("eve", "POST", f"{API}/recurringruns", json=body)
+    assert made.status_code == 200, made.text
+    assert made.json()["namespace"] == "team-a"
+    return str(made.json()["recurring_run_id"])
 
 
 def test_matrix_other_callers_never_reach_namespace_a(world: World) -> None:
@@ -533,3 +554,183 @@ def test_a_launcher_cannot_link_another_teams_artifact(world: World) -> None:
         world.call(a, "POST", f"{API}/artifact_tasks", json={"artifact_task": ok_link}).status_code
         == 200
     )
+
+
+JOBS = f"{API}/recurringruns"
+CALLERS = ("vic", "eve", "ada", "bob", "nobody", "expired", "anonymous")
+
+
+def _statuses(
+    world: World, method: str, url: str, callers: tuple[str, ...], **kw: Any
+) -> dict[str, int]:
+    return {who: world.call(who, method, url, **kw).status_code for who in callers}
+
+
+def test_a_recurring_run_of_a_team_stays_in_its_namespace(world: World, db: Database) -> None:
+    """A real schedule of team-a (made by its editor through the API): who may read, list,
+    enable, disable and delete it, and the run the scheduler fires is team-a's only."""
+    from sqlalchemy import select
+
+    from kfpd.db.models import Run
+    from kfpd.engine.scheduler import Scheduler
+
+    launchers = (f"launcher:{world.run_a}", f"launcher:{world.run_b}")
+    start = now_us() - 90 * 1_000_000  # one slot (start + 60 s) is due now
+    job = _schedule_in_a(world, start_us=start)
+    one = f"{JOBS}/{job}"
+    refused_create = {
+        "display_name": "x",
+        "pipeline_spec": compiled("scheduled"),
+        "runtime_config": {"parameters": {"when": "w"}},
+        "trigger": {"periodic_schedule": {"interval_second": "60"}},
+        "experiment_id": world.exp_a,
+    }
+    got = _statuses(world, "POST", JOBS, ("vic", "bob", "nobody", *launchers), json=refused_create)
+    assert got == {
+        "vic": 403, "bob": 403, "nobody": 403, launchers[0]: 403, launchers[1]: 403,
+    }  # fmt: skip
+    assert _statuses(world, "GET", one, (*CALLERS, *launchers)) == {
+        "vic": 200, "eve": 200, "ada": 200, "bob": 404, "nobody": 404, "expired": 401,
+        "anonymous": 401, launchers[0]: 403, launchers[1]: 403,
+    }  # fmt: skip
+    team_a = {"namespace": "team-a"}
+    assert _statuses(world, "GET", JOBS, (*CALLERS, *launchers), params=team_a) == {
+        "vic": 200, "eve": 200, "ada": 200, "bob": 403, "nobody": 403, "expired": 401,
+        "anonymous": 401, launchers[0]: 403, launchers[1]: 403,
+    }  # fmt: skip
+    listed = world.call("vic", "GET", JOBS, params=team_a).json()["recurringRuns"]
+    assert [r["recurring_run_id"] for r in listed] == [job]
+    by_experiment = world.call("bob", "GET", JOBS, params={"experiment_id": world.exp_a})
+    assert by_experiment.status_code == 403, by_experiment.text
+    theirs = world.call("bob", "GET", JOBS, params={"namespace": "team-b"}).json()
+    assert theirs.get("recurringRuns", []) == []
+
+    # The scheduler fires it once: the run is team-a's, in the schedule's experiment.
+    fired: list[str] = []
+    scheduler = Scheduler(db, fired.append)
+    scheduler.tick()
+    assert len(fired) == 1 == scheduler.runs_fired, fired
+    with db.read_session() as s:
+        run = s.scalars(select(Run).where(Run.id == fired[0])).one()
+        assert (run.namespace, run.experiment_id, run.recurring_run_id) == (
+            "team-a",
+            world.exp_a,
+            job,
+        )
+    assert _statuses(world, "GET", f"{API}/runs/{fired[0]}", ("vic", "eve", "bob", "nobody")) == {
+        "vic": 200, "eve": 200, "bob": 404, "nobody": 404,
+    }  # fmt: skip
+    in_a = world.call("vic", "GET", f"{API}/runs", params=team_a).json()["runs"]
+    assert fired[0] in {r["run_id"] for r in in_a}
+    in_b = world.call("bob", "GET", f"{API}/runs", params={"namespace": "team-b"}).json()["runs"]
+    assert fired[0] not in {r["run_id"] for r in in_b}
+    assert world.call("bob", "GET", f"{API}/runs", params=team_a).status_code == 403
+
+    # enable / disable: editors and admins of team-a; viewers 403; others as if it did not exist.
+    for verb in ("disable", "enable"):
+        url = f"{one}:{verb}"
+        assert _statuses(world, "POST", url, ("vic", "bob", "nobody", "expired", *launchers)) == {
+            "vic": 403, "bob": 404, "nobody": 404, "expired": 401,
+            launchers[0]: 403, launchers[1]: 403,
+        }, verb  # fmt: skip
+        assert world.call("eve", "POST", url).status_code == 200
+        assert world.call("ada", "POST", url).status_code == 200
+        want = "DISABLED" if verb == "disable" else "ENABLED"
+        assert world.call("vic", "GET", one).json()["status"] == want
+
+    # delete: the same, and then it is gone for everyone; its fired run stays team-a's.
+    assert _statuses(world, "DELETE", one, ("vic", "bob", "nobody", "expired", *launchers)) == {
+        "vic": 403, "bob": 404, "nobody": 404, "expired": 401, launchers[0]: 403, launchers[1]: 403,
+    }  # fmt: skip
+    assert world.call("vic", "GET", one).status_code == 200, "a refused delete deleted it"
+    assert world.call("eve", "DELETE", one).status_code == 200
+    assert _statuses(world, "GET", one, ("vic", "eve", "ada")) == {
+        "vic": 404,
+        "eve": 404,
+        "ada": 404,
+    }
+    assert world.call("vic", "GET", f"{API}/runs/{fired[0]}").status_code == 200
+    assert world.call("bob", "GET", f"{API}/runs/{fired[0]}").status_code == 404
+
+
+def test_the_run_forms_default_experiment_is_the_namespaces(world: World) -> None:
+    """The UI's run form puts a run in the picked namespace's Default experiment, made on
+    first use; only who may create runs there may make it (the shared one: admins)."""
+    url = "/ui/api/experiments:default"
+    team_a = {"namespace": "team-a"}
+    got = _statuses(
+        world, "POST", url, ("vic", "bob", "nobody", "expired", "anonymous"), params=team_a
+    )
+    assert got == {
+        "vic": 403, "bob": 403, "nobody": 403, "expired": 401, "anonymous": 401,
+    }  # fmt: skip
+    assert world.call(f"launcher:{world.run_a}", "POST", url, params=team_a).status_code == 403
+    assert world.call("eve", "POST", url).status_code == 403  # the shared namespace's: admins
+    first = world.call("eve", "POST", url, params=team_a)
+    assert first.status_code == 200, first.text
+    made = first.json()
+    assert (made["display_name"], made["namespace"]) == ("Default", "team-a")
+    assert (
+        world.call("ada", "POST", url, params=team_a).json()["experiment_id"]
+        == made["experiment_id"]
+    )
+    run = world.call(
+        "eve",
+        "POST",
+        f"{API}/runs",
+        json={"pipeline_spec": compiled("graph_demo"), "experiment_id": made["experiment_id"]},
+    )
+    assert run.status_code == 200, run.text
+    assert world.call("bob", "GET", f"{API}/runs/{run.json()['run_id']}").status_code == 404
+    names = world.call("vic", "GET", f"{API}/experiments", params=team_a).json()["experiments"]
+    assert sorted(e["display_name"] for e in names) == ["Default", "x"]
+
+
+def test_a_teams_pipelines_are_listed_with_its_namespace(world: World) -> None:
+    """What the UI's pipelines page asks: the picked namespace's pipelines, then the shared
+    ones; a team's pipeline is never in another team's list nor in the shared one."""
+    mine = world.call(
+        "eve", "POST", f"{API}/pipelines", json={"display_name": "pa", "namespace": "team-a"}
+    ).json()["pipeline_id"]
+    theirs = world.call(
+        "bob", "POST", f"{API}/pipelines", json={"display_name": "pb", "namespace": "team-b"}
+    ).json()["pipeline_id"]
+    shared = world.call("ada", "POST", f"{API}/pipelines", json={"display_name": "ps"})
+    assert shared.status_code == 403, "an admin of team-a only is no admin of shared pipelines"
+
+    def ids(who: str, **params: str) -> set[str]:
+        response = world.call(who, "GET", f"{API}/pipelines", params=params)
+        assert response.status_code == 200, response.text
+        return {p["pipeline_id"] for p in response.json().get("pipelines", [])}
+
+    assert ids("vic", namespace="team-a") == {mine}
+    assert ids("bob", namespace="team-b") == {theirs}
+    assert ids("vic") == ids("bob") == set()  # the shared namespace: neither team's
+    assert (
+        world.call("bob", "GET", f"{API}/pipelines", params={"namespace": "team-a"}).status_code
+        == 403
+    )
+    upload = world.call(
+        "vic",
+        "POST",
+        f"{API}/pipelines",
+        json={"display_name": "pv", "namespace": "team-a"},
+    )
+    assert upload.status_code == 403  # viewers list, editors create
+    # The UI's upload: into the picked namespace for its editors, shared for admins only.
+    package = ("p.json", json.dumps(compiled("graph_demo")).encode())
+    for who, namespace, status in [
+        ("eve", "team-a", 200),
+        ("vic", "team-a", 403),
+        ("bob", "team-a", 403),
+        ("eve", "", 403),
+    ]:
+        made = world.call(
+            who,
+            "POST",
+            f"{API}/pipelines/upload",
+            params={"name": f"up-{who}", "namespace": namespace},
+            files={"uploadfile": package},
+        )
+        assert made.status_code == status, (who, namespace, made.text)
+    assert len(ids("eve", namespace="team-a")) == 2

@@ -243,6 +243,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{UI}/runs/{{run_id}}/metrics"): rbac(R, Verb.GET, PATH_RUN),
     ("GET", f"{UI}/compare"): rbac(R, Verb.GET, Ref(Kind.RUN, "query", "run_ids")),
     ("GET", f"{UI}/artifacts"): rbac(ART, Verb.LIST, QUERY_NS, Ref(Kind.RUN, "query", "run_id")),
+    # the run form's default experiment, made on first use: what CreateRun does without one
+    ("POST", f"{UI}/experiments:default"): rbac(R, Verb.CREATE, QUERY_NS),
     ("GET", f"{UI}/artifacts/{{artifact_id}}/preview"): rbac(R, Verb.READ_ARTIFACT, PATH_ARTIFACT),
     ("GET", f"{UI}/artifacts/{{artifact_id}}/content"): rbac(R, Verb.READ_ARTIFACT, PATH_ARTIFACT),
     ("GET", f"{UI}/artifacts/{{artifact_id}}/render"): rbac(R, Verb.READ_ARTIFACT, PATH_ARTIFACT),

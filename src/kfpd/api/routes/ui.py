@@ -16,12 +16,14 @@ from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from markdown_it import MarkdownIt
 
-from kfpd.api.convert import artifact_out, run_out
+from kfpd.api.convert import artifact_out, experiment_out, run_out
 from kfpd.api.deps import Db, Listing, opt_bool, opt_str
 from kfpd.config import Settings
-from kfpd.domain.errors import KfpdError
+from kfpd.domain.errors import InvalidArgument, KfpdError
+from kfpd.schemas.base import refuse_control
 from kfpd.services import artifact_files as files
 from kfpd.services import artifacts as artifacts_svc
+from kfpd.services import experiments as experiments_svc
 from kfpd.services import runs as runs_svc
 from kfpd.services import ui as svc
 from kfpd.services.runs import RunView
@@ -138,6 +140,23 @@ def compare_runs(db: Db, run_ids: Annotated[list[str] | None, Query()] = None) -
                 }
             )
     return {"runs": runs}
+
+
+# ---------------------------------------------------------------- the run form's default
+
+
+@router.post("/experiments:default")
+def default_experiment(db: Db, namespace: Q = None) -> dict[str, Any]:
+    """A namespace's "Default" experiment, created if missing (race-free): where the run form
+    puts a run by default. The API's own default (a run naming no experiment) is the one of
+    the shared namespace, where in multi-user mode only admins may create runs."""
+    name = opt_str(namespace) or ""
+    try:
+        refuse_control(name)
+    except ValueError as exc:
+        raise InvalidArgument(f"namespace {exc}") from None
+    with db.write_session() as s:
+        return experiment_out(experiments_svc.default_experiment(s, name)).dump()
 
 
 # ---------------------------------------------------------------- artifacts

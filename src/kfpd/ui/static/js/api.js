@@ -65,8 +65,27 @@ export function chooseNamespace(namespace) {
 
 /** The caller's role in the current namespace ("" single-user: everything allowed). */
 export function currentRole() {
+  return roleIn(session.current);
+}
+
+const ROLE_ORDER = ["", "viewer", "editor", "admin"];
+
+/** The caller's strongest role in a namespace, a "*" binding included ("" single-user). */
+export function roleIn(namespace) {
   if (!session.multiUser) return "";
-  return session.namespaces[session.current] || session.namespaces["*"] || "";
+  const here = session.namespaces[namespace] || "";
+  const everywhere = session.namespaces["*"] || "";
+  return ROLE_ORDER.indexOf(here) >= ROLE_ORDER.indexOf(everywhere) ? here : everywhere;
+}
+
+/** Where a new pipeline may go, best first: the picked namespace for its editors and admins,
+ * the shared namespace ("") for admins only, as the server decides (single-user: [""]). */
+export function pipelineTargets() {
+  if (!session.multiUser) return [""];
+  const targets = [];
+  if (session.current && ["editor", "admin"].includes(roleIn(session.current))) targets.push(session.current);
+  if (roleIn("") === "admin") targets.push("");
+  return targets;
 }
 
 // Calls that are scoped by a namespace: in multi-user mode the picker's namespace goes along.

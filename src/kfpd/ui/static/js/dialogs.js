@@ -1,5 +1,5 @@
 // Small forms in a <dialog>: upload a pipeline, create an experiment, pick a pipeline to run.
-import { API, api, errorBox } from "./api.js";
+import { API, api, errorBox, pipelineTargets, session } from "./api.js";
 import { h } from "./dom.js";
 import { openRunDialog } from "./runform.js";
 
@@ -42,19 +42,24 @@ export function uploadPipelineDialog() {
   const file = h("input", { type: "file", name: "uploadfile", accept: ".yaml,.yml,.json,.zip,.gz,.tgz", required: true });
   const name = h("input", { name: "name", placeholder: "default: the file's pipeline name" });
   const description = h("input", { name: "description" });
+  // Multi-user: the picked namespace (its editors) or shared (admins); the first is the default.
+  const targets = pipelineTargets();
+  const where = h("select", { name: "namespace" }, targets.map((ns) => h("option", { value: ns }, ns || "shared (every namespace)")));
   return formDialog({
     title: "Upload pipeline", action: "Upload", className: "upload-dialog",
     fields: [
       { name: "file", label: "Compiled pipeline (YAML, JSON, .zip, .tar.gz)", input: file },
       { name: "name", label: "Name", input: name },
       { name: "description", label: "Description", input: description },
+      ...(session.multiUser ? [{ name: "namespace", label: "Namespace", input: where }] : []),
     ],
     submit: () => {
       if (!file.files.length) throw new Error("Choose a file to upload.");
       const form = new FormData();
       form.append("uploadfile", file.files[0]);
       return api(`${API}/pipelines/upload`, {
-        method: "POST", form, params: { name: name.value.trim(), description: description.value.trim() },
+        method: "POST", form,
+        params: { name: name.value.trim(), description: description.value.trim(), namespace: session.multiUser ? where.value : undefined },
       });
     },
   });
@@ -75,14 +80,26 @@ export function newExperimentDialog() {
   });
 }
 
+/** The pipelines a run may start from: all (single-user), or the picked namespace's own and
+ * the shared ones (multi-user: the server lists one namespace per call). */
+async function listRunnablePipelines() {
+  const params = { page_size: 200, sort_by: "display_name" };
+  if (!session.multiUser) return (await api(`${API}/pipelines`, { params })).pipelines || [];
+  const namespaces = session.current ? [session.current, ""] : [""];
+  const pages = await Promise.all(namespaces.map((namespace) => api(`${API}/pipelines`, { params: { ...params, namespace } })));
+  return pages.flatMap((page) => page.pipelines || []);
+}
+
 /** Pick a pipeline (its latest version), then the usual run form. Resolves to the new run. */
 export async function createRunDialog() {
   const select = h("select", { name: "pipeline", required: true }, h("option", { value: "" }, "Loading…"));
-  api(`${API}/pipelines`, { params: { page_size: 200, sort_by: "display_name" } }).then((data) => {
+  listRunnablePipelines().then((pipelines) => {
     select.textContent = "";
-    const pipelines = data.pipelines || [];
     select.append(h("option", { value: "" }, pipelines.length ? "Choose a pipeline" : "No pipelines yet: upload one first"));
-    for (const p of pipelines) select.append(h("option", { value: p.pipeline_id }, p.display_name || p.name));
+    for (const p of pipelines) {
+      const label = p.display_name || p.name;
+      select.append(h("option", { value: p.pipeline_id, dataset: { name: label } }, session.multiUser && !p.namespace ? `${label} (shared)` : label));
+    }
   }).catch(() => { select.textContent = ""; select.append(h("option", { value: "" }, "Cannot list pipelines")); });
   const chosen = await formDialog({
     title: "Create run", action: "Next", className: "choose-pipeline-dialog",
@@ -94,7 +111,7 @@ export async function createRunDialog() {
       });
       const [latest] = versions.pipeline_versions || [];
       if (!latest) throw new Error("This pipeline has no version.");
-      return { pipelineId: select.value, name: select.selectedOptions[0].textContent, version: latest };
+      return { pipelineId: select.value, name: select.selectedOptions[0].dataset.name, version: latest };
     },
   });
   if (!chosen) return null;

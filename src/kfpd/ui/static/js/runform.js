@@ -1,6 +1,6 @@
 // The "new run" dialog: clone a run with new parameters, or start a run of a pipeline version;
 // with `recurring`, the same dialog plus a schedule creates a recurring run.
-import { API, api, errorBox, fmtValue } from "./api.js";
+import { API, api, errorBox, fmtValue, session, UI_API } from "./api.js";
 import { unwrapSpec } from "./graph.js";
 import { h } from "./dom.js";
 import { triggerFields } from "./views/recurring.js";
@@ -48,9 +48,18 @@ export function openRunDialog({ title, spec, versionRef, defaults = {}, recurrin
     const declared = (ir.root && ir.root.inputDefinitions && ir.root.inputDefinitions.parameters) || {};
     const values = defaults.parameters || {};
     const nameInput = h("input", { name: "display_name", value: defaults.display_name || "", required: true });
-    const expSelect = h("select", { name: "experiment_id" }, h("option", { value: "" }, "Default"));
+    // "Default": the Default experiment of the picked namespace (multi-user; made on first
+    // use when the run is submitted), else the server's own default. The list is the picked
+    // namespace's experiments only (api.js scopes it).
+    const defaultOption = h("option", { value: "" }, "Default");
+    const expSelect = h("select", { name: "experiment_id" }, defaultOption);
     api(`${API}/experiments`, { params: { page_size: 200, sort_by: "display_name" } }).then((data) => {
       for (const e of data.experiments || []) {
+        if (e.display_name === "Default" && (e.namespace || "") === session.current && !defaultOption.value) {
+          defaultOption.value = e.experiment_id;  // it exists already: one "Default" entry
+          defaultOption.selected = !defaults.experiment_id || e.experiment_id === defaults.experiment_id;
+          continue;
+        }
         expSelect.append(h("option", { value: e.experiment_id, selected: e.experiment_id === defaults.experiment_id }, e.display_name));
       }
     }).catch(() => {});
@@ -100,6 +109,12 @@ export function openRunDialog({ title, spec, versionRef, defaults = {}, recurrin
       else body.pipeline_spec = spec;
       submit.disabled = true;
       try {
+        if (!body.experiment_id && session.multiUser) {
+          // Get-or-create (race-free on the server): never the shared namespace's Default,
+          // where only admins may run.
+          const made = await api(`${UI_API}/experiments:default`, { method: "POST", params: { namespace: session.current }, body: {} });
+          body.experiment_id = made.experiment_id;
+        }
         const created = await api(`${API}/${recurring ? "recurringruns" : "runs"}`, { method: "POST", body });
         resolve(created);
         dialog.close();

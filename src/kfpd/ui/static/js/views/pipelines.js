@@ -1,5 +1,5 @@
 // Pipelines: list, one pipeline's versions, and a version's graph drawn from its IR.
-import { API, api, errorBox, fmtTime, kfpFilter } from "../api.js";
+import { API, api, errorBox, fmtTime, kfpFilter, pipelineTargets, session } from "../api.js";
 import { uploadPipelineDialog } from "../dialogs.js";
 import { h, mount } from "../dom.js";
 import { GraphView } from "../graph.js";
@@ -11,31 +11,45 @@ const enc = encodeURIComponent;
 
 export async function renderList(root) {
   const search = h("input", { type: "search", placeholder: "name contains…", "aria-label": "filter by name" });
-  const holder = h("div", {});
-  const upload = h("button", { class: "primary", dataset: { action: "upload-pipeline" }, onclick: async () => {
+  const upload = pipelineTargets().length ? h("button", { class: "primary", dataset: { action: "upload-pipeline" }, onclick: async () => {
     const created = await uploadPipelineDialog();
     if (created) location.hash = `#/pipelines/${created.pipeline_id}`;
-  } }, "Upload pipeline");
-  mount(root, h("h1", {}, "Pipelines"), h("div", { class: "toolbar" }, search, upload), holder);
-  const table = pagedTable(holder, {
-    className: "pipelines",
-    empty: "No pipelines yet. Upload one here, or with kfp.Client().upload_pipeline(...).",
-    fetchPage: async (token) => {
-      const data = await api(`${API}/pipelines`, { params: {
-        page_size: 20, page_token: token, sort_by: "created_at desc",
-        filter: kfpFilter([search.value.trim() && { key: "display_name", operation: "IS_SUBSTRING", string_value: search.value.trim() }]),
-      } });
-      return { items: data.pipelines, total_size: data.total_size, next_page_token: data.next_page_token };
-    },
-    columns: [
-      { title: "Name", cell: (p) => h("a", { href: `#/pipelines/${p.pipeline_id}` }, p.display_name || p.name) },
-      { title: "Description", cell: (p) => p.description || "" },
-      { title: "Created", cell: (p) => fmtTime(p.created_at) },
-    ],
+  } }, "Upload pipeline") : null;
+  mount(root, h("h1", {}, "Pipelines"), h("div", { class: "toolbar" }, search, upload));
+  // Multi-user: the picked namespace's own pipelines, then the shared ones (namespace ""), as
+  // upstream's Private and Shared tabs; the server lists one namespace per call.
+  const sections = session.multiUser
+    ? [
+      ...(session.current ? [{ namespace: session.current, title: `Namespace ${session.current}`, kind: "namespace" }] : []),
+      { namespace: "", title: "Shared", kind: "shared" },
+    ]
+    : [{ namespace: undefined, title: "", kind: "all" }];
+  const tables = sections.map((section) => {
+    const holder = h("section", { class: "pipeline-section", dataset: { pipelines: section.kind } });
+    if (section.title) root.append(h("h2", {}, section.title));
+    root.append(holder);
+    return pagedTable(holder, {
+      className: "pipelines",
+      empty: section.namespace === ""
+        ? "No shared pipelines."
+        : "No pipelines yet. Upload one here, or with kfp.Client().upload_pipeline(...).",
+      fetchPage: async (token) => {
+        const data = await api(`${API}/pipelines`, { params: {
+          page_size: 20, page_token: token, sort_by: "created_at desc", namespace: section.namespace,
+          filter: kfpFilter([search.value.trim() && { key: "display_name", operation: "IS_SUBSTRING", string_value: search.value.trim() }]),
+        } });
+        return { items: data.pipelines, total_size: data.total_size, next_page_token: data.next_page_token };
+      },
+      columns: [
+        { title: "Name", cell: (p) => h("a", { href: `#/pipelines/${p.pipeline_id}` }, p.display_name || p.name) },
+        { title: "Description", cell: (p) => p.description || "" },
+        { title: "Created", cell: (p) => fmtTime(p.created_at) },
+      ],
+    });
   });
   let typing;
-  search.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => table.reload(), 300); });
-  return () => table.stop();
+  search.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => tables.forEach((t) => t.reload()), 300); });
+  return () => { clearTimeout(typing); tables.forEach((t) => t.stop()); };
 }
 
 export async function renderOne(root, [pipelineId], query) {
