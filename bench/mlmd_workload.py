@@ -4,6 +4,8 @@ Runs inside the side venv made by ``bench/mlmd_env.py`` (ml-metadata needs
 protobuf<5)::
 
     python bench/mlmd_workload.py --tasks 1000 --db /tmp/mlmd.sqlite [--json] [--per-pod]
+    python bench/mlmd_workload.py --tasks 1000 --mysql-database mlmd_bench_1 \
+        [--mysql-host 127.0.0.1 --mysql-port 3306 --mysql-user root --mysql-password '']
 
 Before kfpd, KFP v2 kept all run/task metadata in MLMD, written by the driver
 and launcher pods through the Go client ``backend/src/v2/metadata/client.go``
@@ -36,8 +38,10 @@ with the run; then GetEventsByExecutionIDs + GetArtifactsByID), and the
 launcher's two GetContextType lookups (its type-id cache starts empty).
 
 Not timed: opening the store and registering the types. The store is MLMD's
-in-process C++ library on a fresh SQLite file; KFP went through the gRPC
-metadata server to MySQL, so these numbers flatter MLMD.
+in-process C++ library on a fresh SQLite file, or with ``--mysql-database`` on
+a MySQL/MariaDB database through ml-metadata's own MySQL connection config (the
+database must exist and be empty; MLMD creates its schema). KFP went through
+the gRPC metadata server to MySQL, so these numbers flatter MLMD.
 """
 
 from __future__ import annotations
@@ -267,6 +271,18 @@ class Replay:
         return execution.id, artifacts[0].id
 
 
+def open_mysql_store(
+    host: str, port: int, user: str, password: str, database: str
+) -> CountingStore:
+    config = pb.ConnectionConfig()
+    config.mysql.host = host
+    config.mysql.port = port
+    config.mysql.user = user
+    config.mysql.password = password
+    config.mysql.database = database
+    return CountingStore(config)
+
+
 def open_store(path: str) -> CountingStore:
     for suffix in ("", "-journal", "-wal", "-shm"):
         if os.path.exists(path + suffix):
@@ -285,9 +301,29 @@ def main() -> None:
     ap.add_argument(
         "--per-pod", action="store_true", help="add each pod's own lookups (see docstring)"
     )
+    ap.add_argument(
+        "--mysql-database",
+        help="record into this (empty) MySQL/MariaDB database instead of a SQLite file",
+    )
+    ap.add_argument("--mysql-host", default="127.0.0.1")
+    ap.add_argument("--mysql-port", type=int, default=3306)
+    ap.add_argument("--mysql-user", default="root")
+    ap.add_argument("--mysql-password", default="")
     args = ap.parse_args()
 
-    store = open_store(args.db)
+    if args.mysql_database:
+        store = open_mysql_store(
+            args.mysql_host,
+            args.mysql_port,
+            args.mysql_user,
+            args.mysql_password,
+            args.mysql_database,
+        )
+        where = f"mysql {args.mysql_host}:{args.mysql_port}/{args.mysql_database}"
+        backend = "mysql"
+    else:
+        store = open_store(args.db)
+        where, backend = f"sqlite {args.db}", "sqlite"
     replay = Replay(store, args.per_pod)
     replay.register_types()
     setup_calls = sum(store.calls.values())
@@ -308,7 +344,7 @@ def main() -> None:
     rate = args.tasks / seconds
     mode = "per-pod" if args.per_pod else "default"
     human = (
-        f"mlmd {mlmd_version} ({mode}, sqlite {args.db}): {args.tasks} tasks in {seconds:.3f}s "
+        f"mlmd {mlmd_version} ({mode}, {where}): {args.tasks} tasks in {seconds:.3f}s "
         f"= {rate:.1f} tasks/s, {calls} MLMD calls ({calls / max(args.tasks, 1):.1f}/task)"
     )
     print(human, file=sys.stderr if args.json else sys.stdout)
@@ -319,6 +355,7 @@ def main() -> None:
             "seconds": round(seconds, 4),
             "tasks_per_s": round(rate, 2),
             "mlmd_version": mlmd_version,
+            "backend": backend,
         }
         if args.per_pod:
             result["mode"] = mode
