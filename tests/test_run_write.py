@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from kfpd.db.engine import Database
@@ -92,3 +93,77 @@ def test_sqlite_with_an_fsync_per_commit_never_writes_on_the_event_loop(tmp_path
     ran_on = asyncio.run(db.run_write(lambda s: _insert(s, "a")))
     assert ran_on != threading.current_thread().name
     db.dispose()
+
+
+def _server_pid(db: Database) -> int:
+    query = "SELECT pg_backend_pid()" if db.dialect == "postgresql" else "SELECT CONNECTION_ID()"
+    with db.read_session() as s:
+        return int(s.scalar(text(query)) or 0)
+
+
+def _kill(database_url: str, pid: int) -> None:
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if admin.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            else:
+                conn.execute(text(f"KILL {int(pid)}"))
+    finally:
+        admin.dispose()
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite has no server connection to lose")
+    first = _server_pid(db)
+    _kill(database_url, first)
+    # Every checkout after this long idle pings first (the default waits a second).
+    monkeypatch.setattr("kfpd.db.engine.PING_AFTER_IDLE_S", 0.0)
+    second = _server_pid(db)
+    assert second != first, "the dead connection was not used"
+    asyncio.run(db.run_write(lambda s: _insert(s, "after-restart")))
+    assert _count(db) == 1
+
+
+def test_a_connection_is_returned_to_the_pool_without_an_open_transaction(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite connections hold no server-side transaction")
+    asyncio.run(db.run_write(lambda s: _insert(s, "locked")))
+    lock = "SELECT id FROM experiments WHERE id = 'locked' FOR UPDATE"
+    timeout = (
+        "SET lock_timeout = '2s'"
+        if db.dialect == "postgresql"
+        else "SET innodb_lock_wait_timeout = 2"
+    )
+    other = Database(db.url)
+
+    def assert_unlocked() -> None:
+        """Another transaction takes the row lock at once: the pooled connection is at rest."""
+        with other.write_session() as s:
+            s.execute(text(timeout))
+            assert s.execute(text(lock)).scalar() == "locked"
+
+    try:
+        # A borrower that bypasses SQLAlchemy's transactions and leaves its row lock behind,
+        raw = db.engine.raw_connection()
+        raw.cursor().execute(lock)
+        raw.close()
+        assert_unlocked()
+        # one whose transaction committed,
+        with db.write_session() as s:
+            s.execute(text(lock))
+        assert_unlocked()
+        # one whose statement failed,
+        with pytest.raises(DBAPIError), db.write_session() as s:
+            s.execute(text(lock))
+            s.execute(text("SELECT no_such_column FROM experiments"))
+        assert_unlocked()
+        # and a reader.
+        with db.read_session() as s:
+            s.execute(text(lock))
+        assert_unlocked()
+    finally:
+        other.dispose()

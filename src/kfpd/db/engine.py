@@ -9,20 +9,26 @@ WAL and what a single-node metadata store needs. ``?synchronous=full`` on the SQ
 every commit durable on power loss too, at the cost of an fsync per write request.
 MySQL/MariaDB run at READ COMMITTED so that a transaction that waited on a row lock sees
 what the transaction before it committed (PostgreSQL's default).
+
+PostgreSQL/MySQL connections cost no round trip of their own per request (see
+:func:`_lean_pool`): a connection is pinged only when it sat idle in the pool, and returned
+without a ROLLBACK when its transaction already ended.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from pydantic_core import from_json, to_json
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolResetState
 
 T = TypeVar("T")
 
@@ -42,6 +48,8 @@ WAL_AUTOCHECKPOINT_PAGES = 1000
 # With background checkpoints, commits only do it when the WAL grew this large (64 MiB) anyway,
 # e.g. when the checkpoint thread is not running or cannot keep up.
 WAL_BACKSTOP_PAGES = 16384
+# A pooled PostgreSQL/MySQL connection idle for longer than this is pinged before use.
+PING_AFTER_IDLE_S = 1.0
 
 
 def sqlite_synchronous(url: str | URL) -> str:
@@ -100,6 +108,74 @@ def _sqlite_engine(
     return engine
 
 
+_ENDED, _USED_AT = "kfpd_ended", "kfpd_used_at"  # keys of a pooled connection's info
+
+
+def _lean_pool(engine: Engine) -> None:
+    """No round trip per checkout or checkin that the request itself does not need.
+
+    * Ping only a connection that sat idle for more than ``PING_AFTER_IDLE_S`` (SQLAlchemy's
+      ``pool_pre_ping`` pings on every checkout: one more round trip per request). A connection
+      in steady use needs none: if the server went away meanwhile, the failing statement marks
+      the pool invalid and the next checkouts reconnect. A failed ping makes the pool retry with
+      a fresh connection, as ``pool_pre_ping`` does.
+    * MySQL/MariaDB: skip the pool's ROLLBACK on checkin when the connection's transaction
+      already ended with a COMMIT or ROLLBACK and nothing ran since (PyMySQL sends every
+      ROLLBACK to the server; psycopg skips it by itself when no transaction is open).
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_USED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        record.info[_ENDED] = False  # whatever the borrower does, reset it unless it ends
+        if time.monotonic() - record.info.get(_USED_AT, 0.0) > PING_AFTER_IDLE_S:
+            try:
+                dialect.do_ping(dbapi_conn)
+            except Exception as error:
+                raise exc.DisconnectionError() from error  # the pool retries with a new one
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_USED_AT] = time.monotonic()
+
+    if dialect.name in {"mysql", "mariadb"}:
+        _reset_only_open_transactions(engine)
+
+
+def _reset_only_open_transactions(engine: Engine) -> None:
+    """The pool's reset-on-return (ROLLBACK), for the connections whose transaction did not end
+    (the engine is created with ``pool_reset_on_return=None``)."""
+
+    def _dirty(conn: Any, *_args: Any) -> None:
+        conn.info[_ENDED] = False
+
+    def _ending(conn: Any) -> None:  # before the DBAPI call; an error there marks it dirty
+        conn.info[_ENDED] = True
+
+    event.listen(engine, "before_cursor_execute", _dirty)
+    event.listen(engine, "commit", _ending)
+    event.listen(engine, "rollback", _ending)
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        connection = context.connection
+        if connection is not None and not connection.invalidated:
+            connection.info[_ENDED] = False
+
+    @event.listens_for(engine, "reset")
+    def _reset(dbapi_conn: Any, record: Any, state: PoolResetState) -> None:
+        if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
+            return
+        if record is not None and record.info.get(_ENDED):
+            return
+        dbapi_conn.rollback()  # what the pool's reset-on-return would have done
+
+
 class Database:
     """The database of one kfpd server: engines, session factories, dialect facts."""
 
@@ -132,18 +208,22 @@ class Database:
                 self._checkpointer = WalCheckpointer(self.engine)
         else:
             kwargs: dict[str, Any] = {
-                "pool_pre_ping": True,
                 "pool_size": pool_size,
                 "max_overflow": pool_size * 2,
+                # The most recently used connection first: a steady load keeps reusing a few
+                # warm connections (no idle ping, server-side caches warm), the rest age out.
+                "pool_use_lifo": True,
             }
             if self.dialect in {"mysql", "mariadb"}:
                 kwargs["isolation_level"] = "READ COMMITTED"
+                kwargs["pool_reset_on_return"] = None  # see _reset_only_open_transactions
             if self.dialect == "postgresql" and "options" not in self.url.query:
                 # kfpd's reads are short index scans: starting parallel workers costs more than
                 # it saves (a 200k-name count: 21 ms serial, 32-45 ms with 2 workers on 2
                 # vCPUs) and multiplies CPU under concurrent API load. ?options=... overrides.
                 kwargs["connect_args"] = {"options": "-c max_parallel_workers_per_gather=0"}
             self.engine = create_engine(self.url, **kwargs, **JSON_CODEC)
+            _lean_pool(self.engine)
             self.write_engine = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
