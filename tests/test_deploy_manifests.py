@@ -104,3 +104,13 @@ def test_dockerfile_builds_the_server_and_the_launcher_bundle_image() -> None:
     (init,) = pod["spec"]["initContainers"]
     assert init["command"][1] == "/kfpd/launcher.pyz"
     assert "COPY --from=build /out/launcher.pyz /kfpd/launcher.pyz" in text
+
+
+def test_dockerfile_has_a_task_image_with_kfpds_s3_support() -> None:
+    """The bundle hands s3:// tasks over to an installed kfpd of its own version
+    (tests/test_launcher_bundle.py): the task image installs exactly the wheel built with it."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    task = text[text.index("AS task") :]
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /out/wheels ." in text
+    assert "COPY --from=build /out/wheels /tmp/wheels" in task
+    assert '"$(ls /tmp/wheels/kfpd-*.whl)[s3,sdk]"' in task

@@ -11,14 +11,17 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 
+import kfpd
 from kfpd.api.app import create_app
 from kfpd.client.http import KfpdClient
 from kfpd.config import Settings
@@ -28,6 +31,8 @@ from kfpd.executors.base import ExitCallback, TaskExit
 from kfpd.executors.bundle import build_bundle, lite_schema_module
 from kfpd.schemas.launch import LaunchSpec
 from tests.conftest import _free_port, _serve
+from tests.s3server import S3Server, s3_server  # noqa: F401  (the session fixture)
+from tests.test_object_storage_s3 import _write_secrets, launcher_config
 from tests.test_orchestrator import wait_final
 from tests.test_run_lifecycle import _start, _task
 
@@ -167,3 +172,73 @@ def test_the_bundles_models_have_the_servers_fields() -> None:
     assert lite.model_dump() == spec.model_dump(mode="json")
     with pytest.raises(ValueError, match="server_url is required"):
         namespace["LaunchSpec"].model_validate({})
+
+
+def _run_with_bundle(image: Path, tmp_path: Path, server: S3Server, text: str) -> tuple[Any, str]:
+    """The artifacts pipeline through a real server whose pipeline root is s3:// (SeaweedFS),
+    every task run by the bundle in ``image``: (the final run, the pipeline root)."""
+    bundle = build_bundle(tmp_path / "launcher.pyz")
+    executor = BundleExecutor(bundle, image, tmp_path / "tasks")
+    db_url = f"sqlite:///{tmp_path / 'kfpd.sqlite'}"
+    upgrade(db_url)
+    database = Database(db_url)
+    port = _free_port()
+    _write_secrets(tmp_path, server)
+    root = f"s3://{server.bucket}/bundle-{tmp_path.name}"
+    config = tmp_path / "kfp-launcher.yaml"
+    config.write_text(yaml.safe_dump(launcher_config(server, root)))
+    settings = Settings(data_dir=tmp_path, port=port, launcher_config=config)
+    uvicorn_server, thread = _serve(
+        create_app(settings, database=database, executor=executor), port
+    )
+    try:
+        with KfpdClient(f"http://127.0.0.1:{port}") as client:
+            run_id = _start(client, "ray_pipelines:artifacts", text=text)
+            return wait_final(client, run_id, timeout=120), root
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=30)
+        database.dispose()
+
+
+def _placement(task: Any) -> dict[str, str]:
+    properties = task.status_metadata.custom_properties or {}
+    placement: dict[str, str] = properties.get("placement") or {}
+    return placement
+
+
+@pytest.mark.s3
+def test_s3_root_in_an_image_without_kfpd_fails_the_task_saying_which_image(
+    image: Path,
+    tmp_path: Path,
+    s3_server: S3Server,  # noqa: F811
+) -> None:
+    run, root = _run_with_bundle(image, tmp_path, s3_server, "no s3 here")
+    assert run.state and run.state.name == "FAILED"
+    writer = _task(run.tasks or [], "write-text")
+    message = writer.status_metadata.message  # type: ignore[union-attr]
+    assert message.startswith("artifacts at 's3://"), message
+    assert f"pip install 'kfpd[s3]=={kfpd.__version__}'" in message
+    assert "deploy/Dockerfile --target task" in message and "the image has no kfpd" in message
+    assert "Traceback" not in message
+    assert _placement(writer)["launcher"].endswith("bundle (file:// artifacts only)")
+    assert not s3_server.filesystem().exists(root.removeprefix("s3://")), "nothing uploaded"
+
+
+@pytest.mark.s3
+def test_the_bundle_runs_the_images_own_kfpd_for_s3_artifacts(
+    tmp_path: Path,
+    s3_server: S3Server,  # noqa: F811
+) -> None:
+    """An image with kfpd[s3] of the server's version (here: this environment's python, still
+    started with an empty environment): the bundle hands over to it and artifacts go to S3."""
+    image = Path(sys.executable).parent
+    run, root = _run_with_bundle(image, tmp_path, s3_server, "through s3")
+    assert run.state and run.state.name == "SUCCEEDED", run.error
+    reader = _task(run.tasks or [], "read-text")
+    outputs = {p.parameter_key: p.value for p in (reader.outputs.parameters or [])}  # type: ignore[union-attr]
+    assert outputs == {"Output": "THROUGH S3"}
+    assert _placement(reader)["launcher"] == f"kfpd {kfpd.__version__} installed in the image"
+    fs = s3_server.filesystem()
+    stored = {key: fs.cat(key) for key in fs.find(root.removeprefix("s3://"))}
+    assert b"through s3" in stored.values(), sorted(stored)

@@ -346,3 +346,14 @@ def test_local_tasks_name_their_process_not_a_made_up_pod(monkeypatch: Any) -> N
     monkeypatch.setenv(EXECUTOR_ENV, "ray")
     monkeypatch.delenv("KFP_POD_NAME")
     assert "pod_name" not in placement()
+
+
+def test_a_missing_object_store_backend_is_found_before_the_task_runs() -> None:
+    """gcsfs is not installed here: opening the granted gs:// session fails at once, naming
+    the extra to install (the launcher then fails the task before its command)."""
+    from kfpd.launcher.objectstore import SessionStore
+
+    store = SessionStore([("gcs", {"project": "p"}, ["gs://bucket/a", "gs://bucket/b"])])
+    with pytest.raises(StoreError, match=r"pip install 'kfpd\[gcs\]'"):
+        store.open_all()
+    SessionStore([("memory", {}, ["memory://x/y"])]).open_all()  # an installed backend: fine

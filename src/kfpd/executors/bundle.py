@@ -8,8 +8,11 @@ compiled and could not run in an arbitrary image). The server validated the spec
 the stand-in only converts JSON to objects and back.
 
 Object stores: ``file://`` artifacts (e.g. a shared volume) work from the bundle as is.
-``s3://``/``gs://`` artifacts need kfpd's storage support (pydantic, fsspec, s3fs) in the
-image; without it the task fails saying so.
+``s3://``/``gs://`` artifacts need kfpd's storage support (pydantic, fsspec, s3fs): when the
+image has kfpd of the bundle's version installed (``pip install 'kfpd[s3]==VERSION'``, e.g. the
+``task`` target of deploy/Dockerfile), the entry point runs that full launcher instead of the
+bundled one; otherwise a task with remote artifacts fails before its command runs, with a
+message naming the image it needs. Which launcher ran is in the task's placement metadata.
 """
 
 from __future__ import annotations
@@ -42,7 +45,30 @@ _SOURCES = (
     "launcher/reporter.py",
 )
 
-_MAIN = """import sys
+_MAIN = """import os
+import sys
+from importlib import metadata
+
+VERSION = %(version)r
+
+
+def _image_has_this_kfpd():
+    try:
+        return metadata.version("kfpd") == VERSION
+    except metadata.PackageNotFoundError:
+        return False
+
+
+# The image's own kfpd of this very version (pip install 'kfpd[s3]==VERSION') is the full
+# launcher, object stores included: run it instead of the bundled, file://-only one (whose
+# kfpd package would otherwise shadow the installed one). Another version is not used: the
+# launch spec is this version's.
+if _image_has_this_kfpd():
+    bundle = os.path.abspath(sys.path[0])
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != bundle]
+    os.environ["KFPD_LAUNCHER"] = "kfpd " + VERSION + " installed in the image"
+else:
+    os.environ["KFPD_LAUNCHER"] = "kfpd " + VERSION + " bundle (file:// artifacts only)"
 
 from kfpd.launcher.main import main
 
@@ -199,7 +225,7 @@ def build_bundle(dest: Path) -> Path:
             archive.write(package / relative, f"kfpd/{relative}")
         archive.writestr("kfpd/schemas/__init__.py", '"""Wire models (bundle: launch only)."""\n')
         archive.writestr("kfpd/schemas/launch.py", lite_schema_module())
-        archive.writestr("__main__.py", _MAIN)
+        archive.writestr("__main__.py", _MAIN % {"version": kfpd.__version__})
     buffer.seek(0)
     dest.parent.mkdir(parents=True, exist_ok=True)
     zipapp.create_archive(buffer, dest, interpreter="/usr/bin/env python3")

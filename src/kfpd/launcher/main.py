@@ -119,6 +119,8 @@ class Launcher:
         # A warm worker made the TLS context once; otherwise https makes its own when needed.
         self.server = Reporter(spec.server_url, spec.token, ssl_context=_ssl_context)
         self._streaming = True
+        # Remote artifacts but no object-store support here: the log is not uploaded either.
+        self._store_missing = False
         self._log_retry_at = 0.0
         self._log_retry_delay = LOG_RETRY_FIRST
 
@@ -189,11 +191,9 @@ class Launcher:
             return []  # local files only: the launcher bundle (no pydantic) stays on this path
         try:
             from kfpd.storage.launcher_config import is_remote
-        except ImportError as exc:  # the launcher bundle in an image without kfpd's storage
-            raise TaskFailure(
-                f"artifacts at {sorted(candidates)[0]!r} need kfpd's object-store support in "
-                f"the image (pip install 'kfpd[s3]'); this launcher has only file:// ({exc})"
-            ) from None
+        except ImportError:  # the launcher bundle in an image without kfpd's storage
+            self._store_missing = True
+            raise TaskFailure(no_object_store_message(sorted(candidates)[0])) from None
 
         # Other fsspec schemes (memory://, hdfs://, ...) keep fsspec's own configuration.
         return sorted(u for u in candidates if is_remote(u))
@@ -207,7 +207,13 @@ class Launcher:
             granted = self.server.storage_sessions(self.spec.run_id, self.spec.task_id, uris)
         except (ServerError, TransportError) as exc:
             raise TaskFailure(f"no object-store access for this task's artifacts: {exc}") from None
-        self.store = SessionStore([(s.protocol, s.options, s.uris) for s in granted.sessions])
+        store = SessionStore([(s.protocol, s.options, s.uris) for s in granted.sessions])
+        try:
+            store.open_all()  # a missing s3fs/gcsfs fails the task now, not after its command
+        except StoreError as exc:
+            self._store_missing = True
+            raise TaskFailure(str(exc)) from None
+        self.store = store
         self._granted = True
 
     def _stage(self) -> TaskFiles:
@@ -359,6 +365,8 @@ class Launcher:
     def _store_log(self, log_path: Path) -> str | None:
         if file_uri_path(self.spec.log_uri) is not None:
             return self.spec.log_uri
+        if self._store_missing:
+            return None  # the server keeps the log text it was sent
         try:
             self.store.upload(log_path, self.spec.log_uri)
         except StoreError as exc:
@@ -392,6 +400,31 @@ class Launcher:
             delay = min(delay * 2, MAX_REPORT_DELAY)
 
 
+# Set by the launcher bundle's entry point: which launcher runs (recorded in the placement).
+LAUNCHER_ENV = "KFPD_LAUNCHER"
+
+
+def no_object_store_message(uri: str) -> str:
+    """Why a task with remote artifacts cannot run here, and which image would run it."""
+    from importlib import metadata
+
+    import kfpd
+
+    try:
+        installed = metadata.version("kfpd")
+    except metadata.PackageNotFoundError:
+        installed = ""
+    found = "the image has no kfpd"
+    if installed:
+        found = f"the image has kfpd {installed}, not the server's {kfpd.__version__}"
+    return (
+        f"artifacts at {uri!r} need kfpd's object-store support in the task's image "
+        f"(pip install 'kfpd[s3]=={kfpd.__version__}', or build the image from "
+        f"deploy/Dockerfile --target task): {found}, and the launcher bundle handles only "
+        "file:// artifacts"
+    )
+
+
 def report_deadline() -> float:
     """Seconds the final report is retried: ``KFPD_REPORT_DEADLINE`` or a week."""
     try:
@@ -409,6 +442,8 @@ def placement() -> dict[str, str]:
         given = {}
     if isinstance(given, dict):
         found.update({str(k): str(v) for k, v in given.items()})
+    if os.environ.get(LAUNCHER_ENV):
+        found["launcher"] = os.environ[LAUNCHER_ENV]
     for key, env in (("pod_name", "KFP_POD_NAME"), ("pod_uid", "KFP_POD_UID")):
         if os.environ.get(env):
             found[key] = os.environ[env]

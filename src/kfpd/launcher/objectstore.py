@@ -54,9 +54,9 @@ class FsspecStore:
         return file_uri_path(uri)
 
     def _fs(self, uri: str) -> tuple[Any, str]:
-        import fsspec  # only remote URIs pay for the import
-
         try:
+            import fsspec  # only remote URIs pay for the import
+
             fs, path = fsspec.core.url_to_fs(uri)
         except (ImportError, ValueError) as exc:
             raise StoreError(f"no storage backend for {uri!r}: {exc}") from exc
@@ -118,6 +118,11 @@ class SessionStore(FsspecStore):
 
     def covers(self, uri: str) -> bool:
         return uri in self._by_uri
+
+    def open_all(self) -> None:
+        """Make every granted session's filesystem now (StoreError: its backend is missing)."""
+        for uri in {id(options): uri for uri, (_, options) in self._by_uri.items()}.values():
+            self._fs(uri)
 
     def _fs(self, uri: str) -> tuple[Any, str]:
         granted = self._by_uri.get(uri)
