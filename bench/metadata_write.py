@@ -74,7 +74,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from bench_db import recreate_server_db
+from bench_db import recreate_server_db, server_db_exists
 from kfpd_server import kfpd_server
 from sqlalchemy.engine import URL, make_url
 
@@ -535,7 +535,21 @@ def make_plan(args: argparse.Namespace) -> Plan:
     # better of MLMD on SQLite and on MariaDB, so both are measured whenever it runs.
     pg = "postgresql" in databases
     mlmd_on = [d for d in ("sqlite", "mariadb") if d in databases or pg]
+    for db in {*databases, *mlmd_on} - {"sqlite"}:
+        check_server(db, servers[db])
     return Plan(databases, mlmd_on, servers, sqlite_url)
+
+
+def check_server(db: str, url: URL) -> None:
+    """Fail at once, and clearly, when a database server the plan needs is not there."""
+    try:
+        server_db_exists(url)
+    except Exception as exc:
+        where = url.render_as_string(hide_password=True)
+        raise SystemExit(
+            f"{db} is not reachable at {where} ({type(exc).__name__}); start it, point "
+            f"--{db}-url at it, or leave it out with --databases"
+        ) from exc
 
 
 def measure_round(
@@ -622,7 +636,9 @@ def main() -> None:
         for db in plan.databases:
             k = kfpd_now[db]
             m = best(list(mlmd_now.values())) if db == "postgresql" else mlmd_now[db]
-            table[db].append(Round(r, k, m, round(k.tasks_per_s / m.tasks_per_s, 2), load))
+            table[db].append(
+                Round(r, k, m, round(k.tasks_per_s / m.tasks_per_s, 2), round(load, 2))
+            )
             if not args.json:
                 anchor = f"{'best ' if db == 'postgresql' else ''}mlmd ({m.backend})"
                 print(
