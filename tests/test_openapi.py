@@ -1,9 +1,12 @@
 """The OpenAPI document tells the truth (api/openapi.py): documented statuses, typed query
 parameters, 405 with Allow; schemathesis checks it against the server (SQLite, orchestration
-off, a few examples per operation)."""
+off, a few examples per operation): no server error, no undocumented status, no schema-valid
+request rejected (the statuses each operation may answer such a request are in
+schemathesis.toml)."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,8 +14,10 @@ from typing import Any
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import status_code_conformance
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import positive_data_acceptance, status_code_conformance
 
 from kfpd.api.app import create_app
 from kfpd.config import Settings
@@ -27,7 +32,12 @@ _APP = create_app(
         allowed_hosts=["testserver"],  # the Host schemathesis' ASGI client sends
     )
 )
-schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
+# Strings only the server makes valid (api/openapi.py names their formats): the first page
+# (a token of one list is refused by another), and filters every list accepts.
+schemathesis.openapi.format("kfp-page-token", st.just(""))
+schemathesis.openapi.format("kfp-filter", st.sampled_from(["", '{"predicates": []}']))
+_CONFIG = SchemathesisConfig.from_path(Path(__file__).parents[1] / "schemathesis.toml")
+schema = schemathesis.openapi.from_asgi("/openapi.json", _APP, config=_CONFIG)
 
 
 @schema.parametrize()
@@ -39,9 +49,12 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
     database=None,
 )
 def test_server_matches_its_openapi_document(case: Any) -> None:
-    # No 5xx, no status the document does not list. (Schema-valid requests can still get a
-    # 400 for rules JSON Schema does not express: filter syntax, an empty pipeline file...)
-    case.call_and_validate(checks=[not_a_server_error, status_code_conformance])
+    # No 5xx, no status the document does not list, no 4xx for a request the document calls
+    # valid beyond those schemathesis.toml allows (an unknown id, a conflict, a pipeline spec
+    # that is not a valid pipeline).
+    case.call_and_validate(
+        checks=[not_a_server_error, status_code_conformance, positive_data_acceptance]
+    )
 
 
 def test_documented_statuses_and_types(tmp_path: Path) -> None:
@@ -58,6 +71,21 @@ def test_documented_statuses_and_types(tmp_path: Path) -> None:
     get_run = document["paths"]["/apis/v2beta1/runs/{run_id}"]["get"]
     view = next(p for p in get_run["parameters"] if p["name"] == "view")["schema"]
     assert view["enum"] == ["DEFAULT", "FULL"] and "404" in get_run["responses"]
+    # Rules the server checks are in the document: sortable fields, bounds, required names,
+    # no NUL in any body string (free-form values are JsonValue).
+    sort = re.compile(params["sort_by"]["pattern"])
+    assert sort.search("created_at desc") and not sort.search("pipeline_spec")
+    lineage = document["paths"]["/apis/v2beta1/artifacts/{artifact_id}/lineage"]["get"]
+    hops = next(p for p in lineage["parameters"] if p["name"] == "max_hops")["schema"]
+    assert hops["maximum"] == 100
+    schemas = document["components"]["schemas"]
+    name = re.compile(schemas["ExperimentCreate"]["properties"]["display_name"]["pattern"])
+    assert name.search("x") and not name.search("  ") and not name.search("a\nb")
+    recurring = schemas["RecurringRun"]["properties"]["max_concurrency"]["anyOf"]
+    assert {"type": "integer", "minimum": 1, "maximum": 10} in recurring
+    spec = schemas["RunCreate"]["properties"]["pipeline_spec"]["anyOf"][0]
+    assert spec["additionalProperties"] == {"$ref": "#/components/schemas/JsonValue"}
+    assert schemas["RuntimeConfig"]["properties"]["pipeline_root"]["anyOf"][0]["pattern"]
 
 
 def test_unsupported_methods_answer_405_with_allow(api: TestClient) -> None:

@@ -14,7 +14,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from kfpd.domain.enums import ArtifactType
+from kfpd.db.listing import Field
+from kfpd.domain.enums import ArtifactType, IOType
+from kfpd.services.artifacts import ARTIFACT_FIELDS, LINK_FIELDS
+from kfpd.services.experiments import EXPERIMENT_FIELDS
+from kfpd.services.lineage import MAX_HOPS_LIMIT
+from kfpd.services.pipelines import PIPELINE_FIELDS, VERSION_FIELDS
+from kfpd.services.recurring_runs import RECURRING_RUN_FIELDS
+from kfpd.services.runs import RUN_FIELDS
+from kfpd.services.tasks import TASK_FIELDS
 
 _INTEGER = {"type": "integer", "format": "int32"}
 _BOOLEAN = {"type": "boolean"}
@@ -23,7 +31,7 @@ QUERY_TYPES: dict[str, dict[str, Any]] = {
     "page_size": {**_INTEGER, "minimum": 1, "maximum": 1000},
     "offset": {**_INTEGER, "minimum": 0},
     "limit_bytes": {**_INTEGER, "minimum": 1, "maximum": 8 * 1024 * 1024},
-    "max_hops": {**_INTEGER, "minimum": 1},
+    "max_hops": {**_INTEGER, "minimum": 1, "maximum": MAX_HOPS_LIMIT},
     "cascade": _BOOLEAN,
     "skip_count": _BOOLEAN,
     "delete_artifacts": _BOOLEAN,
@@ -31,11 +39,29 @@ QUERY_TYPES: dict[str, dict[str, Any]] = {
     "view": {"type": "string", "enum": ["DEFAULT", "FULL"]},
     "direction": {"type": "string", "enum": ["UPSTREAM", "DOWNSTREAM", "BOTH"]},
     "node_kind": {"type": "string", "enum": ["ARTIFACT", "TASK"]},
+    "type": {"type": "string", "enum": [t.name for t in IOType]},
+    # Opaque strings only the server makes valid: named formats (a client that knows them,
+    # like tests/test_openapi.py, generates real ones; anything else may get a 400).
+    "page_token": {"type": "string", "format": "kfp-page-token"},
+    "filter": {"type": "string", "format": "kfp-filter"},
     "artifact_type": {
         "type": "string",
         "enum": [t.name for t in ArtifactType if t != ArtifactType.TYPE_UNSPECIFIED],
     },
 }
+# The fields each list sorts by (sort_by / order_by: "field", "field asc", "field desc").
+SORT_FIELDS: dict[str, dict[str, Field]] = {
+    "/apis/v2beta1/runs": RUN_FIELDS,
+    "/apis/v2beta1/experiments": EXPERIMENT_FIELDS,
+    "/apis/v2beta1/pipelines": PIPELINE_FIELDS,
+    "/apis/v2beta1/pipelines/{pipeline_id}/versions": VERSION_FIELDS,
+    "/apis/v2beta1/recurringruns": RECURRING_RUN_FIELDS,
+    "/apis/v2beta1/artifacts": ARTIFACT_FIELDS,
+    "/apis/v2beta1/artifact_tasks": LINK_FIELDS,
+    "/apis/v2beta1/runs/{run_id}/tasks": TASK_FIELDS,
+}
+# Query parameters whose values are ids: repeated ids must not be empty.
+_ID_LISTS = {"task_ids", "run_ids", "artifact_ids"}
 # What api/guard.py refuses in URLs: control characters in the path, NUL in the query.
 _NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 _NO_NUL = "^[^\\x00]*$"
@@ -72,17 +98,28 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
     return statuses
 
 
-def _type_parameters(operation: dict[str, Any]) -> None:
+def _sort_schema(fields: dict[str, Field]) -> dict[str, Any]:
+    names = "|".join(re.escape(name) for name, field in sorted(fields.items()) if field.sortable)
+    return {"type": "string", "pattern": f"^(({names})( (asc|desc|ASC|DESC))?)?$"}
+
+
+def _type_parameters(path: str, operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters", []):
         title = parameter["schema"].get("title", "")
+        name = parameter["name"]
         if parameter.get("in") == "path":
             parameter["schema"] = {"type": "string", "pattern": _NO_CONTROL, "title": title}
-        elif parameter.get("in") == "query":
-            typed = QUERY_TYPES.get(parameter["name"])
-            if typed is not None:
-                parameter["schema"] = {**typed, "title": title}
-            else:
-                _forbid_nul(parameter["schema"])
+        elif parameter.get("in") != "query":
+            continue
+        elif name in ("sort_by", "order_by") and path in SORT_FIELDS:
+            parameter["schema"] = {**_sort_schema(SORT_FIELDS[path]), "title": title}
+        elif name in _ID_LISTS:
+            item = {"type": "string", "minLength": 1, "pattern": _NO_NUL}
+            parameter["schema"] = {"type": "array", "items": item, "title": title}
+        elif name in QUERY_TYPES:
+            parameter["schema"] = {**QUERY_TYPES[name], "title": title}
+        else:
+            _forbid_nul(parameter["schema"])
 
 
 def _forbid_nul(schema: dict[str, Any]) -> None:
@@ -96,9 +133,61 @@ def _forbid_nul(schema: dict[str, Any]) -> None:
         _forbid_nul(schema["items"])
 
 
+# Any JSON value without NUL characters: what free-form fields (parameter values, specs,
+# plugin data) accept, since api/guard.py refuses a body with a NUL anywhere (PostgreSQL
+# stores none).
+_JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+JSON_VALUE_SCHEMA = {
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "number"},
+        {"type": "string", "pattern": _NO_NUL},
+        {"type": "array", "items": _JSON_VALUE_REF},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": _NO_NUL},
+            "additionalProperties": _JSON_VALUE_REF,
+        },
+    ]
+}
+
+
+def _free_form(schema: Any) -> bool:
+    return schema is True or schema == {} or schema == {"additionalProperties": True}
+
+
+def _forbid_nul_in_body(schema: dict[str, Any]) -> None:
+    """Say in a body schema what api/guard.py refuses: a NUL in any string or key."""
+    plain = schema.keys().isdisjoint({"pattern", "enum", "const"})
+    if schema.get("type") == "string" and plain and schema.get("format") != "binary":
+        schema["pattern"] = _NO_NUL
+    if schema.get("type") == "object" and "additionalProperties" in schema:
+        schema["propertyNames"] = {"pattern": _NO_NUL}
+    # Free-form values (Any, dict[str, Any]) become JsonValue; the rest is walked.
+    children: list[tuple[Any, Any]] = []
+    for key in ("properties", "$defs"):
+        children += [(schema[key], name) for name in schema.get(key, {})]
+    for key in ("anyOf", "oneOf", "allOf"):
+        children += [(schema[key], index) for index in range(len(schema.get(key, [])))]
+    children += [(schema, key) for key in ("items", "additionalProperties") if key in schema]
+    for parent, key in children:
+        if _free_form(parent[key]):
+            parent[key] = dict(_JSON_VALUE_REF)
+        elif isinstance(parent[key], dict):
+            _forbid_nul_in_body(parent[key])
+
+
 def document(schema: dict[str, Any]) -> dict[str, Any]:
     """Rewrite FastAPI's generated document in place (and return it)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for component in components.values():
+        _forbid_nul_in_body(component)
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _forbid_nul_in_body(media.get("schema", {}))
+    components["JsonValue"] = JSON_VALUE_SCHEMA
     components["Error"] = ERROR_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
@@ -109,7 +198,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             responses.pop("422", None)
             for status in _error_statuses(path, method, operation):
                 responses.setdefault(status, {"description": _WHY[status], "content": error})
-            _type_parameters(operation)
+            _type_parameters(path, operation)
     return schema
 
 

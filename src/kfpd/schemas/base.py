@@ -61,8 +61,18 @@ Int64 = Annotated[
     int,
     BeforeValidator(_int64),
     PlainSerializer(lambda v: str(v), return_type=str),
-    WithJsonSchema({"type": "string", "format": "int64"}),
+    WithJsonSchema({"type": "string", "format": "int64", "pattern": "^-?[0-9]{1,18}$"}),
 ]
+
+
+def int64_between(low: int, high: int) -> WithJsonSchema:
+    """The schema of an Int64 the server accepts only in [low, high]:
+    ``Annotated[Int64, int64_between(1, 10)]``."""
+    decimal = {"type": "string", "enum": [str(n) for n in range(low, high + 1)]}
+    number = {"type": "integer", "minimum": low, "maximum": high}
+    return WithJsonSchema({"anyOf": [number, decimal]})
+
+
 # int32 values: accepted as number or string, emitted as a number.
 Int32 = Annotated[int, BeforeValidator(_int64)]
 
@@ -78,4 +88,21 @@ def refuse_control(value: str) -> str:
 
 
 # Names, keys, namespaces and URIs: stored in text columns, shown in one line, used in paths.
-Name = Annotated[str, AfterValidator(refuse_control)]
+_NO_CONTROL = "[^\\x00-\\x1f\\x7f-\\x9f]"
+Name = Annotated[
+    str,
+    AfterValidator(refuse_control),
+    WithJsonSchema({"type": "string", "pattern": f"^{_NO_CONTROL}*$"}),
+]
+# A name the server needs (not blank once stripped).
+RequiredName = Annotated[
+    str,
+    AfterValidator(refuse_control),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "pattern": f"^{_NO_CONTROL}*[^\\s\\x00-\\x1f\\x7f-\\x9f]{_NO_CONTROL}*$",
+        }
+    ),
+]

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from kfpd.domain.enums import StorageState
-from kfpd.schemas.base import Int32, Name, WireModel, wire_enum
+from kfpd.schemas.base import Int32, Name, RequiredName, WireModel, wire_enum
 
 
 class ExperimentCreate(WireModel):
-    display_name: Name
+    display_name: RequiredName
     description: str | None = None
     namespace: Name | None = None
     # Output-only fields a client may echo back; ignored.

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ConfigDict
+from pydantic.config import JsonDict
+
 from kfpd.schemas.base import Int32, Name, WireModel
 from kfpd.schemas.common import Status
 
@@ -10,7 +13,19 @@ class Url(WireModel):
     pipeline_url: Name | None = None
 
 
+# A pipeline needs a name: name or display_name, not blank, at most 255 characters.
+_NAMED: JsonDict = {"type": "string", "pattern": "\\S", "maxLength": 255}
+_NEEDS_A_NAME: JsonDict = {
+    "anyOf": [
+        {"required": ["name"], "properties": {"name": _NAMED}},
+        {"required": ["display_name"], "properties": {"display_name": _NAMED}},
+    ]
+}
+
+
 class PipelineCreate(WireModel):
+    model_config = ConfigDict(json_schema_extra=_NEEDS_A_NAME)
+
     display_name: Name | None = None
     name: Name | None = None
     description: str | None = None

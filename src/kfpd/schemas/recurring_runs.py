@@ -7,14 +7,17 @@ kfpd extensions (docs/api.md): ``cron_schedule.timezone`` (IANA name, default UT
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from kfpd.domain.enums import RecurringRunMode, RecurringRunStatus
-from kfpd.schemas.base import Int32, Int64, WireModel, wire_enum
+from kfpd.domain.schedule import MAX_CONCURRENCY
+from kfpd.schemas.base import Int32, Int64, WireModel, int64_between, wire_enum
 from kfpd.schemas.common import Status
 from kfpd.schemas.runs import PipelineVersionReference, RuntimeConfig
+
+MaxConcurrency = Annotated[Int64, int64_between(1, MAX_CONCURRENCY)]
 
 
 class CronSchedule(WireModel):
@@ -44,7 +47,7 @@ class RecurringRun(WireModel):
     pipeline_version_reference: PipelineVersionReference | None = None
     runtime_config: RuntimeConfig | None = None
     service_account: str | None = None
-    max_concurrency: Int64 | None = None
+    max_concurrency: MaxConcurrency | None = None
     trigger: Trigger | None = None
     mode: wire_enum(RecurringRunMode) | None = None  # type: ignore[valid-type]
     created_at: str | None = None
@@ -65,7 +68,7 @@ class RecurringRunUpdate(WireModel):
     description: str | None = None
     trigger: Trigger | None = None
     runtime_config: RuntimeConfig | None = None
-    max_concurrency: Int64 | None = None
+    max_concurrency: MaxConcurrency | None = None
     no_catchup: bool | None = None
     service_account: str | None = None
 

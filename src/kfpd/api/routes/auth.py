@@ -6,17 +6,35 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from kfpd.api.authz import AuthState
 from kfpd.api.deps import Db
-from kfpd.domain.access import Principal
+from kfpd.domain.access import Principal, Role
 from kfpd.services import auth_store
 
 router = APIRouter(prefix="/apis/v2beta1/auth", tags=["auth"])
 
 
+_SET = {"type": "string", "minLength": 1}
+_UNSET = {"anyOf": [{"type": "null"}, {"const": ""}]}
+
+
+def _binding_rules(schema: dict[str, Any]) -> None:
+    """What auth_store.parse_binding checks: a known role, a namespace, exactly one of
+    user or group."""
+    schema["required"] = ["role", "namespace"]
+    schema["properties"]["role"] = {"type": "string", "enum": [role.value for role in Role]}
+    schema["properties"]["namespace"] = {"type": "string"}
+    schema["anyOf"] = [
+        {"required": ["user"], "properties": {"user": _SET, "group": _UNSET}},
+        {"required": ["group"], "properties": {"group": _SET, "user": _UNSET}},
+    ]
+
+
 class BindingBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_binding_rules)
+
     role: str
     namespace: str | None = None
     user: str | None = None
