@@ -18,6 +18,7 @@ from rich.table import Table
 from kfpd.client.http import KfpdApiError, KfpdClient
 from kfpd.domain.errors import InvalidArgument
 from kfpd.domain.timeutil import parse_rfc3339
+from kfpd.ir import root_parameter_definitions
 from kfpd.schemas.runs import Run, RunCreate
 from kfpd.schemas.tasks import PipelineTask
 from kfpd.spec.loader import load_package
@@ -92,10 +93,7 @@ def load_spec_file(path: Path) -> dict[str, Any]:
 
 def parse_parameters(pairs: list[str], spec: dict[str, Any]) -> dict[str, Any]:
     """``name=value`` pairs, converted to the types the pipeline declares."""
-    pipeline = spec.get("pipeline_spec", spec)
-    definitions = ((pipeline.get("root") or {}).get("inputDefinitions") or {}).get(
-        "parameters"
-    ) or {}
+    definitions = root_parameter_definitions(spec.get("pipeline_spec", spec))
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
@@ -105,7 +103,8 @@ def parse_parameters(pairs: list[str], spec: dict[str, Any]) -> dict[str, Any]:
             raise typer.BadParameter(
                 f"unknown parameter {name!r}; the pipeline takes {sorted(definitions)}"
             )
-        ptype = definitions[name].get("parameterType", "STRING")
+        declared = definitions[name].parameter_type
+        ptype = "STRING" if declared is None else declared
         try:
             if ptype == "STRING":
                 values[name] = raw

@@ -1,6 +1,6 @@
 """The pipeline IR as typed, immutable objects (see ``model``); ``load_ir`` builds one."""
 
-from kfpd.ir.load import load_ir, parameter_input, raw_items
+from kfpd.ir.load import load_ir, parameter_input, raw_items, root_parameter_definitions
 from kfpd.ir.model import (
     ALL_UPSTREAM_COMPLETED,
     ArtifactDefinition,
@@ -68,4 +68,5 @@ __all__ = [
     "load_ir",
     "parameter_input",
     "raw_items",
+    "root_parameter_definitions",
 ]

@@ -359,7 +359,6 @@ def load_ir(pipeline_spec: Json | None, platform_spec: Json | None = None) -> Pi
             {k: _kubernetes(_map(v)) for k, v in platform.items() if _map(v)}
         ),
         platform_workspace=_map(_map(kubernetes.get("pipelineConfig")).get("workspace")),
-        spec=spec,
     )
 
 
@@ -367,3 +366,10 @@ def raw_items(loop: LoopIterator) -> Any:
     """A literal loop's items as a value (the IR may hold them as JSON text)."""
     raw = loop.raw_items
     return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def root_parameter_definitions(pipeline_spec: Json | None) -> Mapping[str, ParameterDefinition]:
+    """The root DAG's declared input parameters, without building the whole view (run
+    submission checks its parameters with them)."""
+    root = _map(_map(pipeline_spec).get("root"))
+    return _definitions(_map(root.get("inputDefinitions"))).parameters

@@ -316,9 +316,6 @@ class PipelineIR:
     # kfp-kubernetes pipelineConfig.workspace ({size, kubernetes: {pvcSpecPatch}}), if any:
     # only forwarded to executors that build pods, so kept in its wire form.
     platform_workspace: Json = field(default_factory=lambda: EMPTY)
-    # As submitted: the run's start re-checks its runtime parameters with the submission
-    # validator (spec/validate.resolve_runtime_parameters), so both apply one rule.
-    spec: Json = field(default_factory=lambda: EMPTY)
     _scopes: dict[str, Component | None] = field(default_factory=dict, compare=False)
 
     def component_at(self, scope_path: str) -> Component | None:

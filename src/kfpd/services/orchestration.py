@@ -32,6 +32,7 @@ from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, artifact_type_for
 from kfpd.domain.timeutil import now_us, to_rfc3339
 from kfpd.domain.transitions import Phase, TaskEvent
 from kfpd.ir import Component, Container, DagTask, IteratorKind, ParameterInput
+from kfpd.ir.parameters import runtime_parameters
 from kfpd.orchestrator.launch import build_launch_spec
 from kfpd.orchestrator.model import ArtifactIO, Param, Sibling
 from kfpd.orchestrator.plan import readiness
@@ -76,7 +77,6 @@ from kfpd.services.taskdata import (
     sibling_of,
     write_task,
 )
-from kfpd.spec.validate import resolve_runtime_parameters
 
 log = logging.getLogger(__name__)
 LOCAL_PROCESS = "local process (starting)"
@@ -307,7 +307,7 @@ class _RunStepper:
             return
         config = self.runtime_config.get("parameters") or {}
         try:
-            values = resolve_runtime_parameters(dict(self.ir.spec), config)
+            values = runtime_parameters(self.ir.root.input_definitions.parameters, config)
         except Exception as exc:  # validated at submission; a changed spec is still reported
             self.machine.fail_run(str(exc), self.now, code=INVALID_ARGUMENT)
             return

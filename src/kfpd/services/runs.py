@@ -15,6 +15,7 @@ from kfpd.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from kfpd.domain.grpc_codes import CANCELLED
 from kfpd.domain.timeutil import now_us, parse_rfc3339, to_rfc3339
 from kfpd.domain.transitions import RETRYABLE_RUN_STATES, RunEvent
+from kfpd.ir.parameters import resolve_runtime_parameters
 from kfpd.schemas.runs import RunCreate
 from kfpd.services import experiments as experiments_svc
 from kfpd.services import pipelines as pipelines_svc
@@ -23,7 +24,7 @@ from kfpd.services.common import get_or_404, history_entry, lock_run, new_id
 from kfpd.services.state import machine_for
 from kfpd.spec.limits import check_nesting
 from kfpd.spec.loader import LoadedSpec, split_spec
-from kfpd.spec.validate import resolve_runtime_parameters, validate_spec
+from kfpd.spec.validate import validate_spec
 
 RUN_FIELDS: dict[str, Field] = {
     "run_id": Field(Run.id),

@@ -1,34 +1,11 @@
-"""Scope paths: ``root.<task>.<task>...`` from the root DAG through nested DAG components."""
+"""Dependency order of a DAG's tasks, on the raw IR dicts: submission validation runs it
+before a typed view exists, and the IR loader (``ir/load.py``) uses it to order each DAG once.
+Scope paths (``root.<task>.<task>…``) are resolved on the typed view: ``PipelineIR.component_at``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
-
-
-def component_for_scope(spec: dict[str, Any], scope_path: str) -> dict[str, Any] | None:
-    """The component a scope path names, or None when the path does not resolve."""
-    parts = [p for p in scope_path.split(".") if p]
-    if not parts or parts[0] != "root":
-        return None
-    component: dict[str, Any] | None = spec.get("root")
-    components: dict[str, Any] = spec.get("components") or {}
-    for name in parts[1:]:
-        if component is None:
-            return None
-        tasks = (component.get("dag") or {}).get("tasks") or {}
-        task = tasks.get(name)
-        if task is None:
-            return None
-        component = components.get((task.get("componentRef") or {}).get("name", ""))
-    return component
-
-
-def dag_tasks(spec: dict[str, Any], scope_path: str) -> dict[str, Any] | None:
-    """The task specs of the DAG a scope path names (None if it is not a DAG)."""
-    component = component_for_scope(spec, scope_path)
-    if component is None or "dag" not in component:
-        return None
-    return dict(component["dag"].get("tasks") or {})
 
 
 def topological_order(tasks: dict[str, Any]) -> tuple[list[str], list[str]]:

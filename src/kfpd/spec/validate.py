@@ -2,7 +2,11 @@
 
 Uses the kfp-pipeline-spec protobufs for the schema (unknown fields, wrong types), then checks
 what the schema cannot: supported IR version, component and executor references, task
-references inside each DAG, dependency cycles, CEL conditions, and runtime parameters.
+references inside each DAG, dependency cycles and CEL conditions. (Runtime parameters:
+``kfpd.ir.parameters``.)
+
+This module reads the raw dicts on purpose: it runs on what a client submitted, before the
+typed view (``kfpd.ir``, built by ``ir/load.py``) exists and to decide whether one may be built.
 """
 
 from __future__ import annotations
@@ -19,15 +23,6 @@ from kfpd.spec.loader import LoadedSpec
 from kfpd.spec.scope import topological_order
 
 SUPPORTED_SCHEMA_VERSIONS = {"2.0.0", "2.1.0"}
-
-_PARAM_TYPES = {
-    "STRING": (str,),
-    "NUMBER_INTEGER": (int,),
-    "NUMBER_DOUBLE": (int, float),
-    "BOOLEAN": (bool,),
-    "LIST": (list,),
-    "STRUCT": (dict,),
-}
 
 _cel_env = celpy.Environment()
 
@@ -106,51 +101,3 @@ def validate_spec(loaded: LoadedSpec) -> None:
             _check_dag(comp_name, comp["dag"], components)
     _check_dag("root", root["dag"], components)
     limits.check_component_graph(spec)
-
-
-def resolve_runtime_parameters(
-    spec: dict[str, Any], given: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Check run parameters against the root inputs; return them with defaults filled in."""
-    given = dict(given or {})
-    definitions = ((spec.get("root") or {}).get("inputDefinitions") or {}).get("parameters") or {}
-    unknown = sorted(set(given) - set(definitions))
-    if unknown:
-        raise InvalidArgument(
-            f"unknown pipeline parameter(s) {unknown}; the pipeline takes {sorted(definitions)}"
-        )
-    resolved: dict[str, Any] = {}
-    missing: list[str] = []
-    for name, definition in definitions.items():
-        ptype = definition.get("parameterType", "")
-        if name in given and given[name] is not None:
-            value = given[name]
-            resolved[name] = _coerce(name, ptype, value)
-        elif "defaultValue" in definition:
-            resolved[name] = _coerce(name, ptype, definition["defaultValue"])
-        elif definition.get("isOptional") or ptype == "TASK_FINAL_STATUS":
-            resolved[name] = None
-        else:
-            missing.append(name)
-    if missing:
-        raise InvalidArgument(f"missing required pipeline parameter(s): {missing}")
-    return resolved
-
-
-def _coerce(name: str, ptype: str, value: Any) -> Any:
-    """Normalise JSON numbers: integer parameters stay integers (the SDK sends 3.0 for 3)."""
-    if ptype == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if ptype == "NUMBER_INTEGER" and isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    expected = _PARAM_TYPES.get(ptype)
-    if expected is None:
-        return value
-    ok = isinstance(value, expected) and not (
-        ptype in {"NUMBER_INTEGER", "NUMBER_DOUBLE"} and isinstance(value, bool)
-    )
-    if not ok:
-        raise InvalidArgument(
-            f"pipeline parameter {name!r} must be {ptype}, got {type(value).__name__} {value!r}"
-        )
-    return value
