@@ -19,18 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pymysql.connections
+from bench_db import recreate_server_db
 from fastapi.testclient import TestClient
 from sqlalchemy import event
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from metadata_write import ensure_database, pipeline_spec
+from sqlalchemy.engine import make_url
 
 from kfpd.api.app import create_app
 from kfpd.config import Settings
@@ -38,6 +36,28 @@ from kfpd.db.engine import Database
 from kfpd.domain.tokens import issue_run_token
 
 API = "/apis/v2beta1"
+
+
+def pipeline_spec(n: int) -> dict[str, Any]:
+    """metadata_write.py's IR: a root DAG of n container tasks, step-i after step-(i-1)."""
+    tasks: dict[str, Any] = {}
+    for i in range(n):
+        task: dict[str, Any] = {
+            "componentRef": {"name": "comp-step"},
+            "taskInfo": {"name": f"step-{i}"},
+        }
+        if i:
+            task["dependentTasks"] = [f"step-{i - 1}"]
+        tasks[f"step-{i}"] = task
+    container = {"image": "python:3.11", "command": ["python", "-c"], "args": ["print('hi')"]}
+    return {
+        "schemaVersion": "2.1.0",
+        "sdkVersion": "kfp-2.14.0",
+        "pipelineInfo": {"name": "bench-write-roundtrips"},
+        "deploymentSpec": {"executors": {"exec-step": {"container": container}}},
+        "components": {"comp-step": {"executorLabel": "exec-step"}},
+        "root": {"dag": {"tasks": tasks}},
+    }
 
 
 class Wire:
@@ -113,7 +133,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="kfpd-rt-") as tmp:
         url = args.db_url or f"sqlite:///{tmp}/kfpd.sqlite"
-        ensure_database(url)
+        if make_url(url).get_backend_name() != "sqlite":
+            recreate_server_db(make_url(url))
         settings = Settings(data_dir=Path(tmp), orchestrate=False, db_url=url)
         app = create_app(settings)
         db: Database = app.state.db

@@ -6,7 +6,7 @@ import hashlib
 import json
 import struct
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -294,21 +294,31 @@ def create_artifacts(session: Session, requests: list[CreateArtifactRequest]) ->
     return _write_artifacts(conn, checked, tasks)
 
 
+SessionInfoOf = Callable[[str], dict[str, Any] | None]
+
+
 def create_task_outputs(
-    session: Session, task: Mapping[str, Any], requests: list[CreateArtifactRequest]
+    session: Session,
+    task: Mapping[str, Any],
+    requests: list[CreateArtifactRequest],
+    session_info_of: SessionInfoOf | None = None,
 ) -> list[Artifact]:
     """:func:`create_artifacts` for the outputs of one task whose row the caller has read under
-    its run's lock (the launcher's ``:finish``): no second lock, no task lookup."""
+    its run's lock (the launcher's ``:finish``): no second lock, no task lookup.
+    ``session_info_of(uri)``: the store_session_info of a new artifact, written with its row."""
     checked = [_check_create(r) for r in requests]
     for c in checked:
         if c.request.task_id != task["id"] or c.request.run_id != task["run_id"]:
             raise InvalidArgument("every output must name the finishing task and its run")
     ref = _TaskRef(task["id"], task["run_id"], task["namespace"], task["name"])
-    return _write_artifacts(session.connection(), checked, {ref.id: ref})
+    return _write_artifacts(session.connection(), checked, {ref.id: ref}, session_info_of)
 
 
 def _write_artifacts(
-    conn: Connection, checked: list[_Checked], tasks: dict[str, _TaskRef]
+    conn: Connection,
+    checked: list[_Checked],
+    tasks: dict[str, _TaskRef],
+    session_info_of: SessionInfoOf | None = None,
 ) -> list[Artifact]:
     now = now_us()
     rows: list[Values] = []
@@ -319,6 +329,8 @@ def _write_artifacts(
         task = tasks[c.request.task_id or ""]
         row, is_new = _artifact_for(conn, c, task, now, by_identity)
         if is_new:
+            if session_info_of is not None:  # in the INSERT: no UPDATE after it
+                row["store_session_info"] = session_info_of(row["uri"]) if row["uri"] else None
             new_rows.append(row)
         rows.append(row)
         producer = _producer(task.name, c.request.iteration_index)

@@ -7,14 +7,11 @@ the final state (which rolls up to parents and the run inside ``services.tasks``
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from kfpd.db.models import Artifact as ArtifactRow
 from kfpd.db.models import Task
 from kfpd.domain.enums import ArtifactType, IOType, TaskPodType, TaskState
 from kfpd.domain.errors import TaskIsFinal
@@ -73,33 +70,13 @@ def _logs_request(task: dict[str, Any], log_uri: str) -> CreateArtifactRequest:
     )
 
 
-SessionInfoOf = Callable[[str], dict[str, Any] | None]
-
-
-def _record_sessions(session: Session, rows: list[ArtifactRow], info_of: SessionInfoOf) -> None:
-    """Store upstream's store_session_info on new object-store artifacts (no secret values)."""
-    by_info: dict[str, list[str]] = {}
-    for row in rows:
-        if row.uri and row.store_session_info is None:
-            info = info_of(row.uri)
-            if info is not None:
-                by_info.setdefault(json.dumps(info, sort_keys=True), []).append(row.id)
-    for info_json, ids in by_info.items():
-        session.execute(
-            update(ArtifactRow)
-            .where(ArtifactRow.id.in_(ids), ArtifactRow.store_session_info.is_(None))
-            .values(store_session_info=json.loads(info_json))
-            .execution_options(synchronize_session=False)
-        )
-
-
 def finish_task(
     session: Session,
     store: LogStore,
     run_id: str,
     task_id: str,
     body: FinishTaskRequest,
-    session_info_of: SessionInfoOf | None = None,
+    session_info_of: artifacts_svc.SessionInfoOf | None = None,
 ) -> Task:
     """Record a task's outputs and final state; a task finishes once (409 after).
 
@@ -114,9 +91,8 @@ def finish_task(
     if body.log_uri:
         requests.append(_logs_request(task, body.log_uri))
     if requests:
-        rows = artifacts_svc.create_task_outputs(session, task, requests)
-        if session_info_of is not None:
-            _record_sessions(session, rows, session_info_of)
+        # Every output is a new artifact: its store_session_info goes in with its row.
+        artifacts_svc.create_task_outputs(session, task, requests, session_info_of)
     producer = IOProducer(task_name=task["name"], iteration=task["iteration_index"])
     parameters = [
         IOParameter(parameter_key=key, value=value, type=IOType.OUTPUT, producer=producer)
