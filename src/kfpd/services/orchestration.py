@@ -68,6 +68,7 @@ from kfpd.services.taskdata import (
     find_cached_task,
     insert_task_row,
     ir_of,
+    iteration_count,
     links_of,
     load_task,
     load_tasks,
@@ -75,6 +76,7 @@ from kfpd.services.taskdata import (
     new_task_row,
     params,
     sibling_of,
+    with_message,
     write_task,
 )
 
@@ -236,7 +238,7 @@ class _RunStepper:
 
     def fail(self, task: TaskValues, message: str, event: TaskEvent = TaskEvent.FAIL) -> None:
         """FAIL a task (a pending retry when its policy has retries left)."""
-        changes = {"status_metadata": {**(task["status_metadata"] or {}), "message": message}}
+        changes = {"status_metadata": with_message(task["status_metadata"], message)}
         task.update(changes)
         self.set_state(task, event, TaskState.FAILED, message=message, changes=changes)
 
@@ -412,7 +414,7 @@ class _RunStepper:
         self._dirty.append(loop)
 
     def _advance_loop(self, loop: TaskValues) -> None:
-        count = int((loop["type_attributes"] or {}).get("iteration_count") or 0)
+        count = iteration_count(loop["type_attributes"]) or 0
         started, running = self.session.execute(
             select(
                 func.count(),

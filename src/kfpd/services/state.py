@@ -52,7 +52,14 @@ from kfpd.ir import PipelineIR, RetryPolicy
 from kfpd.orchestrator.plan import BLOCKING_STATES, readiness
 from kfpd.services.common import history_entry, lock_run
 from kfpd.services.propagation import record_group_outputs
-from kfpd.services.taskdata import TaskValues, ir_of, update_task_row
+from kfpd.services.taskdata import (
+    TaskValues,
+    ir_of,
+    iteration_count,
+    status_message,
+    update_task_row,
+    with_message,
+)
 
 _TASKS = cast(Table, Task.__table__)
 _T = _TASKS.c
@@ -257,14 +264,14 @@ class RunMachine:
         }
         if event == TaskEvent.ATTEMPT_FAILED:
             failure = message or "the task failed"
-            columns["status_metadata"] = {**(task["status_metadata"] or {}), "message": failure}
+            columns["status_metadata"] = with_message(task["status_metadata"], failure)
             columns["output_parameters"] = []
         elif event == TaskEvent.RESET:
             columns.update(
                 started_at=at, finished_at=0, status_metadata=None, pods=[], output_parameters=[]
             )
         elif event == TaskEvent.CANCEL and message:
-            columns["status_metadata"] = {**(task["status_metadata"] or {}), "message": message}
+            columns["status_metadata"] = with_message(task["status_metadata"], message)
         if new in _FINAL_PHASES and (
             event in (TaskEvent.ROLL_UP, TaskEvent.CANCEL) or not task.get("finished_at")
         ):
@@ -401,7 +408,7 @@ class RunMachine:
         if state == RunState.FAILED:
             failed = self.conn.execute(_FIRST_FAILED, {"run_id": self.run_id}).first()
             if failed is not None:
-                detail = (failed.status_metadata or {}).get("message") or "failed"
+                detail = status_message(failed.status_metadata) or "failed"
                 error = {"code": UNKNOWN, "message": f"task {failed.name!r} failed: {detail}"}
             else:
                 error = {"code": UNKNOWN, "message": "the run failed"}
@@ -421,8 +428,7 @@ class RunMachine:
         dag = ir_of(self.session, self.run_id).dag_at(parent["scope_path"])
         count = None
         if ptype == TaskType.LOOP:
-            raw = (parent["type_attributes"] or {}).get("iteration_count")
-            count = int(raw) if raw is not None else None
+            count = iteration_count(parent["type_attributes"])
             if count is None:
                 return None
             if count == 0:

@@ -12,6 +12,7 @@ import hashlib
 import struct
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
@@ -235,9 +236,26 @@ def outputs_of(session: Session, task: TaskValues) -> TaskOutputs:
     return TaskOutputs(params=params(task["output_parameters"]), artifacts=arts)
 
 
+def status_message(metadata: Mapping[str, Any] | None) -> str | None:
+    """The message in a task's ``status_metadata`` column (free-form JSON), if any."""
+    found = metadata.get("message") if metadata else None
+    return None if found is None else str(found)
+
+
+def with_message(metadata: Mapping[str, Any] | None, message: str) -> dict[str, Any]:
+    """A task's ``status_metadata`` with its message set (other keys kept)."""
+    return {**(metadata or {}), "message": message}
+
+
+def iteration_count(attributes: Mapping[str, Any] | None) -> int | None:
+    """A loop's item count from its ``type_attributes`` column (None before it is known)."""
+    found = attributes.get("iteration_count") if attributes else None
+    return int(found) if found is not None else None
+
+
 def failure_message(session: Session, task: TaskValues) -> str:
     """Why a task failed; for a group, the first failed task inside it."""
-    own = (task["status_metadata"] or {}).get("message")
+    own = status_message(task["status_metadata"])
     if own or task["state"] != TaskState.FAILED or task["type"] == TaskType.RUNTIME:
         return str(own or "")
     c = TASKS.c
@@ -258,11 +276,10 @@ def failure_message(session: Session, task: TaskValues) -> str:
     )
     if inner is None:
         return ""
-    return f"task {inner.name!r} failed: {(inner.status_metadata or {}).get('message', '')}"
+    return f"task {inner.name!r} failed: {status_message(inner.status_metadata) or ''}"
 
 
 def sibling_of(session: Session, task: TaskValues) -> Sibling:
-    count = (task["type_attributes"] or {}).get("iteration_count")
     return Sibling(
         task_id=task["id"],
         name=task["name"],
@@ -270,7 +287,7 @@ def sibling_of(session: Session, task: TaskValues) -> Sibling:
         state=TaskState(task["state"]),
         outputs=outputs_of(session, task),
         message=failure_message(session, task),
-        iteration_count=int(count) if count is not None else None,
+        iteration_count=iteration_count(task["type_attributes"]),
     )
 
 
