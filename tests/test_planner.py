@@ -404,3 +404,97 @@ def test_plan_iterations(
         per_step=per_step,  # type: ignore[attr-defined]
     )
     assert plan.indexes == indexes and plan.more is more
+
+
+# ---------------------------------------------------------------------------- typed view
+
+from kfpd.ir import ComponentInput, RuntimeValue, TaskOutput  # noqa: E402
+from kfpd.orchestrator.fingerprint import cache_fingerprint  # noqa: E402
+from kfpd.orchestrator.resolve import ResolvedInputs  # noqa: E402
+from kfpd.spec.loader import load_package  # noqa: E402
+from tests.conftest import CORPUS, require_corpus  # noqa: E402
+
+
+def corpus_ir(name: str) -> PipelineIR:
+    require_corpus()
+    path = CORPUS / name
+    loaded = load_package(path.read_bytes(), path.name)
+    return load_ir(loaded.pipeline_spec, loaded.platform_spec)
+
+
+def test_cache_keys_stay_what_they_were() -> None:
+    """The typed view hashes the same canonical JSON as the raw IR did (figures computed
+    before the view was typed): a change here makes every stored cache entry miss."""
+    pipe = corpus_ir("critical/artifact_cache.yaml")
+    inputs = ResolvedInputs(params={"a": Param("a", 1, IOType.COMPONENT_INPUT, "g")})
+    keys = {}
+    for name in ("comp-core-comp", "comp-crust-comp"):
+        component = pipe.components[name]
+        executor = pipe.executor_of(component)
+        assert executor is not None and executor.container is not None
+        keys[name] = cache_fingerprint(
+            pipeline_name=pipe.name,
+            inputs=inputs,
+            output_definitions=component.output_definitions,
+            container=executor.container,
+        )
+    assert keys == {
+        "comp-core-comp": "1d42313c0bf9604253c5568507836c00ad257083a67765750a71bec72ea79c4c",
+        "comp-crust-comp": "17df0c87b3b4f2f731c6113ac3205cf271026e73391985105876d8a68f84477d",
+    }
+    (dataset,) = pipe.components["comp-core-comp"].output_definitions.artifacts.values()
+    assert dataset.artifact_type.to_json() == {
+        "schemaTitle": "system.Dataset",
+        "schemaVersion": "0.0.1",
+    }
+
+
+def test_platform_config_and_definitions_are_typed() -> None:
+    pipe = corpus_ir("critical/pipeline_with_secret_as_env.yaml")
+    (secret_param,) = pipe.root.input_definitions.parameters.values()
+    assert secret_param.has_default and secret_param.default == "test-secret-1"
+    assert secret_param.parameter_type == "STRING" and secret_param.optional
+    config = pipe.platform_config(pipe.components["comp-comp"])
+    assert config is not None
+    sources = [e.name_parameter.source if e.name_parameter else None for e in config.secret_env]
+    assert sources == [
+        ComponentInput("secret_parm"),
+        RuntimeValue("test-secret-2"),
+        TaskOutput("generate-secret-name", "some_output"),
+    ]
+    assert [k.env_var for k in config.secret_env[0].keys] == ["USER_NAME"]
+    assert pipe.platform_config(pipe.components["comp-generate-secret-name"]) is None
+
+
+def test_an_unknown_input_source_fails_the_task_naming_it() -> None:
+    pipe = load_ir(
+        {
+            "pipelineInfo": {"name": "p"},
+            "root": {
+                "dag": {
+                    "tasks": {
+                        "t": {
+                            "componentRef": {"name": "comp-t"},
+                            "inputs": {"parameters": {"x": {"fromTheFuture": {}}}},
+                        }
+                    }
+                }
+            },
+            "components": {"comp-t": {"executorLabel": "exec-t"}},
+            "deploymentSpec": {"executors": {"exec-t": {"container": {"image": "i"}}}},
+        }
+    )
+    task = pipe.task_at("root.t")
+    assert task is not None
+    component = pipe.components["comp-t"]
+    decision = plan_child(
+        task,
+        component,
+        pipe.executor_of(component),
+        scope(),
+        pipeline_name=pipe.name,
+        cache_enabled=True,
+    )
+    assert decision == FailTask(
+        TaskType.RUNTIME, "input 'x' has no supported source: ['fromTheFuture']"
+    )
