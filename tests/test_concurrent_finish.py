@@ -1,5 +1,6 @@
 """100 launchers report ``:finish`` at the same moment over real HTTP: nothing is lost or
-written twice, and the run rolls up exactly once — on SQLite, PostgreSQL and MariaDB."""
+written twice, and the run rolls up exactly once — on SQLite, PostgreSQL and MariaDB. The same
+100 reports sent again at once are all refused (a task finishes once) and change nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import httpx
 
 from kfpd.config import Settings
 from kfpd.domain.tokens import issue_run_token
-from kfpd.launcher.reporter import Reporter
+from kfpd.launcher.reporter import Reporter, ServerError
 from kfpd.schemas.launch import FinishTaskRequest
 from tests.helpers import ok
 
@@ -67,6 +68,34 @@ def _finish_body(i: int, uri: str) -> dict[str, Any]:
     }
 
 
+def _finish_all(
+    server: str, token: str, run_id: str, ids: list[str], uri: str
+) -> dict[int, BaseException]:
+    """One thread per launcher, each with the launcher's own client (one connection, made after
+    the barrier), all released together: the server has every report in flight at once.
+    Returns the calls' errors by task index."""
+    barrier = threading.Barrier(len(ids))
+    errors: dict[int, BaseException] = {}
+
+    def finish(i: int) -> None:
+        reporter = Reporter(server, token, timeout=120)
+        try:
+            barrier.wait(timeout=60)
+            reporter.finish(run_id, ids[i], FinishTaskRequest.model_validate(_finish_body(i, uri)))
+        except BaseException as exc:
+            errors[i] = exc
+        finally:
+            reporter.close()
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(len(ids))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert not any(t.is_alive() for t in threads), "a :finish call never returned"
+    return errors
+
+
 def test_hundred_concurrent_finishes_lose_nothing(live_server: str, tmp_path: Path) -> None:
     secret = Settings(data_dir=tmp_path).run_token_secret()  # the live server's data dir
     with httpx.Client(base_url=live_server + API, timeout=60) as http:
@@ -87,29 +116,17 @@ def test_hundred_concurrent_finishes_lose_nothing(live_server: str, tmp_path: Pa
             for i in range(WIDTH)
         ]
 
-    # One thread per launcher, each with the launcher's own client (one connection, made after
-    # the barrier), all released together: the server has 100 reports in flight at once.
-    barrier = threading.Barrier(WIDTH)
-    errors: dict[int, BaseException] = {}
     token = issue_run_token(secret, rid)
-
-    def finish(i: int) -> None:
-        reporter = Reporter(live_server, token, timeout=120)
-        try:
-            barrier.wait(timeout=60)
-            reporter.finish(rid, ids[i], FinishTaskRequest.model_validate(_finish_body(i, uri)))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors[i] = exc
-        finally:
-            reporter.close()
-
-    threads = [threading.Thread(target=finish, args=(i,)) for i in range(WIDTH)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=180)
-    assert not any(t.is_alive() for t in threads), "a :finish call never returned"
+    errors = _finish_all(live_server, token, rid, ids, uri)
     assert not errors, errors
+    # The same reports again, at once (launchers retrying after a lost reply): each is refused
+    # as already finished, and nothing below is written twice.
+    again = _finish_all(live_server, token, rid, ids, uri)
+    assert sorted(again) == list(range(WIDTH)), sorted(again)
+    refused = {
+        i: e for i, e in again.items() if not (isinstance(e, ServerError) and e.status == 409)
+    }
+    assert not refused, refused
 
     with httpx.Client(base_url=live_server + API, timeout=60) as http:
         final = ok(http.get(f"/runs/{rid}"))
