@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from kfpd.api.metrics import STATE_COUNT_TTL
-from tests.helpers import compiled
+from tests.helpers import compiled, ok
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -36,6 +36,16 @@ def test_metrics_count_requests_by_route_template(api: TestClient) -> None:
         (("method", "GET"), ("route", "/apis/v2beta1/runs/{run_id}"), ("status", "4xx")),
     )
     assert samples[key] == 3
+    # The same route with another status class is its own series.
+    run_id = ok(api.post("/apis/v2beta1/runs", json={"pipeline_spec": compiled("graph_demo")}))
+    assert api.get(f"/apis/v2beta1/runs/{run_id['run_id']}").status_code == 200
+    samples = _samples(api.get("/metrics").text)
+    assert samples[key] == 3
+    ok_key = (
+        key[0],
+        (("method", "GET"), ("route", "/apis/v2beta1/runs/{run_id}"), ("status", "2xx")),
+    )
+    assert samples[ok_key] == 1
     # Raw paths never become label values (bounded cardinality).
     assert "no-such-run" not in text and "definitely" not in text
     assert ("kfpd_runs", (("state", "RUNNING"),)) in samples

@@ -3,6 +3,7 @@ mode too; a token is confined to its run, expires, and is refused once its run h
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -138,3 +139,20 @@ def test_the_right_token_writes_and_a_final_run_refuses(launcher: Launcher) -> N
     assert response.status_code == 409, response.text  # the terminal-run guard
     response = launcher.post(f"{API}/tasks:findCached", token, {"cache_fingerprint": "f"})
     assert response.status_code == 401 and "ended" in response.json()["message"]
+
+
+def test_a_token_seen_before_is_still_refused_once_expired(launcher: Launcher) -> None:
+    """The server remembers tokens it found genuine (one HMAC per token, not per call), but not
+    their verdict on expiry: the same token, accepted a moment ago, is refused once expired."""
+    token = launcher.token(ttl=2)
+    expires = int(token["authorization"].rsplit(".", 2)[1])
+    url = f"{API}/runs/{launcher.run_id}/tasks/{launcher.task_id}"
+    ok(launcher.post(url, token, {"state": "RUNNING"}, "PATCH"))
+    ok(launcher.post(url, token, {"state": "RUNNING"}, "PATCH"))  # the remembered token
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    response = launcher.post(url, token, {"state": "RUNNING"}, "PATCH")
+    assert response.status_code == 401 and "expired" in response.json()["message"]
+    # A tampered copy of a remembered token is checked afresh.
+    tampered = {"authorization": token["authorization"][:-2] + "AA"}
+    response = launcher.post(url, tampered, {"state": "RUNNING"}, "PATCH")
+    assert response.status_code == 401 and "not valid" in response.json()["message"]

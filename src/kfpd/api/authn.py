@@ -22,7 +22,7 @@ from kfpd.authconfig import AuthConfig, Oidc, TrustedHeader
 from kfpd.db.engine import Database
 from kfpd.domain.access import Principal
 from kfpd.domain.errors import InvalidArgument, Unauthenticated
-from kfpd.domain.tokens import API_TOKEN_PREFIX, looks_like_run_token, run_token_claims
+from kfpd.domain.tokens import API_TOKEN_PREFIX, RunTokenVerifier, looks_like_run_token
 from kfpd.services import auth_store
 
 
@@ -47,13 +47,13 @@ class RunTokenProvider:
     name = "run-token"
 
     def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+        self._verifier = RunTokenVerifier(secret)  # each genuine token's HMAC checked once
 
     async def authenticate(self, request: Request, bearer: str | None) -> Principal | None:
         del request  # the token alone decides
         if bearer is None or not looks_like_run_token(bearer):
             return None
-        claims = run_token_claims(self._secret, bearer)
+        claims = self._verifier.claims(bearer)
         if claims is None:
             raise Unauthenticated("the run token is not valid")
         if claims.expires <= time.time():

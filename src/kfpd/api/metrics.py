@@ -112,6 +112,9 @@ class RequestTimer:
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The histogram's child per (method, route template, status class): as bounded as
+        # the labels themselves (templates, not paths).
+        self._children: dict[tuple[str, str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,7 +132,9 @@ class RequestTimer:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = route_template(scope)
-            self.metrics.request_seconds.labels(
-                scope.get("method", ""), route, f"{status // 100}xx"
-            ).observe(time.perf_counter() - started)
+            key = (scope.get("method", ""), route_template(scope), status // 100)
+            child = self._children.get(key)
+            if child is None:  # prometheus_client's labels() validates and locks every time
+                child = self.metrics.request_seconds.labels(key[0], key[1], f"{key[2]}xx")
+                self._children[key] = child
+            child.observe(time.perf_counter() - started)

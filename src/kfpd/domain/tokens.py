@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 _CONTEXT = b"kfpd-run-token-v2\x00"
@@ -57,6 +58,32 @@ def run_token_claims(secret: bytes, token: str) -> RunTokenClaims | None:
     if not hmac.compare_digest(signature.encode(), _signature(secret, run_id, expires).encode()):
         return None
     return RunTokenClaims(run_id, expires)
+
+
+class RunTokenVerifier:
+    """:func:`run_token_claims` under one secret, remembering the tokens found genuine.
+
+    A launcher shows the same token on every call of its task; checking its HMAC once is
+    enough, since what a token says cannot change. Only genuine tokens are remembered (a forged
+    one is checked every time, as before), at most ``size`` of them, least recently used out.
+    Expiry is not remembered: callers compare ``expires`` with the clock on every request."""
+
+    def __init__(self, secret: bytes, size: int = 1024) -> None:
+        self._secret = secret
+        self._size = size
+        self._genuine: OrderedDict[str, RunTokenClaims] = OrderedDict()
+
+    def claims(self, token: str) -> RunTokenClaims | None:
+        found = self._genuine.get(token)
+        if found is not None:
+            self._genuine.move_to_end(token)
+            return found
+        claims = run_token_claims(self._secret, token)
+        if claims is not None:
+            self._genuine[token] = claims
+            if len(self._genuine) > self._size:
+                self._genuine.popitem(last=False)
+        return claims
 
 
 def token_run_id(secret: bytes, token: str, *, now: float | None = None) -> str | None:
