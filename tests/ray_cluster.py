@@ -76,8 +76,8 @@ class RayCluster:
     def _ours(self) -> set[int]:
         return {pid for pid, cmd in _cmdlines().items() if self.temp_dir in cmd}
 
-    def _ray_start(self, *args: str) -> None:
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    def _ray_start(self, *args: str, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
         subprocess.run(
             [
                 self.ray,
@@ -97,6 +97,10 @@ class RayCluster:
         )
 
     def start(self) -> None:
+        self.start_head()
+        self.start_worker()
+
+    def start_head(self) -> None:
         self._ray_start(
             "--head",
             "--port",
@@ -107,8 +111,11 @@ class RayCluster:
             "--dashboard-port",
             str(_free_port()),
         )
+
+    def start_worker(self, env: dict[str, str] | None = None) -> None:
+        """The worker node; ``env`` for its processes (e.g. ``RAY_memory_usage_threshold``)."""
         before = self._ours()
-        self._ray_start("--address", self.address, "--num-cpus", "2")
+        self._ray_start("--address", self.address, "--num-cpus", "2", env=env)
         self._worker_pids = self._ours() - before
 
     def kill_worker_node(self) -> None:
@@ -119,3 +126,18 @@ class RayCluster:
         _kill(_with_descendants(self._ours() | self._worker_pids))
         time.sleep(0.5)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def memory_threshold_just_above_now(margin_bytes: int) -> float:
+    """A ``RAY_memory_usage_threshold`` ``margin_bytes`` above this node's memory use now, by
+    the larger of Ray's own measure (the cgroup's, when there is one) and /proc/meminfo's."""
+    from ray._private import utils
+
+    meminfo = {
+        line.split(":")[0]: int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+    }
+    cgroup = utils.get_cgroup_mem_stats()
+    used, total = cgroup or (utils.get_used_memory(), utils.get_system_memory())
+    used = max(used, meminfo["MemTotal"] - meminfo["MemAvailable"])
+    return min(0.95, (used + margin_bytes) / min(total, meminfo["MemTotal"]))

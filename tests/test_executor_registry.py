@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from kfpd.cli.main import app as cli
 from kfpd.executors.local import LocalExecutor
-from kfpd.executors.ray_executor import ray_options
+from kfpd.executors.ray_executor import oom_message, ray_options
 from kfpd.executors.registry import ExecutorConfig, ExecutorConfigError, create_executor
 from kfpd.executors.resources import QuantityError, parse_quantity, requests_of
 
@@ -76,6 +76,25 @@ def test_ray_options_map_cpu_memory_and_accelerators() -> None:
     }
     tpu = {"accelerator": {"resourceType": "google.com/tpu", "resourceCount": "4"}}
     assert ray_options(tpu) == {"resources": {"google.com/tpu": 4}}
+
+
+def test_rays_oom_error_becomes_a_short_oom_message() -> None:
+    """Ray's text as its memory monitor wrote it in tests/test_executor_ray_oom.py (which
+    provokes it on a real cluster), report tables cut short."""
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    text = (
+        "1 worker(s) were killed due to the node running low on memory. Memory on the node "
+        "(IP: 192.0.2.2, ID: 27ac) was 5.38GB used / 23.54GB limit (0.228467)\n"
+        "OOM kill reason: Memory usage 5765185536B exceeded threshold of 5717476864B "
+        "(22.6% of 25276203008B limit)\n"
+        "Object store memory usage: [- objects spillable: 0\n" + "- bytes in use: 0\n" * 50
+    )
+    message = oom_message(ray_exceptions.OutOfMemoryError(text))
+    assert message.startswith("OOM: Ray's memory monitor killed the task's worker")
+    assert "Memory usage 5765185536B exceeded threshold of 5717476864B" in message
+    assert "bytes in use" not in message
+    bare = oom_message(ray_exceptions.OutOfMemoryError("node low on memory"))
+    assert bare.startswith("OOM: ") and "(node low on memory)" in bare
 
 
 def test_server_explains_a_missing_executor_option(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ and Ray to match the cluster's.
   children, the launcher among them), and a small detached guard process kills the launcher's
   process group (the component and what it started) when that worker is gone.
 - A killed worker, a lost node or Ray's OOM killer fail the Ray task; the owner (this server)
-  learns it within seconds and reports the task failed with Ray's message. Ray does not
+  learns it within seconds and reports the task failed with Ray's message (an OOM kill as
+  ``OOM: Ray's memory monitor killed …`` with Ray's usage / threshold figures). Ray does not
   retry (``max_retries=0``): the orchestrator retries per the task's retry policy.
 - The launcher records where it ran (Ray node id, Ray task id, host) in the task's
   pods/status metadata.
@@ -256,6 +257,8 @@ class RayExecutor:
         except Exception as exc:
             if task.canceled:
                 return TaskExit(task_id, None, "canceled")
+            if isinstance(exc, self._ray.exceptions.OutOfMemoryError):
+                return TaskExit(task_id, None, oom_message(exc))
             return TaskExit(task_id, None, f"the Ray task failed: {_describe(exc)}")
         code = int(result.get("returncode", 1))
         if code == 0:
@@ -286,3 +289,20 @@ def _describe(exc: BaseException) -> str:
             first = line.strip()
             break
     return f"{name}: {first}" if first else name
+
+
+def oom_message(exc: BaseException) -> str:
+    """A task killed by Ray's memory monitor (``ray.exceptions.OutOfMemoryError``): say OOM
+    first, then Ray's own figures (usage against the node's kill threshold), not its
+    multi-kilobyte report of the object store and the node's top processes."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    reason = next((ln for ln in lines if ln.startswith("OOM kill reason:")), "")
+    reason = reason.removeprefix("OOM kill reason:").strip()
+    node = next((ln for ln in lines if "running low on memory" in ln), "")
+    detail = reason or node or (lines[0] if lines else "")
+    return (
+        "OOM: Ray's memory monitor killed the task's worker, the node was running low on "
+        f"memory ({detail or 'no detail from Ray'}). Request more memory for the task "
+        "(set_memory_request/limit: Ray then runs fewer tasks beside it) or free memory on "
+        "the node; Ray's kill threshold is RAY_memory_usage_threshold."
+    )
