@@ -58,8 +58,6 @@ def memory_hog(pid_file: str, step_mb: int, max_mb: int) -> str:
 
 @dsl.pipeline(name="ray-memory-hog")
 def hog(pid_file: str, step_mb: int = 100, max_mb: int = 3000) -> str:
-    return (
-        memory_hog(pid_file=pid_file, step_mb=step_mb, max_mb=max_mb)
-        .set_caching_options(False)
-        .output
-    )
+    task = memory_hog(pid_file=pid_file, step_mb=step_mb, max_mb=max_mb)
+    task.set_caching_options(False).set_retry(num_retries=1, backoff_duration="0s")
+    return task.output
