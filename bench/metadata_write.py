@@ -48,9 +48,10 @@ output parameters.
   the INPUT event, launcher PutExecution, 2x PutArtifacts, PublishExecution with the OUTPUT
   events, plus their type/read calls). Untimed: opening the store (and MLMD's schema).
 
-Systems run one after the other, never at the same time, each after ``sync`` and a short
-pause. Each round measures, in this order, kfpd then MLMD on SQLite, kfpd then MLMD on
-MariaDB, kfpd on PostgreSQL (those asked for, plus both MLMD anchors when PostgreSQL is).
+Systems run one after the other, never at the same time, each after ``sync``, the database
+servers' dirty pages written back, and a short pause. Each round measures, in this order, kfpd
+and MLMD on SQLite, kfpd and MLMD on MariaDB, kfpd on PostgreSQL (those asked for, plus both
+MLMD anchors when PostgreSQL is); kfpd goes first in odd rounds, MLMD in even ones.
 Every round and the medians are printed; the verdict per database is PASS only when kfpd is
 >= 3x its MLMD anchor in every round.
 """
@@ -74,8 +75,9 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from bench_db import recreate_server_db, server_db_exists
+from bench_db import admin_url, recreate_server_db, server_db_exists
 from kfpd_server import kfpd_server
+from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
 
 from kfpd.domain.tokens import issue_run_token
@@ -418,10 +420,29 @@ def run_mlmd(n: int, database: str, server: URL | None, round_no: int) -> Result
     return Result("mlmd", n, data["seconds"], data["tasks_per_s"], database)
 
 
-def settle(seconds: float = 2.0) -> None:
+def settle(servers: dict[str, URL], seconds: float = 2.0) -> None:
     """Start each system on a quiet machine: the previous one's files are written back and
-    deleted (left alone, their writeback slowed whichever system ran next)."""
+    deleted (left alone, their writeback slowed whichever system ran next), and so are the
+    database servers' dirty pages (a PostgreSQL CHECKPOINT; MariaDB: wait, at most 10 s,
+    until InnoDB has few dirty pages left)."""
     os.sync()
+    started = time.monotonic()
+    for db, url in servers.items():
+        engine = create_engine(admin_url(url), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                if db == "postgresql":
+                    conn.exec_driver_sql("CHECKPOINT")
+                    continue
+                while time.monotonic() - started < 10:
+                    row = conn.exec_driver_sql(
+                        "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'"
+                    ).first()
+                    if row is None or int(row[1]) < 64:
+                        break
+                    time.sleep(0.2)
+        finally:
+            engine.dispose()
     time.sleep(seconds)
 
 
@@ -555,25 +576,35 @@ def check_server(db: str, url: URL) -> None:
 def measure_round(
     args: argparse.Namespace, plan: Plan, r: int
 ) -> tuple[dict[str, Result], dict[str, Result]]:
-    """One round: per database kfpd, then MLMD, each after ``settle``."""
+    """One round: per database kfpd and MLMD, each after ``settle``; kfpd goes first in odd
+    rounds, MLMD in even ones (whichever runs second may inherit the first one's writeback)."""
     kfpd_now: dict[str, Result] = {}
     mlmd_now: dict[str, Result] = {}
+    servers = {d: plan.servers[d] for d in {*plan.databases, *plan.mlmd_on} - {"sqlite"}}
+
+    def kfpd(db: str) -> None:
+        settle(servers)
+        kfpd_now[db] = run_kfpd(
+            args.tasks,
+            db,
+            plan.servers.get(db),
+            r,
+            sqlite_url=plan.sqlite_url,
+            synchronous=args.sqlite_synchronous,
+            protocol=args.protocol,
+            client=args.client,
+        )
+
+    def mlmd(db: str) -> None:
+        settle(servers)
+        mlmd_now[db] = run_mlmd(args.tasks, db, plan.servers.get(db), r)
+
     for db in DATABASES:
-        if db in plan.databases:
-            settle()
-            kfpd_now[db] = run_kfpd(
-                args.tasks,
-                db,
-                plan.servers.get(db),
-                r,
-                sqlite_url=plan.sqlite_url,
-                synchronous=args.sqlite_synchronous,
-                protocol=args.protocol,
-                client=args.client,
-            )
+        steps = [kfpd] if db in plan.databases else []
         if db in plan.mlmd_on:
-            settle()
-            mlmd_now[db] = run_mlmd(args.tasks, db, plan.servers.get(db), r)
+            steps.append(mlmd)
+        for step in steps if r % 2 else reversed(steps):
+            step(db)
     return kfpd_now, mlmd_now
 
 
