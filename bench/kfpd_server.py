@@ -33,6 +33,11 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system, all its threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -47,14 +52,23 @@ def kfpd_server(
     data_dir: Path | None = None,
     db_url: str | None = None,
     timeout_s: float = 120,
+    command: list[str] | None = None,
 ) -> Iterator[Server]:
-    """``kfpd server`` with ``extra`` options; a temporary data dir unless ``data_dir``."""
+    """``kfpd server`` with ``extra`` options; a temporary data dir unless ``data_dir``.
+    ``command`` replaces ``kfpd`` (e.g. ``[python, bench/noop_server.py]``)."""
     with ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kfpd-bench-")))
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        cmd = [str(KFPD), "server", "--port", str(port), "--data-dir", str(data_dir)]
+        cmd = [
+            *(command or [str(KFPD)]),
+            "server",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ]
         cmd += ["--log-level", "warning", *extra]  # warning: no access-log line per request
         if db_url:
             cmd += ["--db-url", db_url]

@@ -4,6 +4,7 @@ Runs on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -142,3 +143,40 @@ def test_big_loops_start_in_slices(orchestrated_server: Any, monkeypatch: Any) -
         params_of(t, outputs=True)["Output"] for t in run.tasks or [] if t.name == "double"
     )
     assert doubled == [2, 4, 6, 8, 10]
+
+
+def test_parallelism_limit_holds_and_every_iteration_runs(
+    orchestrated_server: Any, monkeypatch: Any
+) -> None:
+    """ParallelFor(parallelism=2): never more than 2 iterations at once, yet all of them run
+    (each finished iteration frees a slot for the next, in slices of 2 per step here)."""
+    from kfpd.services import orchestration
+
+    monkeypatch.setattr(orchestration, "ITERATIONS_PER_STEP", 2)
+    lock = threading.Lock()
+    active, peak = [0], [0]
+
+    def slow_double(p: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.1)
+        with lock:
+            active[0] -= 1
+        return {"Output": 2 * p["x"]}
+
+    url = orchestrated_server(FunctionExecutor({**HANDLERS, "double": slow_double}, workers=6))
+    with KfpdClient(url) as client:
+        created = client.create_run(
+            RunCreate(
+                display_name="limited",
+                pipeline_spec=compiled("control_flow:limited_loop"),
+                runtime_config={"parameters": {"n": 7}},
+            )
+        )
+        run = wait_final(client, created.run_id or "")
+    assert run.state and run.state.name == "SUCCEEDED", run.error
+    root = next(t for t in run.tasks or [] if t.name == "ROOT")
+    assert params_of(root, outputs=True) == {"Output": 2 * sum(range(1, 8))}
+    assert len([t for t in run.tasks or [] if t.name == "double"]) == 7
+    assert 1 <= peak[0] <= 2

@@ -59,3 +59,11 @@ def control_flow(n: int = 3, threshold: int = 5) -> str:
     with dsl.ParallelFor(empty.output) as e:
         double(x=e)
     return chosen.output
+
+
+@dsl.pipeline(name="limited-loop")
+def limited_loop(n: int = 7) -> int:
+    items = make_list(n=n)
+    with dsl.ParallelFor(items.output, parallelism=2) as x:
+        doubled = double(x=x)
+    return total(values=dsl.Collected(doubled.output)).output

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kfpd.db.models import Artifact, Run, Task
@@ -71,11 +71,13 @@ from kfpd.services.taskdata import (
     iteration_count,
     links_of,
     load_task,
+    load_task_head,
     load_tasks,
     logical_key,
     new_task_row,
     params,
     sibling_of,
+    task_exists,
     with_message,
     write_task,
 )
@@ -232,7 +234,7 @@ class _RunStepper:
             self._dirty_id(task["parent_task_id"])
 
     def _dirty_id(self, task_id: str) -> None:
-        found = load_task(self.session, task_id)
+        found = load_task_head(self.session, task_id)  # drain reads what it needs again
         if found is not None:
             self._dirty.append(found)
 
@@ -329,9 +331,11 @@ class _RunStepper:
     def drain(self) -> None:
         """Advance every touched group until nothing more can start now."""
         while self._dirty:
-            # Re-read: the roll-up may have finished it since it was queued.
+            # Re-read: the roll-up may have finished it since it was queued. A loop without
+            # its inputs (every item): most visits only learn that all iterations started.
             queued = self._dirty.pop()
-            group = load_task(self.session, queued["id"]) or queued
+            load = load_task_head if queued["type"] == TaskType.LOOP else load_task
+            group = load(self.session, queued["id"]) or queued
             if TaskState(group["state"]).is_terminal:
                 if group["parent_task_id"]:
                     self._dirty_id(group["parent_task_id"])
@@ -414,24 +418,29 @@ class _RunStepper:
         self._dirty.append(loop)
 
     def _advance_loop(self, loop: TaskValues) -> None:
+        """Start the iterations that may start now. This runs after every iteration that
+        ends, so its common case (every iteration started) is one probe of an index, never a
+        pass over the iterations (that made a loop's cost grow with the square of its size)."""
         count = iteration_count(loop["type_attributes"]) or 0
-        started, running = self.session.execute(
-            select(
-                func.count(),
-                func.coalesce(
-                    func.sum(case((Task.state == int(TaskState.RUNNING), 1), else_=0)), 0
-                ),
-            ).where(Task.parent_task_id == loop["id"], Task.type == int(TaskType.LOOP_ITERATION))
-        ).one()
-        if started >= count:
+        if count <= 0 or self._iteration_exists(loop, count - 1):
             return
         spec = self.ir.task_at(loop["scope_path"])
         iterator = spec.iterator if spec is not None else None
         if iterator is None:
             self.fail(loop, f"no loop in the pipeline at {loop['scope_path']!r}")
             return
-        if iterator.parallelism_limit > 0 and running >= iterator.parallelism_limit:
-            return
+        running = 0
+        if iterator.parallelism_limit > 0:
+            # Index (parent_task_id, state): reads the RUNNING ones only, at most the limit.
+            running = self.session.execute(
+                select(func.count()).where(
+                    Task.parent_task_id == loop["id"],
+                    Task.state == int(TaskState.RUNNING),
+                    Task.type == int(TaskType.LOOP_ITERATION),
+                )
+            ).scalar_one()
+            if running >= iterator.parallelism_limit:
+                return
         have = {
             index
             for index in self.session.scalars(
@@ -449,13 +458,28 @@ class _RunStepper:
         if not plan.indexes:
             return
         try:
-            items = iteration_items(iterator, self._recorded_inputs(loop))
+            full = load_task(self.session, loop["id"]) or loop
+            items = iteration_items(iterator, self._recorded_inputs(full))
         except ResolveError as exc:
             self.fail(loop, str(exc))
             return
         artifact_item = iterator.kind == IteratorKind.ARTIFACT
         for index in plan.indexes:
             self._start_iteration(loop, index, items[index], iterator.item_input, artifact_item)
+
+    def _iteration_exists(self, loop: TaskValues, index: int) -> bool:
+        """Iteration ``index`` of ``loop`` has its row. Iterations start in index order
+        (:func:`plan_iterations`) and are never deleted alone, so the last one's row means
+        every iteration started."""
+        key = logical_key(
+            self.run.id,
+            loop["id"],
+            loop["scope_path"],
+            loop["name"],
+            int(TaskType.LOOP_ITERATION),
+            index,
+        )
+        return task_exists(self.session, key)
 
     def _start_iteration(
         self, loop: TaskValues, index: int, item: Any, item_key: str, artifact_item: bool

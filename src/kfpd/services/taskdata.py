@@ -55,6 +55,12 @@ def ir_of(session: Session, run_id: str) -> PipelineIR:
 
 
 _SELECT_TASK = select(TASKS).where(TASKS.c.id == bindparam("task_id"))
+# A row without its parameter lists: a loop's inputs hold every item, and most reads of a
+# group (one per finished iteration) need only its state and attributes.
+_PARAMETER_COLUMNS = frozenset({"input_parameters", "output_parameters"})
+_SELECT_TASK_HEAD = select(*(c for c in TASKS.c if c.key not in _PARAMETER_COLUMNS)).where(
+    TASKS.c.id == bindparam("task_id")
+)
 _INSERT_TASK = insert(TASKS)
 _UPDATE_TASK = update(TASKS).where(TASKS.c.id == bindparam("where_task_id"))
 
@@ -158,6 +164,21 @@ def load_task_row(conn: Connection, task_id: str) -> TaskValues | None:
 
 def load_task(session: Session, task_id: str) -> TaskValues | None:
     return load_task_row(session.connection(), task_id)
+
+
+def load_task_head(session: Session, task_id: str) -> TaskValues | None:
+    """A task row without ``input_parameters`` and ``output_parameters`` (their cost grows
+    with a loop's items): enough for its state machine and attributes, not its inputs."""
+    row = session.connection().execute(_SELECT_TASK_HEAD, {"task_id": task_id}).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def task_exists(session: Session, key: str | None) -> bool:
+    """A task with this logical key exists (one probe of its unique index)."""
+    if key is None:
+        return False
+    found = session.connection().execute(select(TASKS.c.id).where(TASKS.c.logical_key == key))
+    return found.first() is not None
 
 
 def load_tasks(session: Session, *conditions: Any) -> list[TaskValues]:
