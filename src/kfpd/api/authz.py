@@ -12,7 +12,6 @@ For an object named by id the namespace comes from its stored row. A caller who 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -458,11 +457,12 @@ class _Target:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()  # read once: the route parses the same cached bytes
+    # FastAPI parsed the body into this same Request before solving dependencies: reuse it
+    # (read only) rather than decode the bytes a second time.
     try:
-        return json.loads(raw) if raw else None
+        return await request.json()
     except ValueError:
-        return None  # the route answers 400 for it; authorization sees no names
+        return None  # the route answers 400 for it (an empty body too); no names seen here
 
 
 def _values(request: Request, body: Any, source: str, name: str) -> list[str]:
