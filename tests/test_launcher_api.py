@@ -152,6 +152,28 @@ def test_finish_records_outputs_artifacts_logs_and_state(graph: Graph) -> None:
     assert log == {"text": "the end\n", "next_offset": 8, "complete": True}
 
 
+def test_the_finish_reply_is_the_task_as_stored_with_its_inputs_and_outputs(graph: Graph) -> None:
+    upstream = graph.runtime("make-data")
+    made = ok(graph.finish(upstream, FINISHED))
+    data = next(g for g in made["outputs"]["artifacts"] if g["artifact_key"] == "data")
+    link = {
+        "artifacts": data["artifacts"],
+        "type": "TASK_OUTPUT_INPUT",
+        "artifact_key": "in",
+        "producer": {"task_name": "make-data"},
+    }
+    task_id = graph.runtime("train", inputs={"artifacts": [link]})
+    task = ok(graph.finish(task_id, FINISHED))
+    [inputs] = task["inputs"]["artifacts"]
+    assert (inputs["artifact_key"], inputs["artifacts"]) == ("in", data["artifacts"])
+    assert len(task["outputs"]["artifacts"]) == 5
+    assert graph.get(task_id) == task
+    # A failed attempt with retries left drops its outputs again: the reply shows none.
+    failing = graph.runtime("flaky")
+    failed = ok(graph.finish(failing, {**FINISHED, "state": "FAILED", "error_message": "x"}))
+    assert graph.get(failing) == failed
+
+
 def test_outputs_of_a_loop_iteration_carry_the_iteration(graph: Graph) -> None:
     loop = graph.task(
         name="for-loop-2",

@@ -302,24 +302,35 @@ def create_task_outputs(
     task: Mapping[str, Any],
     requests: list[CreateArtifactRequest],
     session_info_of: SessionInfoOf | None = None,
-) -> list[Artifact]:
+) -> list[tuple[Values, Values]]:
     """:func:`create_artifacts` for the outputs of one task whose row the caller has read under
     its run's lock (the launcher's ``:finish``): no second lock, no task lookup.
-    ``session_info_of(uri)``: the store_session_info of a new artifact, written with its row."""
+    ``session_info_of(uri)``: the store_session_info of a new artifact, written with its row.
+    Returns the (link, artifact) rows written (or found: links are idempotent)."""
     checked = [_check_create(r) for r in requests]
     for c in checked:
         if c.request.task_id != task["id"] or c.request.run_id != task["run_id"]:
             raise InvalidArgument("every output must name the finishing task and its run")
     ref = _TaskRef(task["id"], task["run_id"], task["namespace"], task["name"])
-    return _write_artifacts(session.connection(), checked, {ref.id: ref}, session_info_of)
+    rows, links = _write_rows(session.connection(), checked, {ref.id: ref}, session_info_of)
+    by_id = {r["id"]: r for r in rows}
+    return [(link, by_id[link["artifact_id"]]) for link in links]
 
 
 def _write_artifacts(
+    conn: Connection, checked: list[_Checked], tasks: dict[str, _TaskRef]
+) -> list[Artifact]:
+    rows, _links = _write_rows(conn, checked, tasks)
+    return [_artifact_snapshot(r) for r in rows]
+
+
+def _write_rows(
     conn: Connection,
     checked: list[_Checked],
     tasks: dict[str, _TaskRef],
     session_info_of: SessionInfoOf | None = None,
-) -> list[Artifact]:
+) -> tuple[list[Values], list[Values]]:
+    """Insert the new artifacts and every link; the artifact rows, then the link rows."""
     now = now_us()
     rows: list[Values] = []
     new_rows: list[Values] = []
@@ -329,8 +340,8 @@ def _write_artifacts(
         task = tasks[c.request.task_id or ""]
         row, is_new = _artifact_for(conn, c, task, now, by_identity)
         if is_new:
-            if session_info_of is not None:  # in the INSERT: no UPDATE after it
-                row["store_session_info"] = session_info_of(row["uri"]) if row["uri"] else None
+            info = session_info_of(row["uri"]) if session_info_of and row["uri"] else None
+            row["store_session_info"] = info  # in the INSERT: no UPDATE after it
             new_rows.append(row)
         rows.append(row)
         producer = _producer(task.name, c.request.iteration_index)
@@ -338,8 +349,7 @@ def _write_artifacts(
         specs.append(_LinkSpec(row["id"], task, c.link_type, producer, key, unseen=is_new))
     if new_rows:
         conn.execute(_INSERT_ARTIFACT, new_rows)
-    _ensure_links(conn, specs, now)
-    return [_artifact_snapshot(r) for r in rows]
+    return rows, _ensure_links(conn, specs, now)
 
 
 def get_artifact(session: Session, artifact_id: str) -> Artifact:
@@ -537,6 +547,14 @@ class Hydration:
 
     links: dict[str, list[tuple[ArtifactTask, Artifact]]]
     children: dict[str, list[tuple[str, str]]]
+
+
+def hydration_of(task_id: str, links: list[tuple[Values, Values]]) -> Hydration:
+    """The :class:`Hydration` of one task without children from (link, artifact) rows already
+    at hand, in :func:`hydrate`'s order."""
+    ordered = sorted(links, key=lambda pair: (pair[0]["type"], pair[0]["key"], pair[0]["id"]))
+    pairs = [(detached(ArtifactTask, link), _artifact_snapshot(art)) for link, art in ordered]
+    return Hydration(links=defaultdict(list, {task_id: pairs}), children=defaultdict(list))
 
 
 def hydrate(session: Session, tasks: list[Task]) -> Hydration:

@@ -77,22 +77,25 @@ def finish_task(
     task_id: str,
     body: FinishTaskRequest,
     session_info_of: artifacts_svc.SessionInfoOf | None = None,
-) -> Task:
-    """Record a task's outputs and final state; a task finishes once (409 after).
+) -> tuple[Task, artifacts_svc.Hydration]:
+    """Record a task's outputs and final state; a task finishes once (409 after). Returns the
+    task with its links (the reply).
 
     One run lock and one read of the task row for the whole report: this is the call every
     container task makes, so it stays on prebuilt Core statements."""
     conn = session.connection()
     # The run's lock first, so the state check below cannot race.
-    run, task = tasks_svc.lock_run_and_load_task(conn, run_id, task_id)
+    found = tasks_svc.lock_run_and_load_finishing(conn, run_id, task_id)
+    run, task = found.run, found.task
     _check_open(task)
     store.append(run_id, task_id, body.log_text)
     requests = [_artifact_request(task, out) for out in body.output_artifacts]
     if body.log_uri:
         requests.append(_logs_request(task, body.log_uri))
+    links = list(found.links)
     if requests:
         # Every output is a new artifact: its store_session_info goes in with its row.
-        artifacts_svc.create_task_outputs(session, task, requests, session_info_of)
+        links += artifacts_svc.create_task_outputs(session, task, requests, session_info_of)
     producer = IOProducer(task_name=task["name"], iteration=task["iteration_index"])
     parameters = [
         IOParameter(parameter_key=key, value=value, type=IOType.OUTPUT, producer=producer)
@@ -112,10 +115,14 @@ def finish_task(
         ),
         pods=_placed_pods(task, placement) if placement else None,
     )
-    updated = tasks_svc.update_locked(session, run, task, update)
+    updated = tasks_svc.update_locked(session, run, task, update, found.parent)
     if body.log_uri and _single_attempt_ended(updated):
         store.adopt(run_id, task_id, body.log_uri)
-    return updated
+    if updated.state != TaskState.SUCCEEDED or updated.type in artifacts_svc.GROUP_TYPE_NUMBERS:
+        # A failed attempt's outputs were dropped again; a group has children to list too.
+        return updated, artifacts_svc.hydrate(session, [updated])
+    # Its links as stored before and as written now: the reply needs no read of its own.
+    return updated, artifacts_svc.hydration_of(updated.id, links)
 
 
 def _single_attempt_ended(task: Task) -> bool:

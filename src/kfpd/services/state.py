@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, select, true
+from sqlalchemy import Table, bindparam, case, delete, exists, func, select, true
 from sqlalchemy.orm import Session, defer
 
 from kfpd.db.models import ArtifactTask, Run, Task
@@ -105,6 +105,33 @@ _UNFINISHED_CHILD = (
     .where(_T.parent_task_id == bindparam("parent_id"), _T.state.in_(_UNFINISHED))
     .limit(1)
 )
+# The same probe for a finishing task's parent, as a column of the statement that loads the
+# task under the run's lock (services/tasks.py): siblings hold still until the task's own change,
+# so the roll-up after a finish needs no statement of its own while one still runs.
+_SIBLINGS = _TASKS.alias("siblings")
+_S = _SIBLINGS.c
+UNFINISHED_SIBLING = (
+    exists()
+    .where(_S.parent_task_id == _T.parent_task_id, _S.id != _T.id, _S.state.in_(_UNFINISHED))
+    .label("unfinished_sibling")
+)
+
+
+@dataclass(frozen=True)
+class SiblingProbe:
+    """Whether a task's parent had another child not final yet, read with the task under the
+    run's lock (:data:`UNFINISHED_SIBLING`)."""
+
+    parent_id: str
+    unfinished_sibling: bool
+
+    @classmethod
+    def of_row(cls, values: Any) -> SiblingProbe | None:
+        if values["parent_task_id"] is None:
+            return None
+        return cls(values["parent_task_id"], bool(values["unfinished_sibling"]))
+
+
 _CHILDREN = select(_T.name, _T.state, _T.type, _T.iteration_index).where(
     _T.parent_task_id == bindparam("parent_id")
 )
@@ -305,13 +332,16 @@ class RunMachine:
             self.settle(task, change, at)
         return change
 
-    def settle(self, task: TaskValues, change: Change, at: int) -> None:
-        """The ordered rules after a task's row was written with ``change``."""
+    def settle(
+        self, task: TaskValues, change: Change, at: int, parent: SiblingProbe | None = None
+    ) -> None:
+        """The ordered rules after a task's row was written with ``change``. ``parent``: its
+        parent and siblings as read with the task under this lock (saves reading them again)."""
         if change.event in (TaskEvent.ATTEMPT_FAILED, TaskEvent.RESET):
             self._drop_outputs([task["id"]])
         self.start_run(at)
         if change.final:
-            self._roll_up_from(task, at)
+            self._roll_up_from(task, at, parent)
 
     def _drop_outputs(self, task_ids: list[str]) -> None:
         self.conn.execute(
@@ -385,7 +415,7 @@ class RunMachine:
 
     # -- roll-up
 
-    def _roll_up_from(self, task: TaskValues, at: int) -> None:
+    def _roll_up_from(self, task: TaskValues, at: int, known: SiblingProbe | None = None) -> None:
         """After ``task`` became final (and was written): settle its parents and the run."""
         current = task
         while True:
@@ -394,15 +424,21 @@ class RunMachine:
                     self._finish_run(TaskState(current["state"]), at)
                 return
             parent_id = {"parent_id": current["parent_task_id"]}
-            if self.conn.execute(_UNFINISHED_CHILD, parent_id).first() is not None:
+            if known is not None and known.parent_id == current["parent_task_id"]:
+                busy = known.unfinished_sibling  # read with the task, under this lock
+            else:
+                busy = self.conn.execute(_UNFINISHED_CHILD, parent_id).first() is not None
+            known = None  # only the first parent was probed ahead
+            if busy:
                 return  # a sibling still runs: the parent cannot settle yet
             found = self.conn.execute(_PARENT_WITH_COUNTS, parent_id).first()
             if found is None:
                 return
             parent = {k: found._mapping[k] for k in _ROLL_UP_KEYS}
+            total, unfinished, blocking = found.total, found.unfinished, found.blocking
             if TaskState(parent["state"]).is_terminal:
                 return
-            verdict = self._evaluate_group(parent, found.total, found.unfinished, found.blocking)
+            verdict = self._evaluate_group(parent, total, unfinished, blocking)
             if verdict is None:
                 return
             changes: TaskValues = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -19,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from kfpd.db.listing import Field, ListRequest, Page, list_page
-from kfpd.db.models import ArtifactTask, Run, Task
+from kfpd.db.models import Artifact, ArtifactTask, Run, Task
 from kfpd.domain.enums import (
     IOType,
     TaskState,
@@ -37,7 +38,7 @@ from kfpd.services.common import (
     require,
     writable_run,
 )
-from kfpd.services.state import RunMachine
+from kfpd.services.state import UNFINISHED_SIBLING, RunMachine, SiblingProbe
 from kfpd.services.taskdata import (
     TaskValues,
     insert_task_row,
@@ -161,32 +162,79 @@ def load_task_in_run(conn: Connection, run_id: str, task_id: str) -> TaskValues:
 
 
 _RUNS = cast(Table, Run.__table__)
-_RUN_WITH_TASK = (
-    select(_RUNS.c.namespace.label("run_namespace"), _RUNS.c.state.label("run_state"), _TASKS)
+_LINKS = cast(Table, ArtifactTask.__table__)
+_ARTIFACTS = cast(Table, Artifact.__table__)
+_TASK_KEYS = tuple(_TASKS.c.keys())
+_LINK_KEYS = tuple(_LINKS.c.keys())
+_ARTIFACT_KEYS = tuple(_ARTIFACTS.c.keys())
+# A finishing task in one statement: its row, its stored links with their artifacts (one row
+# each; the reply lists them) and whether its parent has another child still to finish (the
+# roll-up).
+_FINISHING = (
+    select(
+        _TASKS,
+        UNFINISHED_SIBLING,
+        *(c.label(f"link_{c.key}") for c in _LINKS.c),
+        *(c.label(f"art_{c.key}") for c in _ARTIFACTS.c),
+    )
+    .select_from(
+        _TASKS.outerjoin(_LINKS, _LINKS.c.task_id == _T.id).outerjoin(
+            _ARTIFACTS, _ARTIFACTS.c.id == _LINKS.c.artifact_id
+        )
+    )
+    .where(_T.id == bindparam("task_id"))
+    .order_by(_LINKS.c.type, _LINKS.c.key, _LINKS.c.id)
+)
+# SQLite: the run's columns too (BEGIN IMMEDIATE already holds the database's write lock).
+_FINISHING_WITH_RUN = (
+    _FINISHING.add_columns(
+        _RUNS.c.namespace.label("run_namespace"), _RUNS.c.state.label("run_state")
+    )
     .join(_RUNS, _RUNS.c.id == _T.run_id)
-    .where(_T.id == bindparam("task_id"), _RUNS.c.id == bindparam("run_id"))
+    .where(_RUNS.c.id == bindparam("run_id"))
 )
 
 
-def lock_run_and_load_task(
-    conn: Connection, run_id: str, task_id: str
-) -> tuple[LockedRun, TaskValues]:
-    """:func:`lock_run_for_writes` then :func:`load_task_in_run`.
+@dataclass(frozen=True)
+class Finishing:
+    """What a task's ``:finish`` reads under its run's lock, in one statement."""
+
+    run: LockedRun
+    task: TaskValues
+    parent: SiblingProbe | None  # for the roll-up once the task is final
+    links: list[tuple[TaskValues, TaskValues]]  # stored (link, artifact) rows, reply order
+
+
+def lock_run_and_load_finishing(conn: Connection, run_id: str, task_id: str) -> Finishing:
+    """:func:`lock_run_for_writes` then the task row, its links and its siblings' probe.
 
     On SQLite the write transaction began with BEGIN IMMEDIATE, which already holds the
-    database's write lock: the run "lock" is a plain read there, and both rows come back in one
-    statement. Elsewhere the run row is locked first, as on every write path (lock order)."""
+    database's write lock: the run "lock" is a plain read there, and it comes with the rest in
+    one statement. Elsewhere the run row is locked first, as on every write path (lock order),
+    and the rest is read after the lock, so that it is what the previous writer committed."""
+    ids = {"run_id": require(run_id, "run_id"), "task_id": require(task_id, "task_id")}
     if conn.dialect.name != "sqlite":
         run = lock_run_for_writes(conn, run_id)
-        return run, load_task_in_run(conn, run_id, task_id)
-    ids = {"run_id": require(run_id, "run_id"), "task_id": require(task_id, "task_id")}
-    row = conn.execute(_RUN_WITH_TASK, ids).first()
-    if row is None:
-        lock_run_for_writes(conn, run_id)  # raises when the run is missing or has ended
-        raise NotFound(f"task {task_id!r} not found in run {run_id}")
-    values = dict(row._mapping)
-    run = writable_run(run_id, values.pop("run_namespace"), values.pop("run_state"))
-    return run, values
+        rows = conn.execute(_FINISHING, ids).all()
+        if not rows or rows[0].run_id != run_id:
+            raise NotFound(f"task {task_id!r} not found in run {run_id}")
+    else:
+        rows = conn.execute(_FINISHING_WITH_RUN, ids).all()
+        if not rows:
+            lock_run_for_writes(conn, run_id)  # raises when the run is missing or has ended
+            raise NotFound(f"task {task_id!r} not found in run {run_id}")
+        run = writable_run(run_id, rows[0].run_namespace, rows[0].run_state)
+    first = rows[0]._mapping
+    links = [
+        (
+            {k: m[f"link_{k}"] for k in _LINK_KEYS},
+            {k: m[f"art_{k}"] for k in _ARTIFACT_KEYS},
+        )
+        for m in (r._mapping for r in rows)
+        if m["link_id"] is not None
+    ]
+    task = {k: first[k] for k in _TASK_KEYS}
+    return Finishing(run, task, SiblingProbe.of_row(first), links)
 
 
 def _snapshot(values: TaskValues) -> Task:
@@ -354,7 +402,13 @@ def _parameter_changes(task: TaskValues, body: PipelineTask) -> TaskValues:
     return changes
 
 
-def _apply_update(machine: RunMachine, task: TaskValues, body: PipelineTask, now: int) -> None:
+def _apply_update(
+    machine: RunMachine,
+    task: TaskValues,
+    body: PipelineTask,
+    now: int,
+    parent: SiblingProbe | None = None,
+) -> None:
     """Apply an UpdateTask body to a task row: write the changed columns, then settle."""
     conn = machine.conn
     if body.task_id and body.task_id != task["id"]:
@@ -373,7 +427,7 @@ def _apply_update(machine: RunMachine, task: TaskValues, body: PipelineTask, now
         )
     update_task_row(conn, task["id"], changes)
     if change is not None:
-        machine.settle(task, change, now)
+        machine.settle(task, change, now, parent)
 
 
 def update_task(session: Session, run_id: str, task_id: str, body: PipelineTask) -> Task:
@@ -384,9 +438,16 @@ def update_task(session: Session, run_id: str, task_id: str, body: PipelineTask)
     return _snapshot(task)
 
 
-def update_locked(session: Session, run: LockedRun, task: TaskValues, body: PipelineTask) -> Task:
-    """:func:`update_task` for a caller that already holds the run's lock and read the row."""
-    _apply_update(RunMachine(session, run.id, run.state), task, body, now_us())
+def update_locked(
+    session: Session,
+    run: LockedRun,
+    task: TaskValues,
+    body: PipelineTask,
+    parent: SiblingProbe | None = None,
+) -> Task:
+    """:func:`update_task` for a caller that already holds the run's lock and read the row
+    (``parent``: whether its siblings all finished, read with it: :class:`SiblingProbe`)."""
+    _apply_update(RunMachine(session, run.id, run.state), task, body, now_us(), parent)
     return _snapshot(task)
 
 

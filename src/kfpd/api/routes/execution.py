@@ -19,7 +19,6 @@ from kfpd.schemas.launch import (
     TaskLog,
 )
 from kfpd.schemas.tasks import PipelineTask
-from kfpd.services import artifacts as artifacts_svc
 from kfpd.services import execution as svc
 from kfpd.services.logstore import LogStore
 from kfpd.services.storage import Storage
@@ -46,8 +45,7 @@ async def finish_task(
     info_of = storage.recorded_session_info if storage is not None else None
 
     def finish(s: Session) -> dict[str, Any]:
-        task = svc.finish_task(s, logs, run_id, task_id, body, info_of)
-        return task_dict(task, artifacts_svc.hydrate(s, [task]))
+        return task_dict(*svc.finish_task(s, logs, run_id, task_id, body, info_of))
 
     reply = wire_json(await database_of(request).run_write(finish))
     # The engine moves on now, without waiting for the launcher process to exit.
