@@ -1,7 +1,8 @@
 """Restarts lose nothing: real ``kfpd server`` processes on one port, data dir and database,
 stopped with kill -9, with SIGTERM and with SIGTERM under ``--on-stop drain`` while a task
 runs; the task runs once and the run completes by itself (the launcher outlives the server,
-the next server adopts it; a task queued at the drain is launched by the next server)."""
+the next server adopts it; a task queued at the drain is launched by the next server). A task
+waiting for an executor slot is PENDING until it gets one, across a restart too."""
 
 from __future__ import annotations
 
@@ -99,8 +100,10 @@ def _kill_leftover_launchers(work: Path) -> None:
             os.killpg(identity.pid, signal.SIGKILL)
 
 
-def _submit(server: ServerProcess, **arguments: Any) -> str:
-    spec = yaml.safe_dump(compiled("restarts:survives_restarts"))
+def _submit(
+    server: ServerProcess, pipeline: str = "restarts:survives_restarts", **arguments: Any
+) -> str:
+    spec = yaml.safe_dump(compiled(pipeline))
     upload = httpx.post(
         f"{server.url}{API}/pipelines/upload",
         files={"uploadfile": ("restarts.yaml", spec)},
@@ -175,3 +178,55 @@ def test_a_run_completes_across_kill_9_and_sigterm_restarts(
     assert follow["state"] == "SUCCEEDED"
     outputs = {p["parameter_key"]: p.get("value") for p in follow["outputs"]["parameters"]}
     assert outputs == {"Output": "slept and continued"}
+
+
+def test_a_task_waiting_for_a_slot_is_pending_until_it_starts_even_across_a_restart(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    server.stop(signal.SIGKILL)
+    one_slot = ("--on-stop", "leave", "--max-parallel", "1")
+    server.start(*one_slot)
+    counters = [tmp_path / "first", tmp_path / "second"]
+    run_id = _submit(
+        server, "restarts:two_counted", first=str(counters[0]), second=str(counters[1])
+    )
+
+    def states() -> dict[str, str]:
+        tasks = server.get(f"/runs/{run_id}", view="FULL")["tasks"]
+        return {t["task_id"]: t["state"] for t in tasks if t["name"].startswith("slow-counted")}
+
+    _wait("a task to start", lambda: any(c.exists() for c in counters), 120)
+    started, queued = counters if counters[0].exists() else counters[::-1]
+    _wait("two tasks", lambda: len(states()) == 2, 30)
+    assert sorted(states().values()) == ["PENDING", "RUNNING"]
+    assert server.get(f"/runs/{run_id}")["state"] == "RUNNING"
+
+    # A restart while one runs and the other waits: the first is adopted, the second is
+    # still waiting for the one slot, and starts once the first ends.
+    assert server.stop(signal.SIGTERM, timeout=60) < 30
+    server.start(*one_slot)
+    time.sleep(1.0)
+    assert sorted(states().values()) == ["PENDING", "RUNNING"]
+    assert not queued.exists(), "the queued task has not started"
+
+    Path(f"{started}.release").touch()
+    _wait("the queued task to start", queued.exists, 120)
+    _wait("the queued task to be RUNNING", lambda: "PENDING" not in states().values(), 30)
+    assert "RUNNING" in states().values()
+    Path(f"{queued}.release").touch()
+
+    def finished() -> bool:
+        state: str = server.get(f"/runs/{run_id}")["state"]
+        return state in ("SUCCEEDED", "FAILED", "CANCELED")
+
+    _wait("the run to finish", finished, 180)
+    assert server.get(f"/runs/{run_id}")["state"] == "SUCCEEDED"
+    tasks = server.get(f"/runs/{run_id}", view="FULL")["tasks"]
+    histories = sorted(
+        [h["state"] for h in t["state_history"]]
+        for t in tasks
+        if t["name"].startswith("slow-counted")
+    )
+    assert histories == [["PENDING", "RUNNING", "SUCCEEDED"], ["RUNNING", "SUCCEEDED"]]
+    for counter in counters:
+        assert counter.read_text().count("started") == 1, "each task ran once"

@@ -18,12 +18,13 @@ R = RunState
 FINAL_TASK = [T.SUCCEEDED, T.SKIPPED, T.FAILED, T.CACHED, T.CANCELED]
 
 # (from, to) -> "change" | "same" | "refused"
+LIVE_TASK = [T.PENDING, T.RUNNING]
 TASK_CASES = (
-    [(T.RUNTIME_STATE_UNSPECIFIED, to, "change") for to in [T.RUNNING, *FINAL_TASK]]
-    + [(T.RUNNING, T.RUNNING, "same")]
-    + [(T.RUNNING, to, "change") for to in FINAL_TASK]
+    [(T.RUNTIME_STATE_UNSPECIFIED, to, "change") for to in [*LIVE_TASK, *FINAL_TASK]]
+    + [(f, f, "same") for f in LIVE_TASK]
+    + [(f, to, "change") for f in LIVE_TASK for to in [*LIVE_TASK, *FINAL_TASK] if to != f]
     + [(f, f, "same") for f in FINAL_TASK]
-    + [(f, to, "refused") for f in FINAL_TASK for to in [T.RUNNING, *FINAL_TASK] if to != f]
+    + [(f, to, "refused") for f in FINAL_TASK for to in [*LIVE_TASK, *FINAL_TASK] if to != f]
 )
 
 
@@ -114,21 +115,23 @@ from kfpd.domain.transitions import (  # noqa: E402
 P = Phase
 FINAL_PHASES = {P.SUCCEEDED, P.CACHED, P.SKIPPED, P.FAILED, P.CANCELED}
 # event -> the (from, to) pairs it allows; every other pair is refused.
+LIVE = (P.NEW, P.PENDING, P.RUNNING)
+STARTED = (P.PENDING, P.RUNNING)  # launched: running, or queued for an executor slot
 TASK_EVENT_ALLOWED: dict[TaskEvent, set[tuple[Phase, Phase]]] = {
-    TaskEvent.REPORT: {(f, to) for f in (P.NEW, P.RUNNING) for to in {P.RUNNING} | FINAL_PHASES},
+    TaskEvent.REPORT: {(f, to) for f in LIVE for to in {P.RUNNING} | FINAL_PHASES},
     TaskEvent.START: {(P.NEW, P.RUNNING)},
-    TaskEvent.FINISH: {(P.NEW, P.SUCCEEDED), (P.RUNNING, P.SUCCEEDED)},
-    TaskEvent.SKIP: {(P.NEW, P.SKIPPED), (P.RUNNING, P.SKIPPED)},
-    TaskEvent.FAIL: {(f, P.FAILED) for f in (P.NEW, P.RUNNING, P.AWAITING_RETRY)},
-    TaskEvent.CACHE_HIT: {(P.NEW, P.CACHED), (P.RUNNING, P.CACHED)},
-    TaskEvent.ATTEMPT_FAILED: {(P.RUNNING, P.AWAITING_RETRY)},
+    TaskEvent.QUEUE: {(f, P.PENDING) for f in (P.NEW, P.RUNNING, P.AWAITING_RETRY)},
+    TaskEvent.BEGIN: {(P.PENDING, P.RUNNING)},
+    TaskEvent.FINISH: {(f, P.SUCCEEDED) for f in LIVE},
+    TaskEvent.SKIP: {(f, P.SKIPPED) for f in LIVE},
+    TaskEvent.FAIL: {(f, P.FAILED) for f in (*LIVE, P.AWAITING_RETRY)},
+    TaskEvent.CACHE_HIT: {(f, P.CACHED) for f in LIVE},
+    TaskEvent.ATTEMPT_FAILED: {(f, P.AWAITING_RETRY) for f in STARTED},
     TaskEvent.RELAUNCH: {(P.AWAITING_RETRY, P.RUNNING)},
-    TaskEvent.RECOVER_LOST: {(P.RUNNING, P.FAILED)},
+    TaskEvent.RECOVER_LOST: {(f, P.FAILED) for f in STARTED},
     TaskEvent.ROLL_UP: {(P.RUNNING, to) for to in FINAL_PHASES},
-    TaskEvent.CANCEL: {(P.RUNNING, P.CANCELED), (P.AWAITING_RETRY, P.CANCELED)},
-    TaskEvent.RESET: {
-        (f, P.RUNNING) for f in (P.NEW, P.RUNNING, P.AWAITING_RETRY, P.FAILED, P.CANCELED)
-    },
+    TaskEvent.CANCEL: {(f, P.CANCELED) for f in (*STARTED, P.AWAITING_RETRY)},
+    TaskEvent.RESET: {(f, P.RUNNING) for f in (*LIVE, P.AWAITING_RETRY, P.FAILED, P.CANCELED)},
 }
 TASK_EVENT_CASES = [
     (event, f, to, (f, to) in allowed)
@@ -164,6 +167,8 @@ def test_a_repeated_report_changes_nothing() -> None:
     [
         (T.RUNTIME_STATE_UNSPECIFIED, [], P.NEW),
         (T.RUNNING, [], P.RUNNING),
+        (T.PENDING, [{"state": "PENDING"}], P.PENDING),
+        (T.PENDING, [{"state": "RUNNING"}, {"state": "FAILED"}, {"state": "PENDING"}], P.PENDING),
         (T.RUNNING, [{"state": "RUNNING"}], P.RUNNING),
         (T.RUNNING, [{"state": "RUNNING"}, {"state": "FAILED"}], P.AWAITING_RETRY),
         (T.RUNNING, [{"state": "FAILED"}, {"state": "RUNNING"}], P.RUNNING),

@@ -29,3 +29,10 @@ def follow_up(previous: str) -> str:
 def survives_restarts(counter: str, seconds: float = 20.0) -> str:
     slow = slow_counted(counter=counter, seconds=seconds).set_caching_options(False)
     return follow_up(previous=slow.output).set_caching_options(False).output
+
+
+@dsl.pipeline(name="two-counted")
+def two_counted(first: str, second: str, seconds: float = 1.0) -> None:
+    """Two independent slow tasks: with one executor slot, one waits for the other."""
+    slow_counted(counter=first, seconds=seconds).set_caching_options(False)
+    slow_counted(counter=second, seconds=seconds).set_caching_options(False)

@@ -249,6 +249,7 @@ def task_out(row: TaskRow, hydration: Hydration | None = None) -> PipelineTask:
 
 # Upstream's PipelineTaskDetail.state is a RuntimeState (run states): a cache hit succeeded.
 _DETAIL_STATE = {
+    TaskState.PENDING: RunState.PENDING,
     TaskState.RUNNING: RunState.RUNNING,
     TaskState.SUCCEEDED: RunState.SUCCEEDED,
     TaskState.CACHED: RunState.SUCCEEDED,

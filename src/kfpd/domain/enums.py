@@ -62,6 +62,7 @@ class TaskState(WireEnum):
     FAILED = 4
     CACHED = 5
     CANCELED = 6  # kfpd extension
+    PENDING = 7  # kfpd extension: launched, waiting for a free executor slot
 
     @property
     def is_terminal(self) -> bool:

@@ -5,6 +5,9 @@ checked against :data:`TASK_EVENTS` / :data:`RUN_EVENTS` by the one state machin
 ``services/state.py``, under the run's row lock. A plain state report (the task API, the
 launcher) is further bounded by :data:`TASK_TRANSITIONS`.
 
+A task the executor has no free slot for yet is PENDING (a kfpd extension of TaskState): QUEUE
+gives it that state instead of RUNNING, BEGIN makes it RUNNING once its launcher is handed a slot.
+
 A pending retry is an explicit phase, :attr:`Phase.AWAITING_RETRY`: a failed attempt of a task
 with retries left. On the wire (and in the ``state`` column) it stays RUNNING, as KFP clients
 expect; the row tells it by its history ending in the failed attempt (see :func:`phase_of`).
@@ -24,6 +27,7 @@ _ANY_TASK = frozenset(TaskState) - {TaskState.RUNTIME_STATE_UNSPECIFIED}
 # from-state -> states a plain update may move a task to.
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.RUNTIME_STATE_UNSPECIFIED: _ANY_TASK,
+    TaskState.PENDING: _ANY_TASK,
     TaskState.RUNNING: _ANY_TASK,
     TaskState.SUCCEEDED: frozenset({TaskState.SUCCEEDED}),
     TaskState.CACHED: frozenset({TaskState.CACHED}),
@@ -124,6 +128,7 @@ class Phase(Enum):
     """A task's lifecycle phase: its wire state, plus the internal AWAITING_RETRY."""
 
     NEW = "NEW"  # a row being created (wire RUNTIME_STATE_UNSPECIFIED)
+    PENDING = "PENDING"  # launched, waiting for a free executor slot
     RUNNING = "RUNNING"
     AWAITING_RETRY = "AWAITING_RETRY"  # wire RUNNING
     SUCCEEDED = "SUCCEEDED"
@@ -150,6 +155,8 @@ class Phase(Enum):
 class TaskEvent(Enum):
     REPORT = "report"  # the task API / launcher reports a state (bounded by TASK_TRANSITIONS)
     START = "start"  # the orchestrator creates a task that runs
+    QUEUE = "queue"  # the orchestrator launches a task the executor has no free slot for
+    BEGIN = "begin"  # the executor handed a queued task's launcher a slot
     FINISH = "finish"  # the orchestrator completes a task itself (importer, empty DAG)
     SKIP = "skip"  # a false condition, a zero-item loop
     FAIL = "fail"  # the orchestrator fails a task (inputs, launch, process exit)
@@ -165,26 +172,32 @@ class TaskEvent(Enum):
 _FINAL_PHASES = frozenset(
     {Phase.SUCCEEDED, Phase.CACHED, Phase.SKIPPED, Phase.FAILED, Phase.CANCELED}
 )
-_LIVE = frozenset({Phase.NEW, Phase.RUNNING})
+_LIVE = frozenset({Phase.NEW, Phase.PENDING, Phase.RUNNING})
+
+# Launched: running, or queued for a slot (a queued task's launcher may report before BEGIN
+# is recorded, and a restart may find it gone).
+_STARTED = frozenset({Phase.PENDING, Phase.RUNNING})
 
 # event -> (phases it may start from, phases it may lead to)
 TASK_EVENTS: dict[TaskEvent, tuple[frozenset[Phase], frozenset[Phase]]] = {
     TaskEvent.REPORT: (_LIVE, frozenset({Phase.RUNNING}) | _FINAL_PHASES),
     TaskEvent.START: (frozenset({Phase.NEW}), frozenset({Phase.RUNNING})),
+    TaskEvent.QUEUE: (
+        frozenset({Phase.NEW, Phase.RUNNING, Phase.AWAITING_RETRY}),
+        frozenset({Phase.PENDING}),
+    ),
+    TaskEvent.BEGIN: (frozenset({Phase.PENDING}), frozenset({Phase.RUNNING})),
     TaskEvent.FINISH: (_LIVE, frozenset({Phase.SUCCEEDED})),
     TaskEvent.SKIP: (_LIVE, frozenset({Phase.SKIPPED})),
     TaskEvent.FAIL: (_LIVE | {Phase.AWAITING_RETRY}, frozenset({Phase.FAILED})),
     TaskEvent.CACHE_HIT: (_LIVE, frozenset({Phase.CACHED})),
-    TaskEvent.ATTEMPT_FAILED: (frozenset({Phase.RUNNING}), frozenset({Phase.AWAITING_RETRY})),
+    TaskEvent.ATTEMPT_FAILED: (_STARTED, frozenset({Phase.AWAITING_RETRY})),
     TaskEvent.RELAUNCH: (frozenset({Phase.AWAITING_RETRY}), frozenset({Phase.RUNNING})),
-    TaskEvent.RECOVER_LOST: (frozenset({Phase.RUNNING}), frozenset({Phase.FAILED})),
+    TaskEvent.RECOVER_LOST: (_STARTED, frozenset({Phase.FAILED})),
     TaskEvent.ROLL_UP: (frozenset({Phase.RUNNING}), _FINAL_PHASES),
-    TaskEvent.CANCEL: (
-        frozenset({Phase.RUNNING, Phase.AWAITING_RETRY}),
-        frozenset({Phase.CANCELED}),
-    ),
+    TaskEvent.CANCEL: (_STARTED | {Phase.AWAITING_RETRY}, frozenset({Phase.CANCELED})),
     TaskEvent.RESET: (
-        frozenset({Phase.NEW, Phase.RUNNING, Phase.AWAITING_RETRY, Phase.FAILED, Phase.CANCELED}),
+        _STARTED | {Phase.NEW, Phase.AWAITING_RETRY, Phase.FAILED, Phase.CANCELED},
         frozenset({Phase.RUNNING}),
     ),
 }

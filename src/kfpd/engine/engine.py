@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kfpd.db.engine import Database
 from kfpd.engine.watchdog import EngineStopping, StepTimeout, StepWatchdog
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Event:
-    kind: str  # start | resume | exit | advance | relaunch | terminate | stop
+    kind: str  # start | resume | exit | advance | relaunch | started | terminate | stop
     run_id: str = ""
     task_id: str = ""
     reason: str = ""
@@ -56,12 +56,17 @@ class Engine:
     ) -> None:
         self.database = database
         self.executor = executor
+        if isinstance(executor, QueueingExecutor):
+            # Launches beyond the free slots are recorded PENDING, RUNNING once started.
+            config = replace(config, free_slots=executor.free_slots)
+            executor.watch_starts(self._on_started)
         self.config = config
         self._events: queue.Queue[_Event] = queue.Queue()
         self._timers: list[tuple[float, int, _Event]] = []
         self._seq = itertools.count()
         self._running: dict[str, str] = {}  # task id -> run id
         self._reported: set[str] = set()  # running tasks whose launcher already reported
+        self._waiting: set[str] = set()  # tasks recorded PENDING, until the executor starts them
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
@@ -166,8 +171,18 @@ class Engine:
 
     # -- the loop
 
+    def _on_started(self, task_id: str) -> None:
+        """The executor gave a task a slot: one recorded PENDING becomes RUNNING."""
+        with self._lock:
+            if task_id not in self._waiting:
+                return
+            self._waiting.discard(task_id)
+            run_id = self._running.get(task_id, "")
+        self._events.put(_Event("started", run_id, task_id))
+
     def _on_exit(self, exit: TaskExit) -> None:
         with self._lock:
+            self._waiting.discard(exit.task_id)
             run_id = self._running.pop(exit.task_id, "")
             reported = exit.task_id in self._reported
             self._reported.discard(exit.task_id)
@@ -278,6 +293,9 @@ class Engine:
             "relaunch": lambda s: orchestration.relaunch_task(
                 s, event.run_id, event.task_id, self.config
             ),
+            "started": lambda s: orchestration.task_started(
+                s, event.run_id, event.task_id, self.config
+            ),
         }
         step = self._run_step(event, step_of[event.kind])
         if step is None:
@@ -290,10 +308,16 @@ class Engine:
         if self._stopping.is_set():
             # Recorded as launched but never started: the next server launches them.
             return
+        self._submit(step, event.run_id)
+
+    def _submit(self, step: Step, run_id: str) -> None:
+        """Hand a committed step's launches to the executor."""
         for spec in step.launches:
             with self._lock:
-                self._running[spec.task_id] = event.run_id
+                self._running[spec.task_id] = run_id
                 self._launched_at[spec.task_id] = time.monotonic()
+                if spec.task_id in step.queued:
+                    self._waiting.add(spec.task_id)
             log.info("launching task", extra={"task_id": spec.task_id})
             try:
                 self.executor.submit(spec, self._on_exit)

@@ -40,6 +40,7 @@ class TaskExit:
 
 
 ExitCallback = Callable[[TaskExit], None]
+StartCallback = Callable[[str], None]  # a task id
 
 log = logging.getLogger("kfpd.executors")
 
@@ -99,7 +100,16 @@ class AdoptingExecutor(Executor, Protocol):
 @runtime_checkable
 class QueueingExecutor(Executor, Protocol):
     """An executor that queues tasks for a free slot: at a stop, some it was given never
-    started, and a restarted server must launch them rather than fail them."""
+    started, and a restarted server must launch them rather than fail them. The orchestrator
+    records the tasks it hands over beyond ``free_slots`` as PENDING, and makes them RUNNING
+    when ``watch_starts`` tells it they got a slot."""
+
+    def free_slots(self) -> int:
+        """How many tasks submitted now would start at once (0 while draining)."""
+
+    def watch_starts(self, callback: StartCallback) -> None:
+        """Call ``callback`` with each task's id as its launcher is given a slot (at
+        ``submit``, or later when a slot frees); never while holding the executor's lock."""
 
     def never_started(self, running: dict[str, str]) -> set[str]:
         """Of ``running`` (task id -> run id, as for ``adopt``), the tasks that an earlier

@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from kfpd.executors import pidfile
-from kfpd.executors.base import ExitCallback, IgnoredImageWarning, TaskExit, deliver_exit
+from kfpd.executors.base import (
+    ExitCallback,
+    IgnoredImageWarning,
+    StartCallback,
+    TaskExit,
+    deliver_exit,
+)
 from kfpd.launcher.main import EXECUTOR_ENV
 from kfpd.launcher.process import describe_exit
 from kfpd.schemas.launch import LaunchSpec
@@ -106,6 +112,7 @@ class LocalExecutor:
         self._watch_thread: threading.Thread | None = None
         self._worker: _WarmWorker | None = None
         self._worker_deaths: list[float] = []  # monotonic times, within the window
+        self._on_start: StartCallback | None = None
         if warm:
             self._worker = self._new_worker()
 
@@ -137,7 +144,16 @@ class LocalExecutor:
             task = self._running.get(task_id)
             return task.pid if task is not None else None
 
-    # -- Executor
+    # -- Executor (and QueueingExecutor)
+
+    def free_slots(self) -> int:
+        with self._lock:
+            if self._closed or self._draining:
+                return 0
+            return max(0, self.max_parallel - len(self._running) - len(self._queue))
+
+    def watch_starts(self, callback: StartCallback) -> None:
+        self._on_start = callback
 
     def submit(self, spec: LaunchSpec, on_exit: ExitCallback) -> None:
         self._warn_image(spec)
@@ -285,6 +301,12 @@ class LocalExecutor:
     # -- starting and ending tasks
 
     def _start(self, task: _Task) -> None:
+        on_start = self._on_start
+        if on_start is not None:
+            try:
+                on_start(task.spec.task_id)
+            except Exception:
+                log.exception("start callback for task %s failed", task.spec.task_id)
         try:
             spec_path = self._prepare(task)
         except OSError as exc:

@@ -86,10 +86,13 @@ log = logging.getLogger(__name__)
 LOCAL_PROCESS = "local process (starting)"
 
 _GROUPS = {int(t) for t in GROUP_TASK_TYPES}
+# Tasks handed to an executor and not final: running, or queued for a slot.
+_LAUNCHED_STATES = [int(TaskState.RUNNING), int(TaskState.PENDING)]
 ITERATIONS_PER_STEP = 500
 # The event that gives a task the orchestrator creates its first state.
 _CREATE_EVENTS = {
     TaskState.RUNNING: TaskEvent.START,
+    TaskState.PENDING: TaskEvent.QUEUE,
     TaskState.SKIPPED: TaskEvent.SKIP,
     TaskState.FAILED: TaskEvent.FAIL,
 }
@@ -107,6 +110,9 @@ class OrchestratorConfig:
     # True: kfp-kubernetes env config is applied here from the local stores above; False: it
     # goes resolved into the LaunchSpec for an executor that builds real pods (Kubernetes).
     local_platform: bool = True
+    # How many launches the executor starts at once (a queueing executor's free slots, read
+    # once per step; only the engine's thread submits, so none is taken meanwhile). None: all.
+    free_slots: Callable[[], int] | None = None
 
 
 @dataclass
@@ -116,6 +122,7 @@ class Step:
     launches: list[LaunchSpec] = field(default_factory=list)
     retries: list[tuple[float, str]] = field(default_factory=list)  # (delay s, task id)
     follow_ups: list[str] = field(default_factory=list)  # groups to advance in a next step
+    queued: set[str] = field(default_factory=set)  # launches left PENDING (no free slot)
     finished: bool = False  # the run reached a final state
 
 
@@ -131,6 +138,7 @@ class _RunStepper:
         self.step = Step()
         self.now = now_us()
         self._scope_cache: Scope | None = None
+        self._free_slots: int | None = None  # read at this step's first launch
         self._loop_cache: dict[str, tuple[list[Param], list[ArtifactIO]]] = {}
         self._dirty: list[TaskValues] = []
         runtime = session.scalar(select(Run.runtime_config).where(Run.id == run_id)) or {}
@@ -598,7 +606,7 @@ class _RunStepper:
             self._new_task(**common, state=TaskState.FAILED, inputs=inputs, message=str(exc))
             return
         task = self._new_task(
-            **common, state=TaskState.RUNNING, inputs=inputs, fingerprint=fingerprint
+            **common, state=self._launch_state(), inputs=inputs, fingerprint=fingerprint
         )
         self._launch(task, component, container, inputs, env, kube)
 
@@ -663,6 +671,17 @@ class _RunStepper:
         )
         return env, {}
 
+    def _launch_state(self) -> TaskState:
+        """The state of this step's next launch: RUNNING while the executor has a free slot
+        for it, PENDING after (it waits in the executor's queue)."""
+        if self.config.free_slots is None:
+            return TaskState.RUNNING
+        if self._free_slots is None:
+            self._free_slots = self.config.free_slots()
+        return (
+            TaskState.RUNNING if len(self.step.launches) < self._free_slots else TaskState.PENDING
+        )
+
     def _launch(
         self,
         task: TaskValues,
@@ -677,6 +696,8 @@ class _RunStepper:
         name = LOCAL_PROCESS if self.config.local_platform else self._pod(task["name"]).name
         pods = [{"name": name, "type": TaskPodType.EXECUTOR.name}]
         write_task(self.session, task, {"pods": pods})
+        if task_phase(task) == Phase.PENDING:
+            self.step.queued.add(task["id"])
         if env:
             container = replace(container, env=(*container.env, *env))
         self.step.launches.append(
@@ -712,8 +733,13 @@ class _RunStepper:
         if component is None or spec is None:
             self.fail(task, f"no component for scope {task['scope_path']!r}")
             return
-        if task_phase(task) == Phase.AWAITING_RETRY:
+        phase, state = task_phase(task), self._launch_state()
+        if phase == Phase.AWAITING_RETRY and state == TaskState.RUNNING:
             self.set_state(task, TaskEvent.RELAUNCH, TaskState.RUNNING)
+        elif phase != Phase.PENDING and state == TaskState.PENDING:
+            self.set_state(task, TaskEvent.QUEUE, TaskState.PENDING)
+        elif phase == Phase.PENDING and state == TaskState.RUNNING:
+            self.set_state(task, TaskEvent.BEGIN, TaskState.RUNNING)
         parent = load_task(self.session, task["parent_task_id"]) if task["parent_task_id"] else None
         scope = self._scope(parent) if parent else None
         try:
@@ -733,13 +759,19 @@ class _RunStepper:
         phase = task_phase(task)
         if phase == Phase.AWAITING_RETRY:
             self._schedule_retry(task)
-        elif phase == Phase.RUNNING and not task["pods"]:
+        elif phase in (Phase.RUNNING, Phase.PENDING) and not task["pods"]:
             return  # an exit from before a RetryRun reset (pods cleared): the resume relaunches
-        elif phase == Phase.RUNNING:
+        elif phase in (Phase.RUNNING, Phase.PENDING):
             self.fail(task, reason)
         elif task["parent_task_id"]:
             self._dirty_id(task["parent_task_id"])
         self.drain()
+
+    def task_started(self, task_id: str) -> None:
+        """The executor handed a queued task's launcher a slot: PENDING -> RUNNING."""
+        task = load_task(self.session, task_id)
+        if task is not None and task["run_id"] == self.run.id and task_phase(task) == Phase.PENDING:
+            self.set_state(task, TaskEvent.BEGIN, TaskState.RUNNING)
 
     def resume(
         self,
@@ -750,7 +782,7 @@ class _RunStepper:
         ``never_started``), fail what lost its process (unless the executor ``adopted`` it:
         still running, watched again)."""
         rows = load_tasks(
-            self.session, TASKS.c.run_id == self.run.id, TASKS.c.state == int(TaskState.RUNNING)
+            self.session, TASKS.c.run_id == self.run.id, TASKS.c.state.in_(_LAUNCHED_STATES)
         )
         if not rows:
             self.start()
@@ -764,7 +796,9 @@ class _RunStepper:
                 elif not task["pods"] or task["id"] in never_started:
                     self.relaunch(task)
                 elif task["id"] in adopted:
-                    continue
+                    # Started before the restart, its BEGIN not recorded yet.
+                    if task_phase(task) == Phase.PENDING:
+                        self.set_state(task, TaskEvent.BEGIN, TaskState.RUNNING)
                 else:
                     self.fail(
                         task,
@@ -819,6 +853,14 @@ def relaunch_task(session: Session, run_id: str, task_id: str, config: Orchestra
     return stepper.step
 
 
+def task_started(session: Session, run_id: str, task_id: str, config: OrchestratorConfig) -> Step:
+    stepper = _RunStepper(session, run_id, config)
+    if RunState(stepper.run.state).is_terminal:
+        return Step(finished=True)
+    stepper.task_started(task_id)
+    return stepper.step
+
+
 def resume_run(
     session: Session,
     run_id: str,
@@ -834,15 +876,15 @@ def resume_run(
 
 
 def running_container_tasks(session: Session) -> dict[str, str]:
-    """RUNNING container tasks of runs not final yet (task id -> run id): what an executor
-    whose tasks outlive the server may adopt after a restart."""
+    """RUNNING (or PENDING: queued) container tasks of runs not final yet (task id -> run
+    id): what an executor whose tasks outlive the server may adopt after a restart."""
     states = [int(RunState.PENDING), int(RunState.RUNNING), int(RunState.CANCELING)]
     rows = session.execute(
         select(Task.id, Task.run_id)
         .join(Run, Run.id == Task.run_id)
         .where(
             Run.state.in_(states),
-            Task.state == int(TaskState.RUNNING),
+            Task.state.in_(_LAUNCHED_STATES),
             Task.type == int(TaskType.RUNTIME),
         )
     )

@@ -264,7 +264,8 @@ class RunMachine:
         if event == TaskEvent.REPORT:
             task_transition(current.wire, target)  # the API's bounds, as documented
         delay = None
-        if new == Phase.FAILED and event in RETRYABLE_EVENTS and current == Phase.RUNNING:
+        started = current in (Phase.RUNNING, Phase.PENDING)
+        if new == Phase.FAILED and event in RETRYABLE_EVENTS and started:
             delay = self._retry_delay(task)
             if delay is not None:
                 event, new = TaskEvent.ATTEMPT_FAILED, Phase.AWAITING_RETRY
@@ -351,10 +352,9 @@ class RunMachine:
         )
 
     def cancel_unfinished(self, message: str, at: int) -> None:
-        """CANCEL every task that still runs (terminate; orchestration gave up)."""
-        rows = self.conn.execute(
-            select(_TASKS).where(_T.run_id == self.run_id, _T.state == int(TaskState.RUNNING))
-        )
+        """CANCEL every task that still runs or waits (terminate; orchestration gave up)."""
+        live = [int(TaskState.RUNNING), int(TaskState.PENDING)]
+        rows = self.conn.execute(select(_TASKS).where(_T.run_id == self.run_id, _T.state.in_(live)))
         for row in rows.all():
             task = dict(row._mapping)
             changes: TaskValues = {}
