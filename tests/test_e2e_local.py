@@ -187,7 +187,9 @@ def test_server_restart_mid_run_resumes(orchestrated_server: Any, tmp_path: Path
     ]
     hang = next(t for t in tasks if t["name"] == "hang-once")
     history = [h["state"] for h in hang["state_history"]]
-    assert history == ["RUNNING", "FAILED", "RUNNING", "SUCCEEDED"]
+    # The retry was decided while the first server stopped (no slot: PENDING); the second
+    # server started it.
+    assert history == ["RUNNING", "FAILED", "PENDING", "RUNNING", "SUCCEEDED"]
     assert "the server stopped" in hang["state_history"][1]["error"]["message"]
     assert _outputs(hang) == {"Output": "resumed"}
     step = next(t for t in tasks if t["name"] == "first-step")
