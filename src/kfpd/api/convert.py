@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Any
 
@@ -140,13 +141,18 @@ def artifact_out(row: ArtifactRow) -> Artifact:
 def _producer(raw: dict[str, Any] | None) -> dict[str, Any] | None:
     if not raw:
         return None
+    task_name, iteration = raw.get("task_name") or raw.get("taskName"), raw.get("iteration")
+    if isinstance(task_name, str | None) and isinstance(iteration, int | str | float | None):
+        return dict(_producer_wire(task_name, iteration))  # a copy: callers own their dicts
+    return _producer_wire.__wrapped__(task_name, iteration)
+
+
+@functools.lru_cache(maxsize=4096)
+def _producer_wire(task_name: Any, iteration: Any) -> dict[str, Any]:
+    """The wire form of a stored producer, remembered: a run's links repeat a few (task,
+    iteration) pairs, and a model pass per link was most of a big GetRun's task_details."""
     # Iterations may have been stored as numbers or strings; accept both.
-    return IOProducer.model_validate(
-        {
-            "task_name": raw.get("task_name") or raw.get("taskName"),
-            "iteration": raw.get("iteration"),
-        }
-    ).dump()
+    return IOProducer.model_validate({"task_name": task_name, "iteration": iteration}).dump()
 
 
 def link_dict(row: LinkRow) -> dict[str, Any]:
@@ -168,17 +174,26 @@ def link_out(row: LinkRow) -> ArtifactTask:
     return ArtifactTask.model_validate(link_dict(row))
 
 
-def _io_artifacts(
-    links: list[tuple[LinkRow, ArtifactRow]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Group a task's links into IOArtifacts: one per (key, IO type, producer, iteration)."""
+_Group = tuple[tuple[str, int, str, int], list[tuple[LinkRow, ArtifactRow]]]
+
+
+def _io_groups(links: list[tuple[LinkRow, ArtifactRow]]) -> list[_Group]:
+    """A task's links by (key, IO type, producer, iteration), in that order: one IOArtifact
+    each."""
     groups: dict[tuple[str, int, str, int], list[tuple[LinkRow, ArtifactRow]]] = defaultdict(list)
     for link, art in links:
         producer_name = (link.producer or {}).get("task_name", "")
         groups[(link.key, link.type, producer_name, link.iteration)].append((link, art))
+    return sorted(groups.items())
+
+
+def _io_artifacts(
+    links: list[tuple[LinkRow, ArtifactRow]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Group a task's links into IOArtifacts: one per (key, IO type, producer, iteration)."""
     inputs: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
-    for (key, io_type, _name, _iteration), members in sorted(groups.items()):
+    for (key, io_type, _name, _iteration), members in _io_groups(links):
         item: dict[str, Any] = {
             "artifacts": [artifact_dict(a) for _, a in members],
             "type": IOType(io_type).name,
@@ -259,17 +274,22 @@ _DETAIL_STATE = {
 }
 
 
-def _artifact_ids(items: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
-    ids: dict[str, dict[str, list[str]]] = {}
-    for item in items:
-        entry = ids.setdefault(item["artifact_key"], {"artifact_ids": []})
-        entry["artifact_ids"].extend(a["artifact_id"] for a in item["artifacts"])
-    return ids
+def _artifact_ids(
+    links: list[tuple[LinkRow, ArtifactRow]],
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, dict[str, list[str]]]]:
+    """Input and output artifact ids by key, in :func:`_io_artifacts`' order (ids only: no
+    artifact bodies built to be dropped)."""
+    inputs: dict[str, dict[str, list[str]]] = {}
+    outputs: dict[str, dict[str, list[str]]] = {}
+    for (key, io_type, _name, _iteration), members in _io_groups(links):
+        ids = outputs if IOType(io_type).is_output else inputs
+        ids.setdefault(key, {"artifact_ids": []})["artifact_ids"].extend(a.id for _, a in members)
+    return inputs, outputs
 
 
 def task_detail(row: TaskRow, hydration: Hydration) -> dict[str, Any]:
     """One ``run_details.task_details`` entry (upstream's PipelineTaskDetail)."""
-    in_arts, out_arts = _io_artifacts(hydration.links.get(row.id, []))
+    in_ids, out_ids = _artifact_ids(hydration.links.get(row.id, []))
     state = _DETAIL_STATE.get(TaskState(row.state), RunState.RUNTIME_STATE_UNSPECIFIED)
     detail: dict[str, Any] = {
         "run_id": row.run_id,
@@ -279,8 +299,8 @@ def task_detail(row: TaskRow, hydration: Hydration) -> dict[str, Any]:
         "start_time": to_rfc3339(row.started_at or row.created_at),
         "end_time": to_rfc3339(row.finished_at),
         "state": state.name,
-        "inputs": _artifact_ids(in_arts),
-        "outputs": _artifact_ids(out_arts),
+        "inputs": in_ids,
+        "outputs": out_ids,
         "parent_task_id": row.parent_task_id,
         "state_history": row.state_history or [],
         "child_tasks": [{"task_id": i} for i, _ in hydration.children.get(row.id, [])],
