@@ -122,6 +122,16 @@ class Settings(BaseSettings):
         "next server adopts them), drain (wait for them, up to drain_timeout, then leave the "
         "rest) or cancel (kill them; their tasks fail).",
     )
+    task_user: str = Field(
+        default="",
+        description="Run local tasks as this unprivileged user (the server must run as root), "
+        "so they cannot read the run-token key or the database. Empty: the server's user.",
+    )
+    task_python: str = Field(
+        default="",
+        description="The Python interpreter task launchers run with (default: the server's); "
+        "with task_user it must be one that user can run, with kfpd importable.",
+    )
     drain_timeout: float = Field(
         default=600.0, ge=0, description="Seconds a drain waits for running tasks (on_stop=drain)."
     )

@@ -77,11 +77,18 @@ def _engine(
         launcher_image=settings.launcher_image,
         pending_timeout_s=settings.pod_pending_timeout_s,
         on_stop=settings.on_stop,
+        task_user=settings.task_user,
+        task_dirs=(settings.artifact_root, settings.data_dir / "workspaces"),
+        task_python=settings.task_python,
     )
-    if executor is None:
-        executor = create_executor(executor_config)
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     secret = settings.run_token_secret()
+    if settings.task_user and settings.executor == "local":
+        # Tasks run as another user: they may pass through the data directory (not list it)
+        # to their own directories; the key, database and logs stay 0600/0700 (the server's).
+        settings.data_dir.chmod(0o711)
+    if executor is None:
+        executor = create_executor(executor_config)
     config = OrchestratorConfig(
         server_url=settings.server_url,
         pipeline_root=storage.default_root,

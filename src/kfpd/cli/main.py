@@ -120,6 +120,20 @@ def server(
     step_timeout: Annotated[
         float | None, typer.Option(help="Seconds one orchestration step may take (30).")
     ] = None,
+    task_user: Annotated[
+        str | None,
+        typer.Option(
+            help="Run local tasks as this unprivileged user (e.g. nobody; the server runs as "
+            "root): they cannot read the run-token key or the database."
+        ),
+    ] = None,
+    task_python: Annotated[
+        str | None,
+        typer.Option(
+            help="The Python interpreter tasks run with (default: the server's; with "
+            "--task-user one that user can run)."
+        ),
+    ] = None,
 ) -> None:
     """Run the kfpd server (REST API, UI, orchestrator; tasks on the chosen executor).
 
@@ -157,6 +171,8 @@ def server(
         auth_config=auth_config,
         on_stop=on_stop,
         step_timeout=step_timeout,
+        task_user=task_user,
+        task_python=task_python,
     )
     # Files the server and its tasks create (database, logs, artifacts, keys): this user only.
     os.umask(0o077)

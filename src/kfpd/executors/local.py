@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,66 @@ def _task_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _SERVER_ONLY_ENV}
 
 
+class TaskUserError(ValueError):
+    """Tasks cannot run as the requested user."""
+
+
+@dataclass(frozen=True)
+class TaskUser:
+    """The unprivileged user task processes run as (``--task-user``): the server, running as
+    root, gives it the directories tasks write into; the child switches to it (setgid,
+    setgroups, setuid) before exec. The data directory's other files stay the server's."""
+
+    name: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def named(cls, name: str) -> TaskUser:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise TaskUserError(f"--task-user: no user named {name!r}") from None
+        if entry.pw_uid == 0:
+            raise TaskUserError("--task-user must be an unprivileged user, not root")
+        if os.geteuid() != 0:
+            raise TaskUserError("--task-user needs the server to run as root (to switch user)")
+        return cls(name, entry.pw_uid, entry.pw_gid)
+
+    def give(self, path: Path) -> None:
+        """Make ``path`` (a directory or file the server created) the task user's."""
+        os.chown(path, self.uid, self.gid)
+
+    def check_can_run(self, program: str) -> None:
+        """Refuse at start-up an interpreter the task user cannot reach (every task would
+        fail): each directory on its path must let the user in, the file read and run."""
+        path = Path(program).resolve()
+        for directory in reversed(path.parents):
+            if not self._allows(directory, 0o1):
+                raise TaskUserError(
+                    f"--task-user {self.name} cannot run {program}: {directory} is private to "
+                    "its owner; give --task-python an interpreter that user can run"
+                )
+        if not self._allows(path, 0o5):
+            raise TaskUserError(f"--task-user {self.name} cannot run {program}")
+
+    def _allows(self, path: Path, bits: int) -> bool:
+        info = path.stat()
+        if info.st_uid == self.uid:
+            mode = info.st_mode >> 6
+        elif info.st_gid == self.gid:
+            mode = info.st_mode >> 3
+        else:
+            mode = info.st_mode
+        return mode & bits == bits
+
+    def popen_args(self) -> dict[str, Any]:
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+    def environ(self, home: Path) -> dict[str, str]:
+        return {"HOME": str(home), "USER": self.name, "LOGNAME": self.name}
+
+
 @dataclass
 class _Task:
     spec: LaunchSpec
@@ -94,10 +155,22 @@ class LocalExecutor:
         keep_work_dirs: bool = False,
         prefault: bool = False,
         on_stop: OnStop = "leave",
+        task_user: str | None = None,
+        task_dirs: tuple[Path, ...] = (),
+        python: str | None = None,
     ) -> None:
         self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
         self.work_root = Path(work_root or Path(tempfile.gettempdir()) / "kfpd-work")
         self.work_root.mkdir(parents=True, exist_ok=True)
+        self.python = python or sys.executable
+        self.task_user = TaskUser.named(task_user) if task_user else None
+        if self.task_user is not None:
+            self.task_user.check_can_run(self.python)
+            # The task user's package cache lives with its work directories.
+            venv_root = venv_root or self.work_root / ".venvs"
+            for path in (self.work_root, venv_root, *task_dirs):
+                path.mkdir(parents=True, exist_ok=True)
+                self.task_user.give(path)
         self.venv_root = venv_root
         self.keep_work_dirs = keep_work_dirs
         self._lock = threading.Lock()
@@ -125,6 +198,9 @@ class LocalExecutor:
                 self._on_worker,
                 prefault=self._prefault,
                 kill_on_stop=self.on_stop == "cancel",
+                task_user=self.task_user,
+                home=self.work_root,
+                python=self.python,
             )
         except OSError as exc:
             log.warning("no warm worker (%s); tasks start new interpreters", exc)
@@ -313,6 +389,8 @@ class LocalExecutor:
         env = {EXECUTOR_ENV: "local"}
         if self.venv_root is not None:
             env["KFPD_VENV_ROOT"] = str(self.venv_root)
+        if self.task_user is not None:
+            env.update(self.task_user.environ(task.work_dir))
         worker = self._worker
         if worker is not None and worker.alive:
             task.warm = True
@@ -338,19 +416,24 @@ class LocalExecutor:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(spec.model_dump_json())
+        if self.task_user is not None:
+            # Its run's directory, its own and its spec (its run's token only) are the task's.
+            for owned in (task.work_dir.parent, task.work_dir, path):
+                self.task_user.give(owned)
         return path
 
     def _start_cold(self, task: _Task, spec_path: Path, env: dict[str, str]) -> None:
         try:
             with (task.work_dir / LAUNCHER_LOG).open("ab") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "kfpd.launcher", "--spec", str(spec_path)],
+                    [self.python, "-m", "kfpd.launcher", "--spec", str(spec_path)],
                     cwd=task.work_dir,
                     env={**_task_environ(), **env},
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    **(self.task_user.popen_args() if self.task_user else {}),
                 )
         except OSError as exc:
             self._finished(task.spec.task_id, None, f"could not start the launcher: {exc}")
@@ -469,23 +552,36 @@ class _WarmWorker:
     """The pre-forked worker process and the thread reading its events."""
 
     def __init__(
-        self, log_path: Path, on_event: Any, *, prefault: bool, kill_on_stop: bool
+        self,
+        log_path: Path,
+        on_event: Any,
+        *,
+        prefault: bool,
+        kill_on_stop: bool,
+        task_user: TaskUser | None = None,
+        home: Path | None = None,
+        python: str = sys.executable,
     ) -> None:
         self._on_event = on_event
         self._write_lock = threading.Lock()
+        # With a task user the worker (and every launcher it forks) runs as that user.
+        as_user = task_user.popen_args() if task_user else {}
+        user_env = task_user.environ(home) if task_user and home else {}
         with log_path.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kfpd.executors.worker"],
+                [python, "-m", "kfpd.executors.worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
                 env={
                     **_task_environ(),
+                    **user_env,
                     "_KFP_RUNTIME": "true",
                     "KFPD_WORKER_PREFAULT": "1" if prefault else "0",
                     "KFPD_WORKER_KILL_ON_STOP": "1" if kill_on_stop else "0",
                 },
                 start_new_session=True,
+                **as_user,
             )
         self.alive = True
         self._reader = threading.Thread(target=self._read, name="kfpd-warm-worker", daemon=True)

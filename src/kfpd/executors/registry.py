@@ -33,6 +33,9 @@ class ExecutorConfig:
     kubeconfig: str = ""  # kubernetes: a kubeconfig file; empty: the in-cluster service account
     launcher_image: str = ""  # kubernetes: the image holding the launcher bundle
     pending_timeout_s: float = 600.0  # kubernetes: a pod unscheduled this long fails the task
+    task_user: str = ""  # local: run tasks as this user (the server runs as root)
+    task_dirs: tuple[Path, ...] = ()  # local, with task_user: directories tasks write into
+    task_python: str = ""  # local: the interpreter launchers run with (default: the server's)
     on_stop: Literal["leave", "drain", "cancel"] = "leave"  # local: tasks at a graceful stop
 
     @property
@@ -42,11 +45,19 @@ class ExecutorConfig:
 
 
 def _local(config: ExecutorConfig) -> Executor:
-    from kfpd.executors.local import LocalExecutor
+    from kfpd.executors.local import LocalExecutor, TaskUserError
 
-    return LocalExecutor(
-        max_parallel=config.max_parallel, work_root=config.work_root, on_stop=config.on_stop
-    )
+    try:
+        return LocalExecutor(
+            max_parallel=config.max_parallel,
+            work_root=config.work_root,
+            on_stop=config.on_stop,
+            task_user=config.task_user or None,
+            task_dirs=config.task_dirs,
+            python=config.task_python or None,
+        )
+    except TaskUserError as exc:
+        raise ExecutorConfigError(str(exc)) from exc
 
 
 def _ray(config: ExecutorConfig) -> Executor:
