@@ -9,6 +9,8 @@ server resumes a run from its rows (:func:`resume_run`).
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -86,6 +88,11 @@ log = logging.getLogger(__name__)
 LOCAL_PROCESS = "local process (starting)"
 
 _GROUPS = {int(t) for t in GROUP_TASK_TYPES}
+# Loop task id -> its recorded inputs (see _RunStepper._loop_inputs); least recently used out.
+_LoopInputs = tuple[tuple[Param, ...], tuple[ArtifactIO, ...]]
+_LOOP_INPUTS: OrderedDict[str, _LoopInputs] = OrderedDict()
+_LOOP_INPUTS_SIZE = 64
+_LOOP_INPUTS_LOCK = threading.Lock()
 # Tasks handed to an executor and not final: running, or queued for a slot.
 _LAUNCHED_STATES = [int(TaskState.RUNNING), int(TaskState.PENDING)]
 ITERATIONS_PER_STEP = 500
@@ -139,7 +146,6 @@ class _RunStepper:
         self.now = now_us()
         self._scope_cache: Scope | None = None
         self._free_slots: int | None = None  # read at this step's first launch
-        self._loop_cache: dict[str, tuple[list[Param], list[ArtifactIO]]] = {}
         self._dirty: list[TaskValues] = []
         runtime = session.scalar(select(Run.runtime_config).where(Run.id == run_id)) or {}
         self.runtime_config: dict[str, Any] = runtime
@@ -285,12 +291,25 @@ class _RunStepper:
             job=self.job,
         )
 
-    def _loop_inputs(self, loop_id: str) -> tuple[list[Param], list[ArtifactIO]]:
-        if loop_id not in self._loop_cache:
-            loop = load_task(self.session, loop_id) or {"input_parameters": []}
-            arts = links_of(self.session, [loop_id], outputs=False).get(loop_id, [])
-            self._loop_cache[loop_id] = (params(loop["input_parameters"]), arts)
-        return self._loop_cache[loop_id]
+    def _loop_inputs(self, loop_id: str) -> _LoopInputs:
+        """A loop's recorded inputs. They never change once the loop row exists (a RetryRun
+        reset keeps inputs), and they hold every item: decoded once per loop, not in each
+        step that advances one of its iterations (that grew with the loop's size)."""
+        with _LOOP_INPUTS_LOCK:
+            found = _LOOP_INPUTS.get(loop_id)
+            if found is not None:
+                _LOOP_INPUTS.move_to_end(loop_id)
+                return found
+        loop = load_task(self.session, loop_id)
+        if loop is None:
+            return (), ()
+        arts = links_of(self.session, [loop_id], outputs=False).get(loop_id, [])
+        inputs = (tuple(params(loop["input_parameters"])), tuple(arts))
+        with _LOOP_INPUTS_LOCK:
+            _LOOP_INPUTS[loop_id] = inputs
+            while len(_LOOP_INPUTS) > _LOOP_INPUTS_SIZE:
+                _LOOP_INPUTS.popitem(last=False)
+        return inputs
 
     def _recorded_inputs(self, task: TaskValues) -> ResolvedInputs:
         """A task's inputs as recorded at its creation (for launches and loop items)."""
