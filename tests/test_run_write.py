@@ -167,3 +167,46 @@ def test_a_connection_is_returned_to_the_pool_without_an_open_transaction(db: Da
         assert_unlocked()
     finally:
         other.dispose()
+
+
+def test_the_same_create_task_sent_at_once_makes_one_task(db: Database) -> None:
+    """Retried CreateTask calls racing for the run's lock all get the one task (the lookup
+    of an earlier create runs with the lock; the INSERT settles the race it can miss)."""
+    from kfpd.db.models import Task
+    from kfpd.schemas.runs import RunCreate
+    from kfpd.schemas.tasks import PipelineTask
+    from kfpd.services import runs, tasks
+    from tests.helpers import compiled
+
+    with db.write_session() as s:
+        run_id = runs.create_run(
+            s, RunCreate(display_name="r", pipeline_spec=compiled("graph_demo"))
+        ).id
+    with db.write_session() as s:
+        body = PipelineTask.model_validate({"name": "ROOT", "type": "ROOT", "scope_path": "root"})
+        root = tasks.create_task(s, run_id, body).id
+    fields = {"name": "t", "type": "RUNTIME", "scope_path": "root.t", "parent_task_id": root}
+    width = 8
+    barrier = threading.Barrier(width)
+    made: list[str] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            barrier.wait()
+            for _ in range(3):
+                with db.write_session() as s:
+                    made.append(tasks.create_task(s, run_id, PipelineTask(**fields)).id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(width)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(made) == 3 * width and len(set(made)) == 1
+    with db.read_session() as s:
+        count = s.scalar(select(func.count()).select_from(Task).where(Task.name == "t"))
+    assert count == 1

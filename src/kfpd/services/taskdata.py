@@ -16,8 +16,11 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kfpd.db.errors import is_unique_violation
 from kfpd.db.models import Artifact, ArtifactTask, Run, Task
 from kfpd.domain.enums import OUTPUT_IO_TYPES, ArtifactType, IOType, TaskState, TaskType
 from kfpd.ir import PipelineIR, load_ir
@@ -149,6 +152,29 @@ def new_task_row(
 
 def insert_task_row(conn: Connection, task: TaskValues) -> None:
     conn.execute(_INSERT_TASK, [task])
+
+
+_INSERT_TASK_UNLESS_KEY = (
+    postgresql.insert(TASKS)
+    .on_conflict_do_nothing(index_elements=[TASKS.c.logical_key])
+    .returning(TASKS.c.id)
+)
+
+
+def insert_new_task_row(conn: Connection, task: TaskValues) -> bool:
+    """Insert a task row; False (nothing written) when another row holds its logical key."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":  # a failed statement would abort the whole transaction
+        return conn.execute(_INSERT_TASK_UNLESS_KEY, task).first() is not None
+    try:
+        insert_task_row(conn, task)
+    except IntegrityError as exc:
+        # SQLite never gets here (its write lock is held from BEGIN); MySQL rolls back only
+        # the failed statement, so the transaction goes on.
+        if dialect == "sqlite" or task["logical_key"] is None or not is_unique_violation(exc):
+            raise
+        return False
+    return True
 
 
 def update_task_row(conn: Connection, task_id: str, changes: TaskValues) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
@@ -41,7 +41,7 @@ from kfpd.services.common import (
 from kfpd.services.state import UNFINISHED_SIBLING, RunMachine, SiblingProbe
 from kfpd.services.taskdata import (
     TaskValues,
-    insert_task_row,
+    insert_new_task_row,
     load_task_row,
     logical_key,
     new_task_row,
@@ -151,6 +151,14 @@ _SELECT_PARENT_AND_SAME = select(_T.id, _T.run_id, _T.logical_key).where(
     or_(_T.id == bindparam("parent_id"), _T.logical_key == bindparam("key"))
 )
 _SELECT_TASK_RUN = select(_T.run_id).where(_T.id == bindparam("task_id"))
+_SELECT_KEY = select(_T.id).where(_T.logical_key == bindparam("key"))
+
+
+def _task_id_of_key(conn: Connection, key: str | None) -> str:
+    found = conn.execute(_SELECT_KEY, {"key": key}).scalar() if key is not None else None
+    if found is None:  # the INSERT said the key was taken
+        raise RuntimeError(f"no task holds logical key {key!r}")
+    return str(found)
 
 
 def load_task_in_run(conn: Connection, run_id: str, task_id: str) -> TaskValues:
@@ -300,7 +308,13 @@ def create_task(
     change = machine.decide(
         task, TaskEvent.REPORT, body.state or TaskState.RUNNING, at=now, message=_message(body)
     )
-    insert_task_row(conn, task)
+    if not insert_new_task_row(conn, task):
+        # An earlier create of the same key committed while this one waited for the lock.
+        existing = _snapshot(load_task_in_run(conn, run_id, _task_id_of_key(conn, key)))
+        artifacts_svc.link_task_artifacts(
+            session, existing, links, new_task=False, one_namespace=one_namespace
+        )
+        return existing
     created_task = _snapshot(task)
     artifacts_svc.link_task_artifacts(
         session, created_task, links, new_task=True, one_namespace=one_namespace
@@ -328,20 +342,56 @@ _RUN_WITH_PARENT_AND_SAME = (
 )
 
 
+class _Found(NamedTuple):
+    id: str
+    run_id: str
+    logical_key: str | None
+
+
+_PARENT_TASK = _TASKS.alias("parent_task")
+_SAME_KEY = _TASKS.alias("same_key")
+# PostgreSQL/MySQL: the run's row lock with CreateTask's two lookups in one statement. They are
+# subqueries of the run's row (only it is locked), evaluated once it is locked. A parent's id is
+# only known once the transaction that created it committed, so the parent check cannot miss it.
+# An earlier create of the same key can be missed in one race (its transaction committed while
+# this statement waited for the lock): the INSERT then finds the key taken (insert_new_task_row).
+_LOCK_RUN_AND_FIND = (
+    select(
+        _RUNS.c.namespace,
+        _RUNS.c.state,
+        select(_PARENT_TASK.c.id)
+        .where(_PARENT_TASK.c.id == bindparam("parent_id"), _PARENT_TASK.c.run_id == _RUNS.c.id)
+        .scalar_subquery()
+        .label("parent_in_run"),
+        select(_SAME_KEY.c.id)
+        .where(_SAME_KEY.c.logical_key == bindparam("key"), _SAME_KEY.c.run_id == _RUNS.c.id)
+        .scalar_subquery()
+        .label("same_key_id"),
+    )
+    .where(_RUNS.c.id == bindparam("run_id"))
+    .with_for_update()
+)
+
+
 def _lock_run_and_find(
     conn: Connection, run_id: str, parent_id: str | None, key: str | None
 ) -> tuple[LockedRun, list[Any]]:
     """Lock the run; find the parent task (by id) and an earlier create (by logical key).
 
-    On SQLite (BEGIN IMMEDIATE holds the write lock already) one statement reads the run and
-    both; elsewhere the run row is locked first, as on every write path."""
-    if conn.dialect.name != "sqlite":
-        run = lock_run_for_writes(conn, run_id)
-        if parent_id is None and key is None:
-            return run, []
-        params = {"parent_id": parent_id, "key": key}
-        return run, list(conn.execute(_SELECT_PARENT_AND_SAME, params))
+    One statement: on SQLite (BEGIN IMMEDIATE holds the write lock already) a plain read of
+    the run and both; elsewhere the run's row lock with both lookups (see _LOCK_RUN_AND_FIND)."""
     params = {"run_id": require(run_id, "run_id"), "parent_id": parent_id, "key": key}
+    if conn.dialect.name != "sqlite":
+        row = conn.execute(_LOCK_RUN_AND_FIND, params).first()
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        run = writable_run(run_id, row.namespace, row.state)
+        found = []
+        if row.parent_in_run is not None:
+            found.append(_Found(row.parent_in_run, run_id, None))
+        if row.same_key_id is not None:
+            found.append(_Found(row.same_key_id, run_id, key))
+        return run, found
     rows = conn.execute(_RUN_WITH_PARENT_AND_SAME, params).all()
     if not rows:
         raise NotFound(f"run {run_id!r} not found")
