@@ -11,7 +11,8 @@ messages that wait for a reply (each ``Sync`` of the extended protocol and each 
 ``Query``, BEGIN and COMMIT included); MariaDB/MySQL (PyMySQL) commands (queries, COMMIT,
 ROLLBACK, pings); SQLite statements (no network: the figure is the statement count). Also the
 SQL statements SQLAlchemy issued. The figures are the last but one task's (earlier ones warm
-caches), and the last ``:finish`` (its roll-up ends the run) apart.
+caches and let psycopg prepare its statements), and the last ``:finish`` (its roll-up
+ends the run) apart.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class Wire:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db-url")
-    ap.add_argument("--tasks", type=int, default=4)
+    ap.add_argument("--tasks", type=int, default=10)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="kfpd-rt-") as tmp:

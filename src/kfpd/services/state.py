@@ -107,29 +107,65 @@ _UNFINISHED_CHILD = (
 )
 # The same probe for a finishing task's parent, as a column of the statement that loads the
 # task under the run's lock (services/tasks.py): siblings hold still until the task's own change,
-# so the roll-up after a finish needs no statement of its own while one still runs.
+# so the roll-up after a finish needs no statement of its own while one still runs. When none
+# does, the same statement brings the parent's roll-up columns and the counts of the other
+# children (a CASE: counted only then, so a finish among 10,000 running siblings counts none).
 _SIBLINGS = _TASKS.alias("siblings")
 _S = _SIBLINGS.c
-UNFINISHED_SIBLING = (
-    exists()
-    .where(_S.parent_task_id == _T.parent_task_id, _S.id != _T.id, _S.state.in_(_UNFINISHED))
-    .label("unfinished_sibling")
+_OTHER_CHILDREN = (_S.parent_task_id == _T.parent_task_id, _S.id != _T.id)
+_UNFINISHED_SIBLING = exists().where(*_OTHER_CHILDREN, _S.state.in_(_UNFINISHED))
+_PARENT = _TASKS.alias("parent")
+FINISHING_PARENT = _PARENT  # outer-joined on the task's parent_task_id by the loading statement
+SIBLING_COLUMNS = (
+    _UNFINISHED_SIBLING.label("unfinished_sibling"),
+    case(
+        (_UNFINISHED_SIBLING, None),
+        else_=select(func.count()).where(*_OTHER_CHILDREN).scalar_subquery(),
+    ).label("siblings_total"),
+    case(
+        (_UNFINISHED_SIBLING, None),
+        else_=select(func.count())
+        .where(*_OTHER_CHILDREN, _S.state.in_([int(s) for s in BLOCKING_STATES]))
+        .scalar_subquery(),
+    ).label("siblings_blocking"),
+    *(_PARENT.c[k].label(f"parent_{k}") for k in _ROLL_UP_KEYS),
 )
 
 
 @dataclass(frozen=True)
 class SiblingProbe:
-    """Whether a task's parent had another child not final yet, read with the task under the
-    run's lock (:data:`UNFINISHED_SIBLING`)."""
+    """What the roll-up needs of a task's parent, read with the task under the run's lock
+    (:data:`SIBLING_COLUMNS`): whether another child is not final yet, and when none is, the
+    parent's roll-up columns and how many other children there are (and blocking ones)."""
 
     parent_id: str
     unfinished_sibling: bool
+    parent: TaskValues | None = None
+    siblings_total: int = 0
+    siblings_blocking: int = 0
 
     @classmethod
     def of_row(cls, values: Any) -> SiblingProbe | None:
         if values["parent_task_id"] is None:
             return None
-        return cls(values["parent_task_id"], bool(values["unfinished_sibling"]))
+        if values["unfinished_sibling"] or values["parent_id"] is None:
+            return cls(values["parent_task_id"], bool(values["unfinished_sibling"]))
+        return cls(
+            values["parent_task_id"],
+            False,
+            {k: values[f"parent_{k}"] for k in _ROLL_UP_KEYS},
+            int(values["siblings_total"]),
+            int(values["siblings_blocking"]),
+        )
+
+    def counts_with(self, task: TaskValues) -> tuple[int, int, int]:
+        """total, unfinished, blocking among the parent's children, ``task`` as it is now."""
+        state = TaskState(task["state"])
+        return (
+            self.siblings_total + 1,
+            int(not state.is_terminal),
+            self.siblings_blocking + (state in BLOCKING_STATES),
+        )
 
 
 _CHILDREN = select(_T.name, _T.state, _T.type, _T.iteration_index).where(
@@ -424,18 +460,23 @@ class RunMachine:
                     self._finish_run(TaskState(current["state"]), at)
                 return
             parent_id = {"parent_id": current["parent_task_id"]}
-            if known is not None and known.parent_id == current["parent_task_id"]:
-                busy = known.unfinished_sibling  # read with the task, under this lock
+            ahead = known if known and known.parent_id == current["parent_task_id"] else None
+            known = None  # only the first parent was read ahead
+            if ahead is not None:
+                busy = ahead.unfinished_sibling  # read with the task, under this lock
             else:
                 busy = self.conn.execute(_UNFINISHED_CHILD, parent_id).first() is not None
-            known = None  # only the first parent was probed ahead
             if busy:
                 return  # a sibling still runs: the parent cannot settle yet
-            found = self.conn.execute(_PARENT_WITH_COUNTS, parent_id).first()
-            if found is None:
-                return
-            parent = {k: found._mapping[k] for k in _ROLL_UP_KEYS}
-            total, unfinished, blocking = found.total, found.unfinished, found.blocking
+            if ahead is not None and ahead.parent is not None:
+                parent = dict(ahead.parent)
+                total, unfinished, blocking = ahead.counts_with(current)
+            else:
+                found = self.conn.execute(_PARENT_WITH_COUNTS, parent_id).first()
+                if found is None:
+                    return
+                parent = {k: found._mapping[k] for k in _ROLL_UP_KEYS}
+                total, unfinished, blocking = found.total, found.unfinished, found.blocking
             if TaskState(parent["state"]).is_terminal:
                 return
             verdict = self._evaluate_group(parent, total, unfinished, blocking)

@@ -38,7 +38,7 @@ from kfpd.services.common import (
     require,
     writable_run,
 )
-from kfpd.services.state import UNFINISHED_SIBLING, RunMachine, SiblingProbe
+from kfpd.services.state import FINISHING_PARENT, SIBLING_COLUMNS, RunMachine, SiblingProbe
 from kfpd.services.taskdata import (
     TaskValues,
     insert_new_task_row,
@@ -176,19 +176,18 @@ _TASK_KEYS = tuple(_TASKS.c.keys())
 _LINK_KEYS = tuple(_LINKS.c.keys())
 _ARTIFACT_KEYS = tuple(_ARTIFACTS.c.keys())
 # A finishing task in one statement: its row, its stored links with their artifacts (one row
-# each; the reply lists them) and whether its parent has another child still to finish (the
-# roll-up).
+# each; the reply lists them) and what the roll-up needs of its parent (SIBLING_COLUMNS).
 _FINISHING = (
     select(
         _TASKS,
-        UNFINISHED_SIBLING,
+        *SIBLING_COLUMNS,
         *(c.label(f"link_{c.key}") for c in _LINKS.c),
         *(c.label(f"art_{c.key}") for c in _ARTIFACTS.c),
     )
     .select_from(
-        _TASKS.outerjoin(_LINKS, _LINKS.c.task_id == _T.id).outerjoin(
-            _ARTIFACTS, _ARTIFACTS.c.id == _LINKS.c.artifact_id
-        )
+        _TASKS.outerjoin(FINISHING_PARENT, FINISHING_PARENT.c.id == _T.parent_task_id)
+        .outerjoin(_LINKS, _LINKS.c.task_id == _T.id)
+        .outerjoin(_ARTIFACTS, _ARTIFACTS.c.id == _LINKS.c.artifact_id)
     )
     .where(_T.id == bindparam("task_id"))
     .order_by(_LINKS.c.type, _LINKS.c.key, _LINKS.c.id)
