@@ -153,8 +153,19 @@ JSON_VALUE_SCHEMA = {
 }
 
 
+# Keywords that say nothing about a value (pydantic writes an ``Any`` field as {"title": ...}).
+_ANNOTATIONS = {"title", "description", "default", "examples"}
+
+
 def _free_form(schema: Any) -> bool:
-    return schema is True or schema == {} or schema == {"additionalProperties": True}
+    if schema is True:
+        return True
+    if not isinstance(schema, dict):
+        return False
+    return set(schema) <= _ANNOTATIONS or (
+        set(schema) <= _ANNOTATIONS | {"additionalProperties"}
+        and schema.get("additionalProperties") is True
+    )
 
 
 def _forbid_nul_in_body(schema: dict[str, Any]) -> None:
@@ -162,8 +173,10 @@ def _forbid_nul_in_body(schema: dict[str, Any]) -> None:
     plain = schema.keys().isdisjoint({"pattern", "enum", "const"})
     if schema.get("type") == "string" and plain and schema.get("format") != "binary":
         schema["pattern"] = _NO_NUL
-    if schema.get("type") == "object" and "additionalProperties" in schema:
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
         schema["propertyNames"] = {"pattern": _NO_NUL}
+        # Unlisted fields (a model that ignores extra ones) may hold any JSON without NUL.
+        schema.setdefault("additionalProperties", dict(_JSON_VALUE_REF))
     # Free-form values (Any, dict[str, Any]) become JsonValue; the rest is walked.
     children: list[tuple[Any, Any]] = []
     for key in ("properties", "$defs"):
@@ -173,7 +186,9 @@ def _forbid_nul_in_body(schema: dict[str, Any]) -> None:
     children += [(schema, key) for key in ("items", "additionalProperties") if key in schema]
     for parent, key in children:
         if _free_form(parent[key]):
-            parent[key] = dict(_JSON_VALUE_REF)
+            found = parent[key] if isinstance(parent[key], dict) else {}
+            annotations = {k: v for k, v in found.items() if k in _ANNOTATIONS}
+            parent[key] = {**_JSON_VALUE_REF, **annotations}
         elif isinstance(parent[key], dict):
             _forbid_nul_in_body(parent[key])
 
