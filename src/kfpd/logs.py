@@ -29,10 +29,39 @@ _SHARED: list[Any] = [
 _CHATTY_PATHS = ("/logs ", ":heartbeat ")
 
 
+_EVENT_PAD = 30  # structlog's default event column width, passed explicitly to both renderers
+_PLAIN_KEYS = frozenset({"timestamp", "level", "event", "logger"})
+
+
+class ConsoleLines:
+    """structlog's ``ConsoleRenderer(colors=False)``, with its exact layout written directly
+    for the common line (timestamp, level, event and logger, all text: every access line).
+    The general renderer took ~30 us of server CPU per line, ~0.1 ms per task at the default
+    ``info`` level; anything else (extra keys, exceptions) still goes through it.
+    tests/test_logs.py checks both give the same text."""
+
+    def __init__(self) -> None:
+        self.full = structlog.dev.ConsoleRenderer(colors=False, pad_event_to=_EVENT_PAD)
+        levels = structlog.dev.ConsoleRenderer.get_default_level_styles(colors=False)
+        self._level_width = max(len(name) for name in levels)
+
+    def __call__(self, logger: Any, name: str, event_dict: dict[str, Any]) -> str:
+        plain = event_dict.keys() == _PLAIN_KEYS and event_dict["timestamp"]
+        if plain and all(type(v) is str for v in event_dict.values()):
+            level = event_dict["level"].ljust(self._level_width)
+            line = (
+                f"{event_dict['timestamp']} [{level}] {event_dict['event'].ljust(_EVENT_PAD)}"
+                f" [{event_dict['logger']}]"
+            )
+            return line.rstrip(" ")
+        text: str = self.full(logger, name, event_dict)
+        return text
+
+
 def _renderer(log_format: str) -> Any:
     if log_format == "json":
         return structlog.processors.JSONRenderer()
-    return structlog.dev.ConsoleRenderer(colors=False)
+    return ConsoleLines()
 
 
 def formatter(log_format: str) -> structlog.stdlib.ProcessorFormatter:
