@@ -1,4 +1,5 @@
-"""kfpd's server CPU and wall time per task for bench/metadata_write.py's kfpd workload.
+"""kfpd's server CPU and wall time per task for bench/metadata_write.py's kfpd workload, on
+SQLite, MariaDB or PostgreSQL (bench/server_cpu.py does SQLite only, with more options).
 
 Usage::
 
