@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/fanout.py [--items 1000,10000] [--executor local|noop]
-        [--chain 1] [--max-parallel 0] [--py-spy DIR]
+        [--chain 1] [--parallelism 0] [--max-parallel 0] [--py-spy DIR]
 
 Each size runs on its own fresh ``kfpd server`` (SQLite): ``make_items(n) -> list``, then a
 ParallelFor over its output with one ``noop(i)`` component per item, submitted with
@@ -12,7 +12,8 @@ run's created_at to finished_at, server clock), tasks/s (the loop's tasks / wall
 process's CPU per task (user + system of the server process only) and its peak RSS (VmHWM).
 
 ``--chain K`` makes each iteration run K noop tasks in a row (tasks = items x K): then steps
-also advance an iteration's own DAG, not only end it.
+also advance an iteration's own DAG, not only end it. ``--parallelism L`` limits the loop to L
+iterations at once (each ended iteration then starts the next).
 
 Executors: ``local`` is the real local executor (a launcher process per task, the user's code
 runs); ``noop`` is ``bench/noop_server.py``: the same server, but each task is reported
@@ -57,13 +58,14 @@ def make_items(n: int) -> list:
     return list(range(n))
 
 
-def fanout_pipeline(chain: int) -> Any:
-    """The loop's iterations each run ``chain`` noop tasks in a row (1: one task)."""
+def fanout_pipeline(chain: int, parallelism: int = 0) -> Any:
+    """The loop's iterations each run ``chain`` noop tasks in a row (1: one task); at most
+    ``parallelism`` iterations at once (0: no limit)."""
 
     @dsl.pipeline(name="fanout")
     def fanout(n: int = 10000) -> None:
         items = make_items(n=n).set_caching_options(False)
-        with dsl.ParallelFor(items.output) as item:
+        with dsl.ParallelFor(items.output, parallelism=parallelism) as item:
             step = noop(i=item).set_caching_options(False)
             for _ in range(chain - 1):
                 step = noop(i=step.output).set_caching_options(False)
@@ -94,7 +96,7 @@ def _load() -> str:
 
 
 def run_size(
-    items: int, chain: int, executor: str, max_parallel: int, py_spy: Path | None
+    items: int, chain: int, parallelism: int, executor: str, max_parallel: int, py_spy: Path | None
 ) -> Result:
     import kfp
 
@@ -115,7 +117,7 @@ def run_size(
         client = kfp.Client(host=server.url)
         cpu_before = server.cpu_seconds()
         result = client.create_run_from_pipeline_func(
-            fanout_pipeline(chain), arguments={"n": items}, enable_caching=False
+            fanout_pipeline(chain, parallelism), arguments={"n": items}, enable_caching=False
         )
         run = wait_final(server.url, result.run_id)
         cpu = server.cpu_seconds() - cpu_before
@@ -153,6 +155,9 @@ def main() -> None:
     parser.add_argument("--executor", choices=("local", "noop"), default="local")
     parser.add_argument("--chain", type=int, default=1, help="noop tasks in a row per iteration")
     parser.add_argument(
+        "--parallelism", type=int, default=0, help="ParallelFor's parallelism (0: no limit)"
+    )
+    parser.add_argument(
         "--max-parallel", type=int, default=0, help="tasks at once (0: CPU count, the default)"
     )
     parser.add_argument("--py-spy", type=Path, default=None, help="profile each server into DIR")
@@ -160,13 +165,15 @@ def main() -> None:
     sizes = [int(s) for s in args.items.split(",") if s.strip()]
     print(
         f"executor: {args.executor}, cpus: {os.cpu_count()}, sizes: {sizes}, "
-        f"tasks per iteration: {args.chain}"
+        f"tasks per iteration: {args.chain}, parallelism: {args.parallelism or 'no limit'}"
     )
     results = []
     for items in sizes:
         load = _load()
         started = time.perf_counter()
-        res = run_size(items, args.chain, args.executor, args.max_parallel, args.py_spy)
+        res = run_size(
+            items, args.chain, args.parallelism, args.executor, args.max_parallel, args.py_spy
+        )
         results.append(res)
         print(
             f"items {res.items:>6}: {res.state}, wall {res.wall:7.1f} s, "

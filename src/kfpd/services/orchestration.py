@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from kfpd.domain.grpc_codes import INVALID_ARGUMENT
 from kfpd.domain.schema_titles import SCHEMA_TITLE_KEY, artifact_type_for
 from kfpd.domain.timeutil import now_us, to_rfc3339
 from kfpd.domain.transitions import Phase, TaskEvent
-from kfpd.ir import Component, Container, DagTask, IteratorKind, ParameterInput
+from kfpd.ir import Component, Container, DagTask, IteratorKind, LoopIterator, ParameterInput
 from kfpd.ir.parameters import runtime_parameters
 from kfpd.orchestrator.launch import build_launch_spec
 from kfpd.orchestrator.model import ArtifactIO, Param, Sibling
@@ -312,19 +312,27 @@ class _RunStepper:
         return inputs
 
     def _recorded_inputs(self, task: TaskValues) -> ResolvedInputs:
-        """A task's inputs as recorded at its creation (for launches and loop items)."""
-        inputs = ResolvedInputs()
-        for p in params(task["input_parameters"]):
-            inputs.params[p.key] = p
-        for io in links_of(self.session, [task["id"]], outputs=False).get(task["id"], []):
-            current = inputs.artifacts.get(io.key)
-            if current is None:
-                inputs.artifacts[io.key] = io
+        """A task's inputs as recorded at its creation (for launches)."""
+        links = links_of(self.session, [task["id"]], outputs=False).get(task["id"], [])
+        return _merged_inputs(params(task["input_parameters"]), links)
+
+    def _loop_items(self, loop_id: str, iterator: LoopIterator) -> list[Any]:
+        """A loop's items, from its recorded inputs (decoded once per loop)."""
+        loop_params, loop_artifacts = self._loop_inputs(loop_id)
+        return iteration_items(iterator, _merged_inputs(loop_params, loop_artifacts))
+
+    def _started_iterations(self, loop: TaskValues, count: int) -> int:
+        """How many iterations of ``loop`` have their row. They start in index order, so the
+        rows are 0..k-1 and k is found by probing logical keys (binary search): no read of
+        every iteration on each one that ends (a ``parallelismLimit`` loop starts one then)."""
+        low, high = 0, count  # iteration low-1 exists (or low is 0); iteration high does not
+        while low < high:
+            middle = (low + high) // 2
+            if self._iteration_exists(loop, middle):
+                low = middle + 1
             else:
-                inputs.artifacts[io.key] = ArtifactIO(
-                    io.key, current.artifacts + io.artifacts, current.io_type, current.producer
-                )
-        return inputs
+                high = middle
+        return low
 
     # -- the walk
 
@@ -468,25 +476,16 @@ class _RunStepper:
             ).scalar_one()
             if running >= iterator.parallelism_limit:
                 return
-        have = {
-            index
-            for index in self.session.scalars(
-                select(Task.iteration_index).where(
-                    Task.parent_task_id == loop["id"], Task.type == int(TaskType.LOOP_ITERATION)
-                )
-            )
-            if index is not None
-        }
+        started = range(self._started_iterations(loop, count - 1))
         plan = plan_iterations(
-            iterator, count=count, started=have, running=int(running), per_step=ITERATIONS_PER_STEP
+            iterator, count=count, started=started, running=running, per_step=ITERATIONS_PER_STEP
         )
         if plan.more:
             self.step.follow_ups.append(loop["id"])
         if not plan.indexes:
             return
         try:
-            full = load_task(self.session, loop["id"]) or loop
-            items = iteration_items(iterator, self._recorded_inputs(full))
+            items = self._loop_items(loop["id"], iterator)
         except ResolveError as exc:
             self.fail(loop, str(exc))
             return
@@ -825,6 +824,22 @@ class _RunStepper:
                         TaskEvent.RECOVER_LOST,
                     )
         self.drain()
+
+
+def _merged_inputs(recorded: Iterable[Param], links: Iterable[ArtifactIO]) -> ResolvedInputs:
+    """Recorded parameters and input links as resolved inputs (links of one key merged)."""
+    inputs = ResolvedInputs()
+    for p in recorded:
+        inputs.params[p.key] = p
+    for io in links:
+        current = inputs.artifacts.get(io.key)
+        if current is None:
+            inputs.artifacts[io.key] = io
+        else:
+            inputs.artifacts[io.key] = ArtifactIO(
+                io.key, current.artifacts + io.artifacts, current.io_type, current.producer
+            )
+    return inputs
 
 
 # ---------------------------------------------------------------------------- entry points
