@@ -64,11 +64,11 @@ def pipeline_spec(n: int) -> dict[str, Any]:
 class Wire:
     """Driver-level counts of what crossed to the server (round trips) and why."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace_dir: Path) -> None:
         self.trips: list[str] = []
         self.statements: list[str] = []
         self._traces: list[Path] = []
-        self._trace_dir = Path(tempfile.mkdtemp(prefix="kfpd-rt-"))
+        self._trace_dir = trace_dir  # libpq traces (PostgreSQL), removed with it
 
     def reset(self) -> None:
         self.trips.clear()
@@ -139,7 +139,7 @@ def main() -> None:
         settings = Settings(data_dir=Path(tmp), orchestrate=False, db_url=url)
         app = create_app(settings)
         db: Database = app.state.db
-        wire = Wire()
+        wire = Wire(Path(tmp))
         wire.install(db)
         db.engine.dispose()  # reconnect through the counting hooks
         db.write_engine.dispose()
