@@ -103,3 +103,26 @@ def seeded_server(url: URL, data_dir: Path) -> Iterator[str]:
             flush=True,
         )
         yield server.url
+
+
+def chain_spec(n: int, name: str) -> dict[str, Any]:
+    """A valid KFP IR (2.1.0): root DAG of n container tasks, step-i depends on step-(i-1)
+    (the launcher write-path benches' workload)."""
+    tasks: dict[str, Any] = {}
+    for i in range(n):
+        task: dict[str, Any] = {
+            "componentRef": {"name": "comp-step"},
+            "taskInfo": {"name": f"step-{i}"},
+        }
+        if i:
+            task["dependentTasks"] = [f"step-{i - 1}"]
+        tasks[f"step-{i}"] = task
+    container = {"image": "python:3.11", "command": ["python", "-c"], "args": ["print('hi')"]}
+    return {
+        "schemaVersion": "2.1.0",
+        "sdkVersion": "kfp-2.14.0",
+        "pipelineInfo": {"name": name},
+        "deploymentSpec": {"executors": {"exec-step": {"container": container}}},
+        "components": {"comp-step": {"executorLabel": "exec-step"}},
+        "root": {"dag": {"tasks": tasks}},
+    }

@@ -75,7 +75,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from bench_db import admin_url, recreate_server_db, server_db_exists
+from bench_db import admin_url, chain_spec, recreate_server_db, server_db_exists
 from kfpd_server import kfpd_server
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
@@ -101,28 +101,6 @@ class Result:
     seconds: float
     tasks_per_s: float
     backend: str
-
-
-def pipeline_spec(n: int) -> dict[str, Any]:
-    """A valid KFP IR (2.1.0): root DAG of n container tasks, step-i depends on step-(i-1)."""
-    tasks: dict[str, Any] = {}
-    for i in range(n):
-        task: dict[str, Any] = {
-            "componentRef": {"name": "comp-step"},
-            "taskInfo": {"name": f"step-{i}"},
-        }
-        if i:
-            task["dependentTasks"] = [f"step-{i - 1}"]
-        tasks[f"step-{i}"] = task
-    container = {"image": "python:3.11", "command": ["python", "-c"], "args": ["print('hi')"]}
-    return {
-        "schemaVersion": "2.1.0",
-        "sdkVersion": "kfp-2.14.0",
-        "pipelineInfo": {"name": "bench-metadata-write"},
-        "deploymentSpec": {"executors": {"exec-step": {"container": container}}},
-        "components": {"comp-step": {"executorLabel": "exec-step"}},
-        "root": {"dag": {"tasks": tasks}},
-    }
 
 
 class Caller(Protocol):
@@ -235,7 +213,7 @@ def kfpd_workload(
         {
             "experiment_id": exp["experiment_id"],
             "display_name": "bench",
-            "pipeline_spec": pipeline_spec(n),
+            "pipeline_spec": chain_spec(n, "bench-metadata-write"),
         },
     )
     rid = run["run_id"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql.connections
-from bench_db import recreate_server_db
+from bench_db import chain_spec, recreate_server_db
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -37,28 +37,6 @@ from kfpd.db.engine import Database
 from kfpd.domain.tokens import issue_run_token
 
 API = "/apis/v2beta1"
-
-
-def pipeline_spec(n: int) -> dict[str, Any]:
-    """metadata_write.py's IR: a root DAG of n container tasks, step-i after step-(i-1)."""
-    tasks: dict[str, Any] = {}
-    for i in range(n):
-        task: dict[str, Any] = {
-            "componentRef": {"name": "comp-step"},
-            "taskInfo": {"name": f"step-{i}"},
-        }
-        if i:
-            task["dependentTasks"] = [f"step-{i - 1}"]
-        tasks[f"step-{i}"] = task
-    container = {"image": "python:3.11", "command": ["python", "-c"], "args": ["print('hi')"]}
-    return {
-        "schemaVersion": "2.1.0",
-        "sdkVersion": "kfp-2.14.0",
-        "pipelineInfo": {"name": "bench-write-roundtrips"},
-        "deploymentSpec": {"executors": {"exec-step": {"container": container}}},
-        "components": {"comp-step": {"executorLabel": "exec-step"}},
-        "root": {"dag": {"tasks": tasks}},
-    }
 
 
 class Wire:
@@ -158,7 +136,7 @@ def _workload(
         json={
             "experiment_id": exp["experiment_id"],
             "display_name": "rt",
-            "pipeline_spec": pipeline_spec(n),
+            "pipeline_spec": chain_spec(n, "bench-write-roundtrips"),
         },
     ).json()
     rid = run["run_id"]

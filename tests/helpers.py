@@ -79,3 +79,22 @@ class RunTokenAuth(httpx.Auth):
         )
         runs = {i.get("run_id") for i in items if isinstance(i, dict) and i.get("run_id")}
         return runs.pop() if len(runs) == 1 else None
+
+
+def fan_spec(width: int) -> dict[str, Any]:
+    """IR whose root DAG holds ``width`` independent tasks of one component: the run ends when
+    all of them have."""
+    tasks = {
+        f"t{i}": {"componentRef": {"name": "comp-t"}, "taskInfo": {"name": f"t{i}"}}
+        for i in range(width)
+    }
+    return {
+        "pipelineInfo": {"name": "fan"},
+        "schemaVersion": "2.1.0",
+        "sdkVersion": "kfp-2.14.0",
+        "deploymentSpec": {
+            "executors": {"exec-t": {"container": {"image": "x", "command": ["true"]}}}
+        },
+        "components": {"comp-t": {"executorLabel": "exec-t"}},
+        "root": {"dag": {"tasks": tasks}},
+    }

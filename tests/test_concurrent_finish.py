@@ -15,28 +15,10 @@ from kfpd.config import Settings
 from kfpd.domain.tokens import issue_run_token
 from kfpd.launcher.reporter import Reporter, ServerError
 from kfpd.schemas.launch import FinishTaskRequest
-from tests.helpers import ok
+from tests.helpers import fan_spec, ok
 
 API = "/apis/v2beta1"
 WIDTH = 100
-
-
-def _fan_spec(width: int) -> dict[str, Any]:
-    """IR whose root DAG holds ``width`` independent tasks: the run ends when all have."""
-    tasks = {
-        f"t{i}": {"componentRef": {"name": "comp-t"}, "taskInfo": {"name": f"t{i}"}}
-        for i in range(width)
-    }
-    return {
-        "pipelineInfo": {"name": "fan"},
-        "schemaVersion": "2.1.0",
-        "sdkVersion": "kfp-2.14.0",
-        "deploymentSpec": {
-            "executors": {"exec-t": {"container": {"image": "x", "command": ["true"]}}}
-        },
-        "components": {"comp-t": {"executorLabel": "exec-t"}},
-        "root": {"dag": {"tasks": tasks}},
-    }
 
 
 def _all(http: httpx.Client, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
@@ -99,9 +81,7 @@ def _finish_all(
 def test_hundred_concurrent_finishes_lose_nothing(live_server: str, tmp_path: Path) -> None:
     secret = Settings(data_dir=tmp_path).run_token_secret()  # the live server's data dir
     with httpx.Client(base_url=live_server + API, timeout=60) as http:
-        run = ok(
-            http.post("/runs", json={"display_name": "fan", "pipeline_spec": _fan_spec(WIDTH)})
-        )
+        run = ok(http.post("/runs", json={"display_name": "fan", "pipeline_spec": fan_spec(WIDTH)}))
         rid = run["run_id"]
         auth = {"authorization": f"Bearer {issue_run_token(secret, rid)}"}
         uri = f"minio://mlpipeline/v2/artifacts/fan/{rid}"

@@ -18,28 +18,7 @@ from kfpd.schemas.experiments import ExperimentCreate
 from kfpd.schemas.runs import RunCreate
 from kfpd.schemas.tasks import PipelineTask
 from kfpd.services import artifacts, experiments, runs, taskdata, tasks
-from tests.helpers import compiled
-
-
-def _fan_spec(width: int) -> dict[str, Any]:
-    """IR whose root DAG holds ``width`` independent tasks of one component."""
-    return {
-        "pipelineInfo": {"name": "fan"},
-        "schemaVersion": "2.1.0",
-        "sdkVersion": "kfp-2.14.0",
-        "deploymentSpec": {
-            "executors": {"exec-t": {"container": {"image": "x", "command": ["true"]}}}
-        },
-        "components": {"comp-t": {"executorLabel": "exec-t"}},
-        "root": {
-            "dag": {
-                "tasks": {
-                    f"t{i}": {"componentRef": {"name": "comp-t"}, "taskInfo": {"name": f"t{i}"}}
-                    for i in range(width)
-                }
-            }
-        },
-    }
+from tests.helpers import compiled, fan_spec
 
 
 def _run(db: Database, spec: dict[str, Any], name: str = "r") -> str:
@@ -60,7 +39,7 @@ def _state(db: Database, run_id: str) -> RunState:
 @pytest.mark.parametrize("width", [24])
 def test_concurrent_finishes_roll_up_without_lost_updates(db: Database, width: int) -> None:
     """Many tasks of one run finish at once: exactly one of them completes the run."""
-    run_id = _run(db, _fan_spec(width))
+    run_id = _run(db, fan_spec(width))
     root = _task(db, run_id, name="ROOT", type="ROOT", scope_path="root")
     ids = [
         _task(
@@ -96,7 +75,7 @@ def test_concurrent_finishes_roll_up_without_lost_updates(db: Database, width: i
 
 
 def test_create_task_is_idempotent_and_update_merges_parameters(db: Database) -> None:
-    run_id = _run(db, _fan_spec(2))
+    run_id = _run(db, fan_spec(2))
     root = _task(db, run_id, name="ROOT", type="ROOT", scope_path="root")
     param = {"parameter_key": "x", "type": "OUTPUT", "value": 1, "producer": {"task_name": "t0"}}
     fields = {"name": "t0", "type": "RUNTIME", "scope_path": "root.t0", "parent_task_id": root}
@@ -119,7 +98,7 @@ def test_create_task_is_idempotent_and_update_merges_parameters(db: Database) ->
 
 
 def test_cache_lookup_matches_only_succeeded_tasks_in_the_namespace(db: Database) -> None:
-    run_a = _run(db, _fan_spec(2), "a")
+    run_a = _run(db, fan_spec(2), "a")
     root = _task(db, run_a, name="ROOT", type="ROOT", scope_path="root")
     failed = _task(
         db,
@@ -134,7 +113,7 @@ def test_cache_lookup_matches_only_succeeded_tasks_in_the_namespace(db: Database
         tasks.update_task(s, run_a, failed, PipelineTask(state=TaskState.FAILED))
     with db.read_session() as s:
         assert taskdata.find_cached_task(s, "", "fp") is None, "a failed task never serves a hit"
-    run_b = _run(db, _fan_spec(2), "b")
+    run_b = _run(db, fan_spec(2), "b")
     root_b = _task(db, run_b, name="ROOT", type="ROOT", scope_path="root")
     running = _task(
         db,
@@ -170,7 +149,7 @@ def test_cache_lookup_matches_only_succeeded_tasks_in_the_namespace(db: Database
 
 
 def test_artifact_reuse_and_io_types(db: Database) -> None:
-    run_id = _run(db, _fan_spec(1))
+    run_id = _run(db, fan_spec(1))
     root = _task(db, run_id, name="ROOT", type="ROOT", scope_path="root")
     imp = _task(db, run_id, name="t0", type="IMPORTER", scope_path="root.t0", parent_task_id=root)
 
@@ -208,7 +187,7 @@ def test_artifact_reuse_and_io_types(db: Database) -> None:
 
 
 def test_terminate_cancels_and_guards(db: Database) -> None:
-    run_id = _run(db, _fan_spec(2))
+    run_id = _run(db, fan_spec(2))
     root = _task(db, run_id, name="ROOT", type="ROOT", scope_path="root")
     t0 = _task(db, run_id, name="t0", type="RUNTIME", scope_path="root.t0", parent_task_id=root)
     with db.write_session() as s:
@@ -329,7 +308,7 @@ def test_exit_handler_keeps_the_run_open_after_a_failure(db: Database) -> None:
 
 
 def _chain_spec(length: int) -> dict[str, Any]:
-    spec = _fan_spec(length)
+    spec = fan_spec(length)
     tasks_ = spec["root"]["dag"]["tasks"]
     for i in range(1, length):
         tasks_[f"t{i}"]["dependentTasks"] = [f"t{i - 1}"]
