@@ -59,3 +59,14 @@ def test_access_and_error_records_through_the_console_formatter() -> None:
         )
     text = console.format(failed)
     assert "[error    ] step failed" in text and "ValueError: boom" in text
+
+
+def test_private_record_attributes_of_libraries_stay_out_of_the_line() -> None:
+    """Ray's log setup stamps ``_ray_timestamp_ns`` on every record once ``ray`` is imported."""
+    record = logging.LogRecord("kfpd.engine", logging.INFO, "", 0, "step", (), None)
+    record._ray_timestamp_ns = 1  # type: ignore[attr-defined]
+    record.run_id = "r-1"  # type: ignore[attr-defined]
+    for log_format in ("console", "json"):
+        line = formatter(log_format).format(record)
+        assert "_ray_timestamp_ns" not in line
+        assert "r-1" in line

@@ -17,11 +17,25 @@ from typing import Any
 
 import structlog
 
+# structlog's own keys in a foreign record's event dict, removed later by its formatter.
+_FORMATTER_META = frozenset({"_record", "_from_structlog"})
+
+
+def _drop_private_attributes(_logger: Any, _name: str, event_dict: dict[str, Any]) -> Any:
+    """Keep libraries' private LogRecord attributes out of the line: once ``ray`` is imported
+    (``--executor ray``) every record carries ``_ray_timestamp_ns``, which ExtraAdder would
+    print on every line (and which sent every access line down the slow console path)."""
+    for key in [k for k in event_dict if k[:1] == "_" and k not in _FORMATTER_META]:
+        del event_dict[key]
+    return event_dict
+
+
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
+    _drop_private_attributes,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 
