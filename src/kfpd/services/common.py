@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, inspect, select
+from sqlalchemy import ColumnElement, Connection, bindparam, inspect, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -21,6 +21,13 @@ T = TypeVar("T")
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def in_constants(column: ColumnElement[int], values: Iterable[int]) -> ColumnElement[bool]:
+    """``column IN (1, 2, 3)`` with the numbers written into the SQL. ``column.in_([...])``
+    binds an expanding list instead, which SQLAlchemy re-renders into the statement's text
+    on every execution: ~5 % of a task's ``:finish`` on SQLite for its four state lists."""
+    return column.in_([literal_column(str(int(v))) for v in values])
 
 
 def require(value: str | None, what: str) -> str:
