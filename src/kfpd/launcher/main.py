@@ -379,17 +379,27 @@ class Launcher:
         deadline = time.monotonic() + report_deadline()
         delay = 0.2
         announced = False
+        may_have_landed = False  # an attempt that got no answer may still have been recorded
         while True:
             try:
                 self.server.finish(self.spec.run_id, self.spec.task_id, result)
                 return EXIT_REPORTED
             except ServerError as exc:
+                if exc.status == 409 and (may_have_landed or exc.resent):
+                    # The task ends once: the earlier attempt was recorded, its reply was lost.
+                    print(
+                        "kfpd launcher: the task had already ended: an earlier report was "
+                        "recorded but its reply was lost",
+                        file=sys.stderr,
+                    )
+                    return EXIT_REPORTED
                 if exc.status < 500:
                     print(f"kfpd launcher: the server refused the report: {exc}", file=sys.stderr)
                     return EXIT_NOT_REPORTED
                 error: Exception = exc
             except TransportError as exc:
                 error = exc
+                may_have_landed = True
             if time.monotonic() + delay > deadline:
                 print(f"kfpd launcher: could not report the task: {error}", file=sys.stderr)
                 return EXIT_NOT_REPORTED

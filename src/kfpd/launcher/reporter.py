@@ -31,10 +31,13 @@ class TransportError(Exception):
 class ServerError(Exception):
     """The server answered with an error status."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, resent: bool = False) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+        # The request went out twice (the first send's connection broke): the first may
+        # have been served too.
+        self.resent = resent
 
 
 class Reporter:
@@ -92,7 +95,9 @@ class Reporter:
 
     def _post(self, path: str, body: dict[str, Any]) -> bytes:
         data = json.dumps(body).encode()
+        resent = False
         for attempt in (1, 2):
+            resent = attempt == 2
             reused = self._conn is not None
             try:
                 conn = self._connection()
@@ -110,7 +115,7 @@ class Reporter:
         if response.will_close:
             self.close()
         if response.status >= 400:
-            raise ServerError(response.status, _message(payload))
+            raise ServerError(response.status, _message(payload), resent=resent)
         return payload
 
 
