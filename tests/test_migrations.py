@@ -12,12 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from kfpd.db.migrate import downgrade, upgrade
 from kfpd.db.models import Base
-from tests.conftest import fresh_database_url
+from tests.conftest import DB_PREFIX, fresh_database_url
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mariadb"])
 def test_empty_database_upgrades_to_head(dialect: str, tmp_path: Path, worker_id: str) -> None:
-    url = fresh_database_url(dialect, tmp_path, f"kfpd_migrate_{worker_id}")
+    url = fresh_database_url(dialect, tmp_path, f"{DB_PREFIX}_migrate_{worker_id}")
     upgrade(url)
     engine = create_engine(url)
     try:
@@ -44,7 +44,7 @@ def test_empty_database_upgrades_to_head(dialect: str, tmp_path: Path, worker_id
 def test_runs_stored_before_0005_get_their_folded_names(
     dialect: str, tmp_path: Path, worker_id: str
 ) -> None:
-    url = fresh_database_url(dialect, tmp_path, f"kfpd_migrate_fold_{worker_id}")
+    url = fresh_database_url(dialect, tmp_path, f"{DB_PREFIX}_migrate_fold_{worker_id}")
     upgrade(url, "0004")
     engine = create_engine(url)
     try:
@@ -73,7 +73,7 @@ def test_runs_stored_before_0005_get_their_folded_names(
 def test_rows_stored_before_0006_keep_working_with_recurring_runs(
     dialect: str, tmp_path: Path, worker_id: str
 ) -> None:
-    url = fresh_database_url(dialect, tmp_path, f"kfpd_migrate_sched_{worker_id}")
+    url = fresh_database_url(dialect, tmp_path, f"{DB_PREFIX}_migrate_sched_{worker_id}")
     upgrade(url, "0005")
     engine = create_engine(url)
     try:
@@ -132,7 +132,7 @@ def test_rows_stored_before_0006_keep_working_with_recurring_runs(
 def test_artifacts_stored_before_0011_keep_their_rows_without_session_info(
     dialect: str, tmp_path: Path, worker_id: str
 ) -> None:
-    url = fresh_database_url(dialect, tmp_path, f"kfpd_migrate_store_{worker_id}")
+    url = fresh_database_url(dialect, tmp_path, f"{DB_PREFIX}_migrate_store_{worker_id}")
     upgrade(url, "0006")
     engine = create_engine(url)
     try:
