@@ -11,9 +11,14 @@ from typing import Any
 import httpx
 import yaml
 from fastapi.testclient import TestClient
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
 from prometheus_client.parser import text_string_to_metric_families
 
+from kfpd.api.app import create_app
 from kfpd.api.metrics import STATE_COUNT_TTL
+from kfpd.config import Settings
+from kfpd.db.engine import Database
 from tests.helpers import compiled, ok
 
 
@@ -118,3 +123,32 @@ def test_scrape_while_a_pipeline_runs(orchestrated_server: Any, tmp_path: Path) 
     assert samples[("kfpd_scheduler_runs_fired", ())] == 0  # no recurring run here
     assert samples[("kfpd_scheduler_seconds_since_tick", ())] < 30
     assert samples[("kfpd_executor_slots", ())] >= 1
+
+
+_SPANS_STARTED: list[str] = []
+
+
+class _RecordingTracer(trace.NoOpTracer):
+    def start_span(self, name: str, *_args: Any, **_kwargs: Any) -> trace.Span:
+        _SPANS_STARTED.append(name)
+        return NonRecordingSpan(INVALID_SPAN_CONTEXT)
+
+
+class _RecordingProvider(trace.TracerProvider):
+    def get_tracer(self, *_args: Any, **_kwargs: Any) -> trace.Tracer:
+        return _RecordingTracer()
+
+
+def test_opentelemetry_spans_only_when_asked(db: Database, tmp_path: Path) -> None:
+    """FastAPI's native telemetry follows ``opentelemetry``: with a tracer provider set in the
+    process, a request makes a server span only when the setting is on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trace.set_tracer_provider(_RecordingProvider())  # once per process: no other test sets one
+    assert isinstance(trace.get_tracer_provider(), _RecordingProvider)
+    for enabled, spans in ((False, 0), (True, 1)):
+        _SPANS_STARTED.clear()
+        settings = Settings(data_dir=tmp_path, orchestrate=False, opentelemetry=enabled)
+        with TestClient(create_app(settings, database=db), base_url="http://127.0.0.1") as client:
+            assert client.get("/apis/v2beta1/healthz").status_code == 200
+        assert _SPANS_STARTED.count("GET") == spans, _SPANS_STARTED

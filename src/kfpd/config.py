@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, gt=0, description="Largest request body accepted."
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's OpenTelemetry spans, metrics and logs for every request, "
+        "to the providers the process configures (off: ~2 % of a task's write cost).",
+    )
     migrate: bool = Field(default=True, description="Upgrade the schema to head at start-up.")
     orchestrate: bool = Field(default=True, description="Run pipelines (false: store runs only).")
     cache_enabled: bool = Field(
