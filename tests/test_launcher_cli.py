@@ -81,11 +81,11 @@ class _ReplyDroppingProxy:
         with client, socket.create_connection(self.upstream) as upstream:
             upstream_reader = upstream.makefile("rb")
             while True:
-                request = _read_message(reader, request=True)
+                request = _read_message(reader)
                 if request is None:
                     return
                 upstream.sendall(request)
-                reply = _read_message(upstream_reader, request=False)
+                reply = _read_message(upstream_reader)
                 assert reply is not None
                 if b":finish " in request.split(b"\r\n", 1)[0]:
                     self.finishes += 1
@@ -98,13 +98,14 @@ class _ReplyDroppingProxy:
         self.listener.close()
 
 
-def _read_message(stream: Any, *, request: bool) -> bytes | None:
-    """One HTTP/1.1 message with a Content-Length body (what kfpd and the launcher send)."""
+def _read_message(stream: Any) -> bytes | None:
+    """One HTTP/1.1 message with a Content-Length body (what kfpd and the launcher send);
+    None when the peer closed the connection first."""
     head = b""
     while not head.endswith(b"\r\n\r\n"):
         line = stream.readline()
         if not line:
-            return None if request and not head else head
+            return None
         head += line
     length = 0
     for line in head.split(b"\r\n")[1:]:

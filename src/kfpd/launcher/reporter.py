@@ -95,9 +95,7 @@ class Reporter:
 
     def _post(self, path: str, body: dict[str, Any]) -> bytes:
         data = json.dumps(body).encode()
-        resent = False
         for attempt in (1, 2):
-            resent = attempt == 2
             reused = self._conn is not None
             try:
                 conn = self._connection()
@@ -115,7 +113,7 @@ class Reporter:
         if response.will_close:
             self.close()
         if response.status >= 400:
-            raise ServerError(response.status, _message(payload), resent=resent)
+            raise ServerError(response.status, _message(payload), resent=attempt == 2)
         return payload
 
 

@@ -71,7 +71,9 @@ _FINAL_PHASES = frozenset(Phase.of_state(s) for s in TERMINAL_TASK_STATES)
 _CHILD_COUNTS = (
     select(
         func.count().label("total"),
-        func.coalesce(func.sum(case((_T.state.notin_(_FINAL), 1), else_=0)), 0).label("unfinished"),
+        func.coalesce(func.sum(case((~in_constants(_T.state, _FINAL), 1), else_=0)), 0).label(
+            "unfinished"
+        ),
         func.coalesce(
             func.sum(case((in_constants(_T.state, BLOCKING_STATES), 1), else_=0)), 0
         ).label("blocking"),
