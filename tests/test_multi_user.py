@@ -21,6 +21,7 @@ from kfpd.api.authz import Access, app_routes, rule_for
 from kfpd.authconfig import TrustedHeader
 from kfpd.config import Settings
 from kfpd.db.engine import Database
+from kfpd.domain.access import Binding, Policy, Principal, Role
 from kfpd.domain.errors import InvalidArgument
 from kfpd.domain.timeutil import now_us, to_rfc3339
 from kfpd.domain.tokens import issue_run_token
@@ -209,6 +210,10 @@ def test_bindings_at_run_time(world: World, db: Database) -> None:
         auth_store.add_binding(s, auth_store.parse_binding("admin", "*", "ops", None))
     world.api.app.state.auth.policy_source.invalidate()  # type: ignore[attr-defined]  # else within 2 s
     admin = {"authorization": f"Bearer {root}"}
+    # Bound on "*" only: whoami lists the namespaces there are, for the UI's picker, each with
+    # the role everywhere (team-a and team-b hold experiments; "" and "*" are not pickable).
+    who = world.api.get(f"{API}/auth/whoami", headers=admin, auth=None).json()  # type: ignore[arg-type]
+    assert who["namespaces"] == {"*": "admin", "team-a": "admin", "team-b": "admin"}
     made = world.api.post(
         f"{API}/auth/bindings",
         json={"user": "nobody", "role": "viewer", "namespace": "team-b"},
@@ -220,6 +225,28 @@ def test_bindings_at_run_time(world: World, db: Database) -> None:
     world.api.delete(f"{API}/auth/bindings/{made.json()['id']}", headers=admin, auth=None)  # type: ignore[arg-type]
     assert world.call("nobody", "GET", f"{API}/runs/{world.run_b}").status_code == 404
     assert world.call("anonymous", "GET", f"{API}/healthz").json()["multi_user"] is True
+
+
+def test_a_role_everywhere_shows_on_each_namespace_there_is() -> None:
+    """Policy.namespaces: a "*" binding adds the namespaces that exist and those bindings name,
+    never weakening a stronger own binding; without one, nothing is added."""
+    policy = Policy(
+        [
+            Binding(Role.VIEWER, "*", group="staff"),
+            Binding(Role.ADMIN, "team-a", user="kim"),
+            Binding(Role.EDITOR, "team-z", user="someone-else"),
+        ]
+    )
+    kim = Principal(user="kim", groups=("staff",))
+    assert policy.namespaces(kim, ["team-a", "team-b", ""]) == {
+        "*": Role.VIEWER,
+        "team-a": Role.ADMIN,
+        "team-b": Role.VIEWER,
+        "team-z": Role.VIEWER,
+    }
+    outsider = Principal(user="lee")
+    assert policy.namespaces(outsider, ["team-a", "team-b"]) == {}
+    assert policy.namespaces(Principal(user="kim"), ["team-b"]) == {"team-a": Role.ADMIN}
 
 
 def _request(client: str, headers: list[tuple[str, str]]) -> Request:

@@ -118,6 +118,31 @@ def test_a_user_sees_only_its_namespaces(browser: Any, multi_user_server: dict[s
     assert not errors, errors
 
 
+def test_an_admin_of_every_namespace_picks_among_those_there_are(
+    browser: Any, multi_user_server: dict[str, Any]
+) -> None:
+    """ops is bound on "*" only: the picker lists the namespaces that hold experiments or
+    pipelines, or that a binding names (not an empty picker), and each shows its runs."""
+    context = browser.new_context(
+        base_url=multi_user_server["url"], extra_http_headers={"kubeflow-userid": "ops"}
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto("/#/runs")
+        picker = page.locator("#namespace-picker")
+        expect(picker.locator("option")).to_have_text(["team-a", "team-b", "team-c"])
+        picker.select_option("team-b")
+        page.get_by_text("run-of-team-b").wait_for()
+        assert page.get_by_text("run-of-team-a").count() == 0
+        assert page.locator("[data-action=create-run]").is_visible()  # admin everywhere
+    finally:
+        context.close()
+    assert not errors, errors
+
+
 def test_an_editor_sees_its_pipelines_and_runs_into_its_default_experiment(
     browser: Any, multi_user_server: dict[str, Any], tmp_path: Path
 ) -> None:

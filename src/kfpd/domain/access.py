@@ -147,16 +147,27 @@ class Policy:
         roles = self.roles(principal, namespace)
         return any(verb in ROLE_VERBS[role].get(resource, ()) for role in roles)
 
-    def namespaces(self, principal: Principal) -> dict[str, Role]:
-        """The namespaces a principal has a role in, with its strongest role there."""
-        order = list(Role)
+    def namespaces(self, principal: Principal, existing: Iterable[str] = ()) -> dict[str, Role]:
+        """The namespaces a principal has a role in, with its strongest role there.
+
+        A role on every namespace (``"*"``) names no namespace to pick: it also shows on each
+        of ``existing`` (those that hold something) and on each namespace a binding names, so
+        an admin of every namespace gets them in the UI's picker rather than an empty one."""
         best: dict[str, Role] = {}
         for b in self.bindings:
             if b.applies_to(principal):
-                current = best.get(b.namespace)
-                if current is None or order.index(b.role) > order.index(current):
-                    best[b.namespace] = b.role
+                best[b.namespace] = _stronger(best.get(b.namespace), b.role)
+        everywhere = best.get(ALL_NAMESPACES)
+        if everywhere is not None:
+            for namespace in {*existing, *(b.namespace for b in self.bindings)}:
+                if namespace not in (ALL_NAMESPACES, SHARED_NAMESPACE):
+                    best[namespace] = _stronger(best.get(namespace), everywhere)
         return best
+
+
+def _stronger(current: Role | None, other: Role) -> Role:
+    order = list(Role)
+    return other if current is None or order.index(other) > order.index(current) else current
 
 
 def launcher_allows(

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select, union
 
 from kfpd.db.models import Artifact, Experiment, Pipeline, RecurringRun, Run, Task
 from kfpd.domain.enums import RunState
@@ -61,3 +61,13 @@ def run_standing(conn: Connection, run_id: str) -> RunStanding | None:
     if row is None:
         return None
     return RunStanding(row.namespace, RunState(row.state).is_terminal)
+
+
+# Namespaces that hold something: a run's and a recurring run's namespace is its experiment's,
+# so experiments and pipelines cover them (each side reads a (namespace, ...) index).
+_EXISTING_NAMESPACES = union(select(Experiment.namespace), select(Pipeline.namespace))
+
+
+def existing_namespaces(conn: Connection) -> list[str]:
+    """The namespaces of stored experiments and pipelines, sorted."""
+    return sorted(str(name) for name in conn.execute(_EXISTING_NAMESPACES).scalars())

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from kfpd.api.authz import AuthState
-from kfpd.api.deps import Db
-from kfpd.domain.access import Principal, Role
+from kfpd.api.deps import Db, database_of
+from kfpd.db.engine import Database
+from kfpd.domain.access import ALL_NAMESPACES, Principal, Role
 from kfpd.services import auth_store
+from kfpd.services.access import existing_namespaces
 
 router = APIRouter(prefix="/apis/v2beta1/auth", tags=["auth"])
 
@@ -58,7 +61,11 @@ async def whoami(request: Request) -> dict[str, Any]:
     principal: Principal | None = getattr(request.state, "principal", None)
     if not state.multi_user or principal is None:
         return {"multi_user": state.multi_user, "user": "", "groups": [], "namespaces": {}}
-    roles = (await state.policy()).namespaces(principal)
+    policy = await state.policy()
+    roles = policy.namespaces(principal)
+    if ALL_NAMESPACES in roles:  # a role everywhere: list the namespaces there are
+        existing = await anyio.to_thread.run_sync(_existing_namespaces, database_of(request))
+        roles = policy.namespaces(principal, existing)
     return {
         "multi_user": True,
         "user": principal.user,
@@ -66,6 +73,11 @@ async def whoami(request: Request) -> dict[str, Any]:
         "run_id": principal.run_id,
         "namespaces": {ns: role.value for ns, role in sorted(roles.items())},
     }
+
+
+def _existing_namespaces(db: Database) -> list[str]:
+    with db.read_session() as s:
+        return existing_namespaces(s.connection())
 
 
 @router.get("/bindings")
