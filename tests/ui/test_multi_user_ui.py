@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,17 +86,25 @@ def multi_user_server(ui_db: Database, tmp_path: Path) -> Iterator[dict[str, Any
     thread.join(timeout=10)
 
 
-def test_a_user_sees_only_its_namespaces(browser: Any, multi_user_server: dict[str, Any]) -> None:
-    url, runs = multi_user_server["url"], multi_user_server["runs"]
-    # The proxy in front signs the browser in: here, the header Playwright adds to every request.
-    context = browser.new_context(
-        base_url=url, extra_http_headers={"kubeflow-userid": "alice@example.com"}
-    )
+@contextmanager
+def _signed_in(browser: Any, url: str, user: str) -> Iterator[Any]:
+    """A page signed in as ``user`` the way the proxy in front does it (the header, which
+    Playwright adds to every request); the page raised no script error when the block ends."""
+    context = browser.new_context(base_url=url, extra_http_headers={"kubeflow-userid": user})
     page = context.new_page()
     page.set_default_timeout(10_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, errors
+
+
+def test_a_user_sees_only_its_namespaces(browser: Any, multi_user_server: dict[str, Any]) -> None:
+    url, runs = multi_user_server["url"], multi_user_server["runs"]
+    with _signed_in(browser, url, "alice@example.com") as page:
         page.goto("/#/runs")
         picker = page.locator("#namespace-picker")
         expect(picker.locator("option")).to_have_text(["team-a", "team-c"])  # waits for whoami
@@ -113,9 +122,6 @@ def test_a_user_sees_only_its_namespaces(browser: Any, multi_user_server: dict[s
         page.locator(".error-box").wait_for()
         assert page.get_by_text("run-of-team-b").count() == 0
         assert page.request.get(f"/ui/api/runs/{runs['team-b']}/graph").status == 404
-    finally:
-        context.close()
-    assert not errors, errors
 
 
 def test_an_admin_of_every_namespace_picks_among_those_there_are(
@@ -123,14 +129,7 @@ def test_an_admin_of_every_namespace_picks_among_those_there_are(
 ) -> None:
     """ops is bound on "*" only: the picker lists the namespaces that hold experiments or
     pipelines, or that a binding names (not an empty picker), and each shows its runs."""
-    context = browser.new_context(
-        base_url=multi_user_server["url"], extra_http_headers={"kubeflow-userid": "ops"}
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with _signed_in(browser, multi_user_server["url"], "ops") as page:
         page.goto("/#/runs")
         picker = page.locator("#namespace-picker")
         expect(picker.locator("option")).to_have_text(["team-a", "team-b", "team-c"])
@@ -138,9 +137,6 @@ def test_an_admin_of_every_namespace_picks_among_those_there_are(
         page.get_by_text("run-of-team-b").wait_for()
         assert page.get_by_text("run-of-team-a").count() == 0
         assert page.locator("[data-action=create-run]").is_visible()  # admin everywhere
-    finally:
-        context.close()
-    assert not errors, errors
 
 
 def test_an_editor_sees_its_pipelines_and_runs_into_its_default_experiment(
@@ -151,14 +147,7 @@ def test_an_editor_sees_its_pipelines_and_runs_into_its_default_experiment(
     made from the form lands in team-a's Default experiment (made on first use)."""
     url = multi_user_server["url"]
     admin = {"authorization": f"Bearer {multi_user_server['token']}"}
-    context = browser.new_context(
-        base_url=url, extra_http_headers={"kubeflow-userid": "carol@example.com"}
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with _signed_in(browser, url, "carol@example.com") as page:
         page.goto("/#/pipelines")
         picker = page.locator("#namespace-picker")
         expect(picker.locator("option")).to_have_text(["team-a"])
@@ -205,9 +194,6 @@ def test_an_editor_sees_its_pipelines_and_runs_into_its_default_experiment(
         form.get_by_role("button", name="Start run").click()
         page.locator("h1", has_text="carols-run").wait_for()
         run_id = page.url.split("#/runs/")[1].split("?")[0]
-    finally:
-        context.close()
-    assert not errors, errors
     run = httpx.get(f"{url}{API}/runs/{run_id}", headers=admin).json()
     experiment = httpx.get(f"{url}{API}/experiments/{run['experiment_id']}", headers=admin).json()
     assert (experiment["display_name"], experiment["namespace"]) == ("Default", "team-a")
