@@ -22,23 +22,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import metadata_write as mw
-from bench_db import chain_spec, recreate_server_db
-from kfpd_server import kfpd_server
-from sqlalchemy.engine import make_url
-from write_cpu import SERVERS, cpu_seconds
+from bench_db import chain_spec
+from write_cpu import SERVERS, cpu_seconds, server_on_fresh_database
 
 from kfpd.domain.tokens import issue_run_token
 
 
-def fan_out(base_url: str, token_key: Path, n: int, launchers: int) -> tuple[float, int]:
-    """Record the fan-out; return (timed seconds, the run id's task count checked)."""
+def fan_out(base_url: str, token_key: Path, n: int, launchers: int) -> float:
+    """Record the fan-out; return the timed seconds. Asserts every task and the run ended."""
     http = mw.RawCaller(base_url)
     exp = mw.call(http, "POST", "/experiments", {"display_name": f"bench-cw-{time.time_ns()}"})
     spec = chain_spec(n, "bench-concurrent-write")
@@ -140,29 +137,14 @@ def fan_out(base_url: str, token_key: Path, n: int, launchers: int) -> tuple[flo
     state = mw.call(http, "GET", f"/runs/{rid}")["state"]
     assert state == "SUCCEEDED", f"run is {state}, expected SUCCEEDED"
     http.close()
-    return seconds, listed
+    return seconds
 
 
 def one(database: str, server: str | None, n: int, launchers: int) -> str:
-    with tempfile.TemporaryDirectory(prefix="kfpd-bench-", dir="/tmp") as tmp:
-        url = fresh = None
-        if server is not None:
-            base = make_url(server)
-            fresh = base.set(database=f"{base.database}_cw_{os.getpid()}_{launchers}")
-            recreate_server_db(fresh)
-            url = fresh.render_as_string(hide_password=False)
-        try:
-            with kfpd_server("--no-orchestrate", data_dir=Path(tmp), db_url=url) as srv:
-                cpu0 = cpu_seconds(srv.process.pid)
-                try:
-                    seconds, _ = fan_out(srv.url, Path(tmp) / "run-token.key", n, launchers)
-                except BaseException:
-                    print((Path(tmp) / "server.log").read_text(errors="replace")[-3000:])
-                    raise
-                cpu = cpu_seconds(srv.process.pid) - cpu0
-        finally:
-            if fresh is not None:
-                recreate_server_db(fresh, drop_only=True)
+    with server_on_fresh_database(server, f"cw_{os.getpid()}_{launchers}") as srv:
+        cpu0 = cpu_seconds(srv.process.pid)
+        seconds = fan_out(srv.url, srv.data_dir / "run-token.key", n, launchers)
+        cpu = cpu_seconds(srv.process.pid) - cpu0
     return (
         f"{database:10} launchers {launchers:3}  {n / seconds:7.1f} tasks/s"
         f"  server cpu {cpu / n * 1e3:5.2f} ms/task  cpu use {cpu / seconds:4.2f}"

@@ -19,11 +19,13 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import metadata_write as mw
 from bench_db import recreate_server_db
-from kfpd_server import kfpd_server
+from kfpd_server import Server, kfpd_server
 from sqlalchemy.engine import make_url
 
 import kfpd
@@ -39,25 +41,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_round(database: str, server: str | None, n: int, round_no: int) -> str:
+@contextmanager
+def server_on_fresh_database(server: str | None, tag: str) -> Iterator[Server]:
+    """A ``kfpd server --no-orchestrate`` on a fresh database: a SQLite file in a temporary
+    data dir, or ``<database>_<tag>`` created empty on ``server`` and dropped after. When the
+    block fails, the tail of the server's log is printed first."""
     with tempfile.TemporaryDirectory(prefix="kfpd-bench-", dir="/tmp") as tmp:
-        url = None
-        fresh = None
+        url = fresh = None
         if server is not None:
             base = make_url(server)
-            fresh = base.set(database=f"{base.database}_cpu_{os.getpid()}_{round_no}")
+            fresh = base.set(database=f"{base.database}_{tag}")
             recreate_server_db(fresh)
             url = fresh.render_as_string(hide_password=False)
         try:
             with kfpd_server("--no-orchestrate", data_dir=Path(tmp), db_url=url) as srv:
-                http = mw.RawCaller(srv.url)
-                cpu0 = cpu_seconds(srv.process.pid)
-                seconds = mw.kfpd_workload(http, n, "launcher", Path(tmp) / "run-token.key")
-                cpu1 = cpu_seconds(srv.process.pid)
-                http.close()
+                try:
+                    yield srv
+                except BaseException:
+                    print((Path(tmp) / "server.log").read_text(errors="replace")[-3000:])
+                    raise
         finally:
             if fresh is not None:
                 recreate_server_db(fresh, drop_only=True)
+
+
+def one_round(database: str, server: str | None, n: int, round_no: int) -> str:
+    with server_on_fresh_database(server, f"cpu_{os.getpid()}_{round_no}") as srv:
+        http = mw.RawCaller(srv.url)
+        cpu0 = cpu_seconds(srv.process.pid)
+        seconds = mw.kfpd_workload(http, n, "launcher", srv.data_dir / "run-token.key")
+        cpu1 = cpu_seconds(srv.process.pid)
+        http.close()
     return (
         f"{database:10} {n / seconds:7.1f} tasks/s  wall {seconds / n * 1e3:5.2f} ms/task"
         f"  server cpu {(cpu1 - cpu0) / n * 1e3:5.2f} ms/task  load {os.getloadavg()[0]:.2f}"
