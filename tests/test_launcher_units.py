@@ -105,6 +105,18 @@ def test_requirement_set_key_ignores_order_and_changes_with_content() -> None:
     assert key(a) == key(b) != key(c)
 
 
+def test_requirement_set_key_changes_with_where_the_host_kfp_lives(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A virtualenv imports the host's kfp through a .pth naming its site directory: another
+    # kfpd installation (another site) must get its own virtualenv, not one linked elsewhere.
+    installs = (PipInstall((), ("a",)),)
+    here = python_components.requirement_set_key(installs)
+    monkeypatch.setattr(python_components, "_host_kfp_site", lambda: tmp_path / "site-packages")
+    elsewhere = python_components.requirement_set_key(installs)
+    assert here != elsewhere
+
+
 # ---------------------------------------------------------------- outputs
 
 

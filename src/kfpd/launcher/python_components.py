@@ -210,9 +210,14 @@ def default_venv_root() -> Path:
 
 
 def requirement_set_key(installs: tuple[PipInstall, ...]) -> str:
+    """The cache key of a virtualenv. It names where the host's kfp lives, not only its version:
+    the virtualenv imports kfp from there (_link_host_kfp), so a second kfpd installation must
+    not reuse a virtualenv linked to the first, which breaks once the first is removed."""
+    host_site = _host_kfp_site()
     identity = {
         "python": sys.version.split()[0],
         "host_kfp": installed_kfp_version(),
+        "host_kfp_site": str(host_site) if host_site is not None else None,
         "installs": [[list(i.options), sorted(i.requirements)] for i in installs],
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
@@ -268,12 +273,19 @@ def ensure_venv(
     return python
 
 
-def _link_host_kfp(python: Path) -> None:
-    """Let the virtualenv import the host's kfp (after its own packages, which win)."""
+def _host_kfp_site() -> Path | None:
+    """The site directory the host's kfp package is imported from."""
     spec = importlib.util.find_spec("kfp")
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).parent
+
+
+def _link_host_kfp(python: Path) -> None:
+    """Let the virtualenv import the host's kfp (after its own packages, which win)."""
+    host_site = _host_kfp_site()
+    if host_site is None:
         return
-    host_site = Path(next(iter(spec.submodule_search_locations))).parent
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True,
